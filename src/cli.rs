@@ -1,0 +1,197 @@
+//! The command line, defined once: `--help`, the man page and the shell
+//! completions are all generated from these types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::duration;
+
+/// Clean up finished evaluation pods and jobs: by test label, by age, by
+/// quota pressure or by watermark, with a preview, a confirmation and a report.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "kubectl crucible-clean",
+    bin_name = "kubectl crucible-clean",
+    version,
+    after_help = "Examples:\n  \
+      kubectl crucible-clean --test-id run-42 --dry-run\n  \
+      kubectl crucible-clean --older-than 2h --level all --yes\n  \
+      kubectl crucible-clean --older-than 1d --age-from finished -o json --yes\n\n\
+      Exit codes: 0 done or nothing to do, 1 some deletions failed, 2 bad usage,\n\
+      3 aborted before deleting, 4 cluster unreachable or forbidden, 130 interrupted."
+)]
+pub struct Cli {
+    /// Namespace to clean [default: crucible]
+    #[arg(short = 'n', long, value_name = "NS", help_heading = "Scope")]
+    pub namespace: Option<String>,
+
+    /// Every namespace except kube-system, kube-public and kube-node-lease
+    #[arg(short = 'A', long, help_heading = "Scope")]
+    pub all_namespaces: bool,
+
+    /// Base label selector (kubectl syntax); every selected object must match it
+    #[arg(short = 'l', long, value_name = "SEL", default_value = "app=evaluation", help_heading = "Selection")]
+    pub selector: String,
+
+    /// Objects labelled test-id=ID (repeatable)
+    #[arg(long = "test-id", value_name = "ID", help_heading = "Selection")]
+    pub test_id: Vec<String>,
+
+    /// Objects labelled eval-id=ID (repeatable)
+    #[arg(long = "eval-id", value_name = "ID", help_heading = "Selection")]
+    pub eval_id: Vec<String>,
+
+    /// Objects older than DUR: 90s, 30m, 2h, 7d, 1h30m
+    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Selection")]
+    pub older_than: Option<Duration>,
+
+    /// What --older-than measures age from
+    #[arg(long, value_enum, default_value_t = AgeFrom::Created, value_name = "FROM", help_heading = "Selection")]
+    pub age_from: AgeFrom,
+
+    /// Every finished object that matches the base selector
+    #[arg(long, help_heading = "Selection")]
+    pub all: bool,
+
+    /// Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods)
+    #[arg(long, value_enum, default_value_t = Level::Pods, value_name = "LEVEL", help_heading = "Selection")]
+    pub level: Level,
+
+    /// Also pending/running pods and active jobs (never pods of a running job)
+    #[arg(long, help_heading = "Selection")]
+    pub include_running: bool,
+
+    /// How to select [default: label with --test-id/--eval-id, else age]
+    #[arg(long, value_enum, value_name = "STRATEGY", help_heading = "Selection")]
+    pub strategy: Option<StrategyArg>,
+
+    /// Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "client", help_heading = "Safety")]
+    pub dry_run: Option<DryRunArg>,
+
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long, help_heading = "Safety")]
+    pub yes: bool,
+
+    /// Abort before the first delete if more than N objects would be deleted
+    #[arg(long, value_name = "N", help_heading = "Safety")]
+    pub max_delete: Option<usize>,
+
+    /// Deletion propagation for jobs
+    #[arg(long, value_enum, default_value_t = Cascade::Background, value_name = "MODE", help_heading = "Deletion")]
+    pub cascade: Cascade,
+
+    /// Grace period passed with each delete [default: the server's]
+    #[arg(long, value_name = "SECONDS", help_heading = "Deletion")]
+    pub grace_period: Option<u32>,
+
+    /// Deletes in flight at once
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Deletion")]
+    pub concurrency: u16,
+
+    /// Wait until the deleted objects are gone
+    #[arg(long, help_heading = "Deletion")]
+    pub wait: bool,
+
+    /// How long --wait waits
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = duration::clap_parse, help_heading = "Deletion")]
+    pub timeout: Duration,
+
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table, value_name = "FORMAT", help_heading = "Output")]
+    pub output: Output,
+
+    /// Log verbosity on stderr (as kubectl's -v)
+    #[arg(short = 'v', long = "v", value_name = "LEVEL", default_value_t = 0, help_heading = "Output")]
+    pub verbosity: u8,
+
+    /// Path to the kubeconfig file [default: $KUBECONFIG, then ~/.kube/config]
+    #[arg(long, value_name = "PATH", help_heading = "Connection")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use
+    #[arg(long, value_name = "NAME", help_heading = "Connection")]
+    pub context: Option<String>,
+
+    /// Timeout of each request to the API server (0 = none): 30s, 1m
+    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Connection")]
+    pub request_timeout: Option<Duration>,
+
+    #[arg(long, action = ArgAction::SetTrue, hide = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AgeFrom {
+    Created,
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Level {
+    None,
+    Pods,
+    Jobs,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    Label,
+    Age,
+    Pressure,
+    Watermark,
+    Hybrid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRunArg {
+    Client,
+    Server,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cascade {
+    Background,
+    Foreground,
+    Orphan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+    Name,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_dry_run_means_client() {
+        let cli = Cli::try_parse_from(["x", "--dry-run", "--all"]).unwrap();
+        assert_eq!(cli.dry_run, Some(DryRunArg::Client));
+        let cli = Cli::try_parse_from(["x", "--dry-run=server", "--all"]).unwrap();
+        assert_eq!(cli.dry_run, Some(DryRunArg::Server));
+        let cli = Cli::try_parse_from(["x", "--all"]).unwrap();
+        assert_eq!(cli.dry_run, None);
+    }
+
+    #[test]
+    fn concurrency_zero_is_rejected() {
+        assert!(Cli::try_parse_from(["x", "--concurrency", "0"]).is_err());
+    }
+}

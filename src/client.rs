@@ -1,0 +1,99 @@
+//! Builds the API client from kubectl-style connection flags: `--kubeconfig`,
+//! `KUBECONFIG` (several paths, merged as kubectl merges them), `--context`,
+//! `--request-timeout`; in a pod without a kubeconfig, the in-cluster config.
+
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use kube::{Client, Config};
+
+use crate::error::{Error, Result};
+use crate::request::Connection;
+
+pub const USER_AGENT: &str = concat!("kubectl-crucible-clean/", env!("CARGO_PKG_VERSION"));
+
+/// What the report and the prompt say about where we are connected.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub context: String,
+    pub server: String,
+}
+
+/// Resolves the configuration without contacting the cluster.
+pub async fn config(conn: &Connection) -> Result<(Config, Target)> {
+    let kubeconfig = match &conn.kubeconfig {
+        Some(path) => Some(Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(e, conn))?),
+        None => match Kubeconfig::from_env().map_err(|e| kubeconfig_error(e, conn))? {
+            Some(k) => Some(k),
+            None => match home_kubeconfig() {
+                Some(path) if path.exists() => Some(Kubeconfig::read_from(&path).map_err(|e| kubeconfig_error(e, conn))?),
+                _ => None,
+            },
+        },
+    };
+
+    let (mut config, context) = match kubeconfig {
+        Some(kc) => {
+            let context = conn.context.clone().or_else(|| kc.current_context.clone()).unwrap_or_default();
+            let opts = KubeConfigOptions { context: conn.context.clone(), ..Default::default() };
+            let config = Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| kubeconfig_error(e, conn))?;
+            (config, context)
+        }
+        None => {
+            if conn.context.is_some() {
+                return Err(Error::usage("--context given, but no kubeconfig found (use --kubeconfig or KUBECONFIG)"));
+            }
+            let config = Config::incluster().map_err(|_| {
+                Error::usage("no kubeconfig found: pass --kubeconfig PATH or set KUBECONFIG (or run inside a pod)")
+            })?;
+            (config, "in-cluster".to_string())
+        }
+    };
+
+    // A CLI must answer, not retry for minutes: kube's default policy retries
+    // 429/503/504 up to 15 times. Our own short retry lives in `retry`.
+    config.default_retry = false;
+    if let Some(t) = conn.request_timeout {
+        config.connect_timeout = Some(t);
+        config.read_timeout = Some(t);
+        config.write_timeout = Some(t);
+    } else {
+        config.connect_timeout = Some(Duration::from_secs(10));
+    }
+    if let Ok(v) = http::HeaderValue::from_str(USER_AGENT) {
+        config.headers.push((http::header::USER_AGENT, v));
+    }
+    let target = Target { context, server: config.cluster_url.to_string() };
+    Ok((config, target))
+}
+
+pub async fn connect(conn: &Connection) -> Result<(Client, Target)> {
+    let (config, target) = config(conn).await?;
+    let client = Client::try_from(config).map_err(|e| Error::Cluster(format!("cannot set up the client: {e}")))?;
+    Ok((client, target))
+}
+
+fn home_kubeconfig() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".kube").join("config"))
+}
+
+fn kubeconfig_error(e: KubeconfigError, conn: &Connection) -> Error {
+    match e {
+        KubeconfigError::ReadConfig(io, path) => {
+            Error::usage(format!("cannot read kubeconfig {}: {io}", path.display()))
+        }
+        KubeconfigError::LoadContext(ctx) => {
+            Error::usage(format!("context {ctx:?} not found in the kubeconfig"))
+        }
+        KubeconfigError::CurrentContextNotSet => {
+            Error::usage("the kubeconfig has no current context: pass --context NAME")
+        }
+        KubeconfigError::LoadClusterOfContext(c) => {
+            Error::usage(format!("cluster {c:?} of the context is not in the kubeconfig"))
+        }
+        other => {
+            let ctx = conn.context.as_deref().map(|c| format!(" (context {c:?})")).unwrap_or_default();
+            Error::usage(format!("invalid kubeconfig{ctx}: {}", crate::error::source_chain(&other)))
+        }
+    }
+}

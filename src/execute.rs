@@ -1,0 +1,186 @@
+//! Execution: the only writes to the API. Bounded concurrency, a uid
+//! precondition on every delete, short retries for transient answers, and a
+//! stop flag (Ctrl-C) that lets in-flight deletes finish but starts no more.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{stream, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
+use kube::{Client, Resource};
+use serde::Serialize;
+
+use crate::cli::Cascade;
+use crate::model::{Candidate, Kind};
+use crate::plan::Plan;
+use crate::retry::with_retry;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Deletion accepted (the object may linger while it terminates).
+    Deleted,
+    /// Server dry run: the server would have deleted it.
+    WouldDelete,
+    /// Already gone (404): success.
+    Gone,
+    /// The uid precondition failed (409): a same-named replacement exists.
+    Conflict,
+    Failed,
+    /// Not started: interrupted first.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Result {
+    pub uid: String,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    /// HTTP status of a failure, to tell RBAC refusals (403) apart.
+    pub code: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub server_dry_run: bool,
+    pub cascade: Cascade,
+    pub grace_period: Option<u32>,
+    pub concurrency: usize,
+}
+
+pub fn delete_params(kind: Kind, uid: &str, opts: &Options) -> DeleteParams {
+    DeleteParams {
+        dry_run: opts.server_dry_run,
+        grace_period_seconds: opts.grace_period,
+        // batch/v1 defaults to orphaning a job's pods; a cleanup tool must not.
+        propagation_policy: (kind == Kind::Job).then(|| match opts.cascade {
+            Cascade::Background => PropagationPolicy::Background,
+            Cascade::Foreground => PropagationPolicy::Foreground,
+            Cascade::Orphan => PropagationPolicy::Orphan,
+        }),
+        preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+    }
+}
+
+fn delete_request(c: &Candidate, opts: &Options) -> std::result::Result<http::Request<Vec<u8>>, kube::Error> {
+    let path = match c.kind {
+        Kind::Pod => Pod::url_path(&(), Some(&c.namespace)),
+        Kind::Job => Job::url_path(&(), Some(&c.namespace)),
+    };
+    let mut req = kube::core::Request::new(path)
+        .delete(&c.name, &delete_params(c.kind, &c.uid, opts))
+        .map_err(kube::Error::BuildRequest)?;
+    if opts.server_dry_run {
+        // Also in the query string, so audit logs show the request was a dry run.
+        let uri = format!("{}dryRun=All", req.uri());
+        *req.uri_mut() = uri.parse().map_err(|e: http::uri::InvalidUri| kube::Error::BuildRequest(kube::core::request::Error::Validation(e.to_string())))?;
+    }
+    Ok(req)
+}
+
+pub async fn delete_one(client: &Client, c: &Candidate, opts: &Options) -> Result {
+    let sent = with_retry(|| async {
+        let req = delete_request(c, opts)?;
+        client.request_text(req).await
+    })
+    .await;
+    let (outcome, error, code) = match sent {
+        Ok(_) if opts.server_dry_run => (Outcome::WouldDelete, None, None),
+        Ok(_) => (Outcome::Deleted, None, None),
+        Err(kube::Error::Api(s)) if s.code == 404 => (Outcome::Gone, None, None),
+        Err(kube::Error::Api(s)) if s.code == 409 => (Outcome::Conflict, Some(s.message.clone()), Some(409)),
+        Err(kube::Error::Api(s)) => (Outcome::Failed, Some(s.message.clone()), Some(s.code)),
+        Err(e) => (Outcome::Failed, Some(crate::error::source_chain(&e)), None),
+    };
+    Result { uid: c.uid.clone(), outcome, error, code }
+}
+
+/// Deletes every `Delete` item of the plan, at most `concurrency` at once.
+pub async fn execute(
+    client: &Client,
+    plan: &Plan,
+    opts: &Options,
+    stop: Arc<AtomicBool>,
+    on_done: impl Fn(&Result) + Send + Sync,
+) -> Vec<Result> {
+    stream::iter(plan.to_delete().map(|i| &i.candidate))
+        .map(|c| {
+            let stop = stop.clone();
+            async move {
+                if stop.load(Ordering::SeqCst) {
+                    return Result { uid: c.uid.clone(), outcome: Outcome::Cancelled, error: None, code: None };
+                }
+                delete_one(client, c, opts).await
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .inspect(|r| on_done(r))
+        .collect()
+        .await
+}
+
+/// Waits until each deleted object is gone (or replaced by a new uid).
+/// Returns the names still present when the timeout ran out.
+pub async fn wait_gone(client: &Client, items: &[&Candidate], timeout: Duration, stop: Arc<AtomicBool>) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut remaining: Vec<&Candidate> = items.to_vec();
+    while !remaining.is_empty() && Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
+        let still: Vec<bool> = stream::iter(remaining.iter())
+            .map(|c| async move { exists(client, c).await })
+            .buffered(16)
+            .collect()
+            .await;
+        remaining = remaining.into_iter().zip(still).filter_map(|(c, s)| s.then_some(c)).collect();
+        if !remaining.is_empty() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    remaining.iter().map(|c| c.display_name()).collect()
+}
+
+async fn exists(client: &Client, c: &Candidate) -> bool {
+    let found = match c.kind {
+        Kind::Pod => kube::Api::<Pod>::namespaced(client.clone(), &c.namespace).get_metadata_opt(&c.name).await.map(|o| o.and_then(|m| m.metadata.uid)),
+        Kind::Job => kube::Api::<Job>::namespaced(client.clone(), &c.namespace).get_metadata_opt(&c.name).await.map(|o| o.and_then(|m| m.metadata.uid)),
+    };
+    match found {
+        Ok(uid) => uid.as_deref() == Some(c.uid.as_str()),
+        Err(_) => true, // unknown: keep waiting until the deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures::*;
+    use crate::model::Phase;
+
+    fn opts(dry: bool, cascade: Cascade) -> Options {
+        Options { server_dry_run: dry, cascade, grace_period: Some(5), concurrency: 4 }
+    }
+
+    #[test]
+    fn every_delete_carries_a_uid_precondition_and_jobs_cascade() {
+        let job_req = delete_request(&job("j", Phase::Complete, 0), &opts(false, Cascade::Background)).unwrap();
+        assert_eq!(job_req.method(), http::Method::DELETE);
+        assert_eq!(job_req.uri().path(), "/apis/batch/v1/namespaces/crucible/jobs/j");
+        let body: serde_json::Value = serde_json::from_slice(job_req.body()).unwrap();
+        assert_eq!(body["preconditions"]["uid"], "uid-j");
+        assert_eq!(body["propagationPolicy"], "Background");
+        assert_eq!(body["gracePeriodSeconds"], 5);
+        assert!(body.get("dryRun").is_none());
+
+        let pod_req = delete_request(&pod("p", Phase::Failed, 0), &opts(true, Cascade::Orphan)).unwrap();
+        assert_eq!(pod_req.uri().path(), "/api/v1/namespaces/crucible/pods/p");
+        assert!(pod_req.uri().query().unwrap_or_default().contains("dryRun=All"));
+        let body: serde_json::Value = serde_json::from_slice(pod_req.body()).unwrap();
+        assert_eq!(body["dryRun"], serde_json::json!(["All"]));
+        assert!(body.get("propagationPolicy").is_none());
+
+        let orphan = delete_params(Kind::Job, "u", &opts(false, Cascade::Orphan));
+        assert_eq!(orphan.propagation_policy, Some(PropagationPolicy::Orphan));
+    }
+}

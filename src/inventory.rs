@@ -1,0 +1,302 @@
+//! Inventory: the only reads from the API. Lists in pages of 500, metadata
+//! only where the status is not needed (a pod's phase then comes from the
+//! `status.phase` field selector), restarts a list once on 410 Expired, and
+//! keeps a compact `Candidate` per object instead of whole objects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use futures::{stream, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{ListParams, ObjectList};
+use kube::{Api, Client};
+
+use crate::error::{Error, Result};
+use crate::model::{Candidate, Inventory, Kind, Owner, OwnerState, Phase, Quota, EVAL_ID, KEEP_KEY, PROTECTED_NAMESPACES, TEST_ID};
+use crate::request::{Request, Scope};
+use crate::retry::with_retry;
+
+pub const PAGE_SIZE: u32 = 500;
+
+/// What to read: derived from the request by `Needs::of`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needs {
+    pub label_selector: String,
+    pub pod_phases: Vec<Phase>,
+    /// Full pod objects (for finish times) instead of metadata only.
+    pub pod_status: bool,
+    pub jobs: bool,
+    pub quotas: bool,
+}
+
+impl Needs {
+    pub fn of(req: &Request) -> Self {
+        use crate::cli::{AgeFrom, Level, Output};
+        let mut pod_phases = vec![Phase::Succeeded, Phase::Failed];
+        if req.include_running {
+            pod_phases.extend([Phase::Pending, Phase::Running, Phase::Unknown]);
+        }
+        let finish_times = req.criteria.age_from == Some(AgeFrom::Finished)
+            || matches!(req.output, Output::Wide | Output::Json | Output::Yaml);
+        Needs {
+            label_selector: req.server_selector().to_string(),
+            pod_phases: if req.level == Level::None { vec![] } else { pod_phases },
+            pod_status: finish_times,
+            jobs: req.level != Level::None,
+            quotas: false,
+        }
+    }
+}
+
+pub async fn take(client: &Client, req: &Request) -> Result<Inventory> {
+    take_with(client, &req.scope, &Needs::of(req)).await
+}
+
+pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<Inventory> {
+    let taken_at = Utc::now();
+    let (pods_api, jobs_api, quota_api): (Api<Pod>, Api<Job>, Api<ResourceQuota>) = match scope {
+        Scope::Namespace(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        Scope::AllNamespaces => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let ns_guard: Vec<String> = match scope {
+        Scope::AllNamespaces => PROTECTED_NAMESPACES.iter().map(|n| format!("metadata.namespace!={n}")).collect(),
+        Scope::Namespace(_) => vec![],
+    };
+    let fields = |extra: Option<String>| -> Option<String> {
+        let mut f = ns_guard.clone();
+        f.extend(extra);
+        (!f.is_empty()).then(|| f.join(","))
+    };
+
+    let mut pods = Vec::new();
+    for phase in &needs.pod_phases {
+        let lp = list_params(&needs.label_selector, fields(Some(format!("status.phase={}", phase_name(*phase)))));
+        if needs.pod_status {
+            paged(|lp| { let api = pods_api.clone(); async move { api.list(&lp).await } }, lp, &mut pods, |p: Pod| pod_candidate(&p.metadata, *phase, pod_finished_at(&p))).await
+        } else {
+            paged(|lp| { let api = pods_api.clone(); async move { api.list_metadata(&lp).await } }, lp, &mut pods, |p| pod_candidate(&p.metadata, *phase, None)).await
+        }
+        .map_err(|e| Error::from_kube("cannot list pods", e))?;
+    }
+
+    let mut jobs = Vec::new();
+    if needs.jobs || pods.iter().any(|p| p.owner_job().is_some()) {
+        let lp = list_params(&needs.label_selector, fields(None));
+        paged(|lp| { let api = jobs_api.clone(); async move { api.list(&lp).await } }, lp, &mut jobs, |j: Job| job_candidate(&j))
+            .await
+            .map_err(|e| Error::from_kube("cannot list jobs", e))?;
+    }
+
+    let owners = owner_states(client, &pods, &jobs).await?;
+    if !needs.jobs {
+        jobs.clear();
+    }
+
+    let mut quotas = Vec::new();
+    if needs.quotas {
+        let lp = list_params("", fields(None));
+        paged(|lp| { let api = quota_api.clone(); async move { api.list(&lp).await } }, lp, &mut quotas, |q: ResourceQuota| quota(&q))
+            .await
+            .map_err(|e| Error::from_kube("cannot list resourcequotas", e))?;
+    }
+
+    Ok(Inventory { pods, jobs, owners, quotas, taken_at })
+}
+
+fn list_params(labels: &str, fields: Option<String>) -> ListParams {
+    let mut lp = ListParams::default().limit(PAGE_SIZE);
+    if !labels.is_empty() {
+        lp = lp.labels(labels);
+    }
+    if let Some(f) = fields {
+        lp = lp.fields(&f);
+    }
+    lp
+}
+
+/// Walks every page of a list. On 410 Expired (the continue token outlived
+/// etcd's compaction) the list restarts once from the beginning, so the
+/// result is one consistent snapshot rather than a stitched one.
+pub async fn paged<T, C, F, Fut>(mut fetch: F, base: ListParams, out: &mut Vec<C>, mut convert: impl FnMut(T) -> C) -> Result<(), kube::Error>
+where
+    T: Clone,
+    F: FnMut(ListParams) -> Fut,
+    Fut: Future<Output = Result<ObjectList<T>, kube::Error>>,
+{
+    let start = out.len();
+    let mut restarted = false;
+    let mut token: Option<String> = None;
+    loop {
+        let mut lp = base.clone();
+        lp.continue_token = token.clone();
+        match with_retry(|| fetch(lp.clone())).await {
+            Ok(page) => {
+                token = page.metadata.continue_.clone().filter(|t| !t.is_empty());
+                out.extend(page.items.into_iter().map(&mut convert));
+                if token.is_none() {
+                    return Ok(());
+                }
+            }
+            Err(kube::Error::Api(s)) if s.code == 410 && !restarted => {
+                restarted = true;
+                token = None;
+                out.truncate(start);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// For each job that owns a listed pod: finished, unfinished, or gone.
+/// Jobs already listed answer for themselves; the others are fetched by name
+/// (they may lack the base label) and compared by uid.
+async fn owner_states(client: &Client, pods: &[Candidate], jobs: &[Candidate]) -> Result<BTreeMap<String, OwnerState>> {
+    let mut states: BTreeMap<String, OwnerState> = jobs
+        .iter()
+        .map(|j| (j.uid.clone(), if j.phase.is_finished() { OwnerState::Finished } else { OwnerState::Unfinished }))
+        .collect();
+    let missing: BTreeSet<(String, String, String)> = pods
+        .iter()
+        .filter_map(|p| p.owner_job().map(|o| (p.namespace.clone(), o.name.clone(), o.uid.clone())))
+        .filter(|(_, _, uid)| !states.contains_key(uid))
+        .collect();
+    let fetched: Vec<Result<(String, OwnerState)>> = stream::iter(missing)
+        .map(|(ns, name, uid)| {
+            let api: Api<Job> = Api::namespaced(client.clone(), &ns);
+            async move {
+                let job = with_retry(|| api.get_opt(&name)).await.map_err(|e| Error::from_kube("cannot read owner job", e))?;
+                let state = match job {
+                    Some(j) if j.metadata.uid.as_deref() == Some(uid.as_str()) => {
+                        if job_candidate(&j).phase.is_finished() { OwnerState::Finished } else { OwnerState::Unfinished }
+                    }
+                    _ => OwnerState::Gone,
+                };
+                Ok((uid, state))
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for r in fetched {
+        let (uid, state) = r?;
+        states.insert(uid, state);
+    }
+    Ok(states)
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Pending => "Pending",
+        Phase::Running => "Running",
+        Phase::Succeeded => "Succeeded",
+        Phase::Failed => "Failed",
+        _ => "Unknown",
+    }
+}
+
+pub fn time(t: &Time) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32).unwrap_or_default()
+}
+
+fn marked_keep(meta: &ObjectMeta) -> bool {
+    let yes = |m: &Option<BTreeMap<String, String>>| m.as_ref().and_then(|m| m.get(KEEP_KEY)).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    yes(&meta.labels) || yes(&meta.annotations)
+}
+
+fn base_candidate(kind: Kind, meta: &ObjectMeta, phase: Phase, finished_at: Option<DateTime<Utc>>) -> Candidate {
+    let labels = meta.labels.clone().unwrap_or_default();
+    Candidate {
+        kind,
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        phase,
+        created_at: meta.creation_timestamp.as_ref().map(time).unwrap_or_default(),
+        finished_at,
+        test_id: labels.get(TEST_ID).cloned(),
+        eval_id: labels.get(EVAL_ID).cloned(),
+        keep: marked_keep(meta),
+        terminating: meta.deletion_timestamp.is_some(),
+        owner: meta.owner_references.as_ref().and_then(|refs| {
+            refs.iter()
+                .find(|r| r.controller == Some(true))
+                .map(|r| Owner { kind: r.kind.clone(), name: r.name.clone(), uid: r.uid.clone() })
+        }),
+        labels,
+    }
+}
+
+pub fn pod_candidate(meta: &ObjectMeta, phase: Phase, finished_at: Option<DateTime<Utc>>) -> Candidate {
+    base_candidate(Kind::Pod, meta, phase, finished_at)
+}
+
+/// When the last container stopped.
+pub fn pod_finished_at(p: &Pod) -> Option<DateTime<Utc>> {
+    let status = p.status.as_ref()?;
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|cs| cs.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref().map(time))
+        .max()
+}
+
+pub fn job_candidate(j: &Job) -> Candidate {
+    let status = j.status.as_ref();
+    let cond = |t: &str| {
+        status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == t && c.status == "True"))
+    };
+    let (phase, finished_at) = if let Some(c) = cond("Complete") {
+        let at = status.and_then(|s| s.completion_time.as_ref()).or(c.last_transition_time.as_ref()).map(time);
+        (Phase::Complete, at)
+    } else if let Some(c) = cond("Failed") {
+        (Phase::Failed, c.last_transition_time.as_ref().map(time))
+    } else {
+        (Phase::Active, None)
+    };
+    base_candidate(Kind::Job, &j.metadata, phase, finished_at)
+}
+
+fn quota(q: &ResourceQuota) -> Quota {
+    let read = |m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+        m.map(|m| m.iter().filter_map(|(k, v)| crate::quantity::parse(&v.0).map(|n| (k.clone(), n))).collect()).unwrap_or_default()
+    };
+    let status = q.status.as_ref();
+    Quota {
+        namespace: q.metadata.namespace.clone().unwrap_or_default(),
+        name: q.metadata.name.clone().unwrap_or_default(),
+        hard: read(status.and_then(|s| s.hard.as_ref())),
+        used: read(status.and_then(|s| s.used.as_ref())),
+    }
+}
+
+/// Asks the API server whether we may delete `resource` in `namespace`
+/// (a SelfSubjectAccessReview: nothing is stored). Lets a run without the
+/// permission stop before the first delete, naming what is missing.
+pub async fn can_delete(client: &Client, namespace: &str, group: &str, resource: &str) -> Result<bool> {
+    use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_string()),
+                verb: Some("delete".into()),
+                group: Some(group.to_string()),
+                resource: Some(resource.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let pp = kube::api::PostParams::default();
+    let answer = with_retry(|| api.create(&pp, &review))
+        .await
+        .map_err(|e| Error::from_kube("cannot check permissions", e))?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}

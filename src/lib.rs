@@ -1,0 +1,202 @@
+//! `kubectl crucible-clean`: one selection → plan → gate → delete → report
+//! pipeline. Each stage is a module; `run` wires them together.
+
+pub mod cli;
+pub mod client;
+pub mod duration;
+pub mod error;
+pub mod execute;
+pub mod gate;
+pub mod inventory;
+pub mod model;
+pub mod plan;
+pub mod quantity;
+pub mod report;
+pub mod request;
+pub mod retry;
+pub mod select;
+pub mod selector;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cli::{Cli, Output};
+use error::{exit, Error, Result};
+use gate::Decision;
+use model::Kind;
+use request::{Mode, Request};
+
+/// After a prompt this slow, the plan is re-read before anything is deleted.
+const STALE_AFTER: Duration = Duration::from_secs(5);
+/// Show a progress bar from this many deletions on.
+const PROGRESS_FROM: usize = 6;
+
+pub fn log(req_verbosity: u8, level: u8, msg: impl AsRef<str>) {
+    if req_verbosity >= level {
+        eprintln!("{}", msg.as_ref());
+    }
+}
+
+/// Runs the pipeline once and returns the exit code.
+pub async fn run(cli: &Cli) -> Result<i32> {
+    let req = Request::from_cli(cli)?;
+    let (client, target) = client::connect(&req.connection).await?;
+    log(req.verbosity, 4, format!("context {:?}, server {}", target.context, target.server));
+
+    let t0 = std::time::Instant::now();
+    let inv = inventory::take(&client, &req).await?;
+    log(req.verbosity, 4, format!("listed {} pods and {} jobs in {:?}", inv.pods.len(), inv.jobs.len(), t0.elapsed()));
+    let mut plan = plan::plan(select::select(&req, &inv), &inv, req.include_running);
+
+    let interactive = gate::is_interactive();
+    let will_prompt = interactive && req.mode == Mode::Apply && !req.yes && plan.delete_count() > 0;
+    if will_prompt || (req.mode == Mode::Apply && plan.delete_count() > 0) {
+        // Ask before prompting: a user should not confirm what RBAC will refuse.
+        preflight(&client, &plan).await?;
+    }
+    if will_prompt && req.max_delete.is_none_or(|m| plan.delete_count() <= m) {
+        let preview = report_for(&req, &target, &plan, &[], Mode::DryRunClient, &inv);
+        eprint!("{}", report::render(&preview, Output::Table));
+    }
+    let decision = gate::decide(&plan, &req, &target, interactive, gate::ask)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let results = match decision {
+        Decision::Nothing => vec![],
+        Decision::Preview if req.mode == Mode::DryRunClient => vec![],
+        Decision::Preview | Decision::Proceed { .. } => {
+            if let Decision::Proceed { prompted: true } = decision {
+                if chrono::Utc::now() - inv.taken_at > chrono::Duration::from_std(STALE_AFTER).unwrap_or_default() {
+                    let fresh_inv = inventory::take(&client, &req).await?;
+                    let fresh = plan::plan(select::select(&req, &fresh_inv), &fresh_inv, req.include_running);
+                    let (restricted, dropped) = plan::restrict_to(fresh, &plan);
+                    if dropped > 0 {
+                        eprintln!("{dropped} objects no longer qualify since the prompt and are left alone");
+                    }
+                    plan = restricted;
+                }
+            }
+            execute_plan(&client, &req, &plan, stop.clone()).await
+        }
+    };
+
+    let mut code = exit::OK;
+    let failed: Vec<&execute::Result> = results.iter().filter(|r| r.outcome == execute::Outcome::Failed).collect();
+    if !failed.is_empty() {
+        code = if failed.iter().all(|r| matches!(r.code, Some(401 | 403))) { exit::CLUSTER } else { exit::FAILED };
+    }
+    if req.mode == Mode::Apply && code == exit::OK {
+        if let Some(timeout) = req.wait {
+            let deleted: Vec<&model::Candidate> = plan
+                .to_delete()
+                .filter(|i| results.iter().any(|r| r.uid == i.candidate.uid && r.outcome == execute::Outcome::Deleted))
+                .map(|i| &i.candidate)
+                .collect();
+            let left = execute::wait_gone(&client, &deleted, timeout, stop.clone()).await;
+            if !left.is_empty() && !stop.load(Ordering::SeqCst) {
+                eprintln!("error: timed out after {}s waiting for {} objects to go: {}", timeout.as_secs(), left.len(), left.join(", "));
+                code = exit::FAILED;
+            }
+        }
+    }
+    let rep = report_for(&req, &target, &plan, &results, req.mode, &inv);
+    print!("{}", report::render(&rep, req.output));
+    if stop.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
+    Ok(code)
+}
+
+fn report_for(req: &Request, target: &client::Target, plan: &plan::Plan, results: &[execute::Result], mode: Mode, inv: &model::Inventory) -> report::CleanupReport {
+    report::build(
+        plan,
+        results,
+        &report::Context {
+            namespace: req.scope.namespace(),
+            context: &target.context,
+            mode,
+            strategy: req.strategy.name(),
+            selector: req.server_selector().to_string(),
+            now: inv.taken_at,
+        },
+    )
+}
+
+async fn preflight(client: &kube::Client, plan: &plan::Plan) -> Result<()> {
+    let needed: BTreeSet<(String, Kind)> = plan.to_delete().map(|i| (i.candidate.namespace.clone(), i.candidate.kind)).collect();
+    for (ns, kind) in needed {
+        let (group, resource) = match kind {
+            Kind::Pod => ("", "pods"),
+            Kind::Job => ("batch", "jobs"),
+        };
+        if !inventory::can_delete(client, &ns, group, resource).await? {
+            let what = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
+            return Err(Error::Cluster(format!(
+                "forbidden: you may not delete {what} in namespace {ns} (RBAC verb \"delete\" on {what} is missing); nothing deleted"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn execute_plan(client: &kube::Client, req: &Request, plan: &plan::Plan, stop: Arc<AtomicBool>) -> Vec<execute::Result> {
+    let listener = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            stop.store(true, Ordering::SeqCst);
+            eprintln!("interrupted: no new deletes start; waiting for those in flight");
+        })
+    };
+    let n = plan.delete_count();
+    let bar = (req.progress && n >= PROGRESS_FROM && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let b = indicatif::ProgressBar::with_draw_target(Some(n as u64), indicatif::ProgressDrawTarget::stderr());
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let opts = execute::Options {
+        server_dry_run: req.mode == Mode::DryRunServer,
+        cascade: req.cascade,
+        grace_period: req.grace_period,
+        concurrency: req.concurrency,
+    };
+    let results = execute::execute(client, plan, &opts, stop, |_| {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    })
+    .await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    listener.abort();
+    results
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,181 @@
+//! The domain records every stage shares: a compact `Candidate` per object
+//! (never the whole object), and the `Inventory` snapshot they come in.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Label and annotation that protect an object from any cleanup.
+pub const KEEP_KEY: &str = "crucible-clean/keep";
+pub const TEST_ID: &str = "test-id";
+pub const EVAL_ID: &str = "eval-id";
+/// Namespaces that are never cleaned.
+pub const PROTECTED_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Kind {
+    Pod,
+    Job,
+}
+
+impl Kind {
+    /// The `kubectl -o name` prefix.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Kind::Pod => "pod",
+            Kind::Job => "job.batch",
+        }
+    }
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Pod => "pods",
+            Kind::Job => "jobs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+    /// A job with neither Complete nor Failed condition.
+    Active,
+    /// A job with condition Complete=True.
+    Complete,
+}
+
+impl Phase {
+    pub fn is_finished(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed | Phase::Complete)
+    }
+    pub fn is_failure(self) -> bool {
+        self == Phase::Failed
+    }
+}
+
+/// The controller that owns an object (ownerReferences[controller=true]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// One pod or job, reduced to what selection, planning and reporting need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub phase: Phase,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub test_id: Option<String>,
+    pub eval_id: Option<String>,
+    /// Labels kept for client-side selector checks (policy rules, priority).
+    pub labels: BTreeMap<String, String>,
+    /// `crucible-clean/keep=true` as label or annotation.
+    pub keep: bool,
+    /// `deletionTimestamp` is set.
+    pub terminating: bool,
+    pub owner: Option<Owner>,
+}
+
+impl Candidate {
+    pub fn age(&self, now: DateTime<Utc>) -> chrono::Duration {
+        now - self.created_at
+    }
+
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.kind.resource(), self.name)
+    }
+
+    /// The job that controls this pod, if any.
+    pub fn owner_job(&self) -> Option<&Owner> {
+        self.owner.as_ref().filter(|o| o.kind == "Job")
+    }
+}
+
+/// What is known about the job that owns a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerState {
+    Finished,
+    Unfinished,
+    /// The owner no longer exists: the pod is an orphan.
+    Gone,
+}
+
+/// A ResourceQuota's figures, by resource name (`count/pods`, `pods`, `requests.cpu`…).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quota {
+    pub namespace: String,
+    pub name: String,
+    pub hard: BTreeMap<String, f64>,
+    pub used: BTreeMap<String, f64>,
+}
+
+/// A consistent snapshot of one or more namespaces.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub pods: Vec<Candidate>,
+    pub jobs: Vec<Candidate>,
+    /// State of every job that owns a listed pod, by job uid.
+    pub owners: BTreeMap<String, OwnerState>,
+    pub quotas: Vec<Quota>,
+    pub taken_at: DateTime<Utc>,
+}
+
+impl Inventory {
+    pub fn candidates(&self) -> impl Iterator<Item = &Candidate> {
+        self.jobs.iter().chain(self.pods.iter())
+    }
+}
+
+#[cfg(test)]
+pub mod fixtures {
+    //! Hand-built candidates for unit tests of the pure stages.
+    use super::*;
+    use chrono::TimeZone;
+
+    pub fn t(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    pub fn pod(name: &str, phase: Phase, created: i64) -> Candidate {
+        Candidate {
+            kind: Kind::Pod,
+            namespace: "crucible".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            phase,
+            created_at: t(created),
+            finished_at: phase.is_finished().then(|| t(created + 10)),
+            test_id: None,
+            eval_id: None,
+            labels: BTreeMap::from([("app".to_string(), "evaluation".to_string())]),
+            keep: false,
+            terminating: false,
+            owner: None,
+        }
+    }
+
+    pub fn job(name: &str, phase: Phase, created: i64) -> Candidate {
+        Candidate { kind: Kind::Job, ..pod(name, phase, created) }
+    }
+
+    pub fn with_test(mut c: Candidate, test_id: &str) -> Candidate {
+        c.test_id = Some(test_id.into());
+        c.labels.insert(TEST_ID.into(), test_id.into());
+        c
+    }
+
+    pub fn owned_by(mut c: Candidate, job: &Candidate) -> Candidate {
+        c.owner = Some(Owner { kind: "Job".into(), name: job.name.clone(), uid: job.uid.clone() });
+        c
+    }
+}

@@ -1,0 +1,206 @@
+//! Planning: turn selected objects into an ordered plan, applying the guards
+//! that no strategy may override. Pure.
+
+use serde::Serialize;
+
+use crate::model::{Candidate, Inventory, Kind, OwnerState, KEEP_KEY, PROTECTED_NAMESPACES};
+use crate::select::{Rule, Selected};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Delete,
+    /// Marked `crucible-clean/keep=true`.
+    Keep,
+    /// Matched, but a guard forbids deleting it now.
+    Skip,
+}
+
+/// Why a guard stopped an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protection {
+    Kept,
+    Terminating,
+    OwnerRunning(String),
+    NotFinished,
+    ProtectedNamespace,
+}
+
+impl Protection {
+    pub fn action(&self) -> Action {
+        match self {
+            Protection::Kept => Action::Keep,
+            _ => Action::Skip,
+        }
+    }
+    pub fn reason(&self) -> String {
+        match self {
+            Protection::Kept => format!("{KEEP_KEY}=true"),
+            Protection::Terminating => "terminating".into(),
+            Protection::OwnerRunning(job) => format!("job {job} has not finished"),
+            Protection::NotFinished => "not finished (add --include-running)".into(),
+            Protection::ProtectedNamespace => "protected namespace".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanItem {
+    pub candidate: Candidate,
+    pub matched_by: Vec<Rule>,
+    pub action: Action,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub items: Vec<PlanItem>,
+}
+
+impl Plan {
+    pub fn to_delete(&self) -> impl Iterator<Item = &PlanItem> {
+        self.items.iter().filter(|i| i.action == Action::Delete)
+    }
+    pub fn delete_count(&self) -> usize {
+        self.to_delete().count()
+    }
+}
+
+/// The guard that stops a candidate, if any. Strategies that budget
+/// deletions (watermark) call this to count only what may really go.
+pub fn protection(c: &Candidate, inv: &Inventory, include_running: bool) -> Option<Protection> {
+    if PROTECTED_NAMESPACES.contains(&c.namespace.as_str()) {
+        return Some(Protection::ProtectedNamespace);
+    }
+    if c.terminating {
+        return Some(Protection::Terminating);
+    }
+    if c.keep {
+        return Some(Protection::Kept);
+    }
+    if c.kind == Kind::Pod {
+        if let Some(owner) = c.owner_job() {
+            // Unknown owner state counts as running: the safe side.
+            if inv.owners.get(&owner.uid) != Some(&OwnerState::Finished)
+                && inv.owners.get(&owner.uid) != Some(&OwnerState::Gone)
+            {
+                return Some(Protection::OwnerRunning(owner.name.clone()));
+            }
+        }
+    }
+    if !c.phase.is_finished() && !include_running {
+        return Some(Protection::NotFinished);
+    }
+    None
+}
+
+/// Orders the plan jobs first, then oldest first, so the preview reads like
+/// `kubectl get` sorted by age and deletes start with the most stale.
+pub fn plan(selected: Vec<Selected<'_>>, inv: &Inventory, include_running: bool) -> Plan {
+    let mut items: Vec<PlanItem> = selected
+        .into_iter()
+        .map(|s| {
+            let guard = protection(s.candidate, inv, include_running);
+            PlanItem {
+                candidate: s.candidate.clone(),
+                matched_by: s.matched_by,
+                action: guard.as_ref().map_or(Action::Delete, Protection::action),
+                reason: guard.map(|g| g.reason()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        let key = |i: &PlanItem| {
+            let c = &i.candidate;
+            (c.kind != Kind::Job, c.namespace.clone(), c.created_at, c.name.clone())
+        };
+        key(a).cmp(&key(b))
+    });
+    Plan { items }
+}
+
+/// Keeps only the items of `fresh` whose uid was confirmed in `confirmed`:
+/// used after a slow prompt, when the plan is re-read before execution.
+pub fn restrict_to(fresh: Plan, confirmed: &Plan) -> (Plan, usize) {
+    let ok: std::collections::HashSet<&str> = confirmed.to_delete().map(|i| i.candidate.uid.as_str()).collect();
+    let before = confirmed.delete_count();
+    let mut items = fresh.items;
+    for item in &mut items {
+        if item.action == Action::Delete && !ok.contains(item.candidate.uid.as_str()) {
+            item.action = Action::Skip;
+            item.reason = "appeared after confirmation".into();
+        }
+    }
+    let plan = Plan { items };
+    let dropped = before.saturating_sub(plan.delete_count());
+    (plan, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures::*;
+    use crate::model::Phase;
+
+    fn sel(c: &Candidate) -> Selected<'_> {
+        Selected { candidate: c, matched_by: vec![Rule::All] }
+    }
+
+    #[test]
+    fn guards_protect_what_must_survive() {
+        let running_job = job("job-run", Phase::Active, 0);
+        let done_job = job("job-done", Phase::Complete, 0);
+        let mut kept = pod("kept", Phase::Succeeded, 1);
+        kept.keep = true;
+        let mut term = pod("term", Phase::Failed, 2);
+        term.terminating = true;
+        let of_running = owned_by(pod("of-running", Phase::Failed, 3), &running_job);
+        let of_done = owned_by(pod("of-done", Phase::Succeeded, 4), &done_job);
+        let running = pod("running", Phase::Running, 5);
+        let plain = pod("plain", Phase::Succeeded, 6);
+        let inv = Inventory {
+            owners: [(running_job.uid.clone(), OwnerState::Unfinished), (done_job.uid.clone(), OwnerState::Finished)].into(),
+            ..Default::default()
+        };
+        let all = [&kept, &term, &of_running, &of_done, &running, &plain, &running_job];
+        let p = plan(all.iter().map(|c| sel(c)).collect(), &inv, false);
+        let got: Vec<(&str, Action, &str)> =
+            p.items.iter().map(|i| (i.candidate.name.as_str(), i.action, i.reason.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("job-run", Action::Skip, "not finished (add --include-running)"),
+                ("kept", Action::Keep, "crucible-clean/keep=true"),
+                ("term", Action::Skip, "terminating"),
+                ("of-running", Action::Skip, "job job-run has not finished"),
+                ("of-done", Action::Delete, ""),
+                ("running", Action::Skip, "not finished (add --include-running)"),
+                ("plain", Action::Delete, ""),
+            ]
+        );
+        // --include-running frees running objects, never pods of a running job.
+        let p = plan(all.iter().map(|c| sel(c)).collect(), &inv, true);
+        let deleted: Vec<&str> = p.to_delete().map(|i| i.candidate.name.as_str()).collect();
+        assert_eq!(deleted, ["job-run", "of-done", "running", "plain"]);
+    }
+
+    #[test]
+    fn unknown_owner_state_is_treated_as_running() {
+        let j = job("j", Phase::Complete, 0);
+        let p = owned_by(pod("p", Phase::Succeeded, 0), &j);
+        assert_eq!(protection(&p, &Inventory::default(), true), Some(Protection::OwnerRunning("j".into())));
+    }
+
+    #[test]
+    fn restrict_to_drops_what_was_not_confirmed() {
+        let (a, b) = (pod("a", Phase::Succeeded, 0), pod("b", Phase::Succeeded, 1));
+        let inv = Inventory::default();
+        let confirmed = plan(vec![sel(&a)], &inv, false);
+        let fresh = plan(vec![sel(&a), sel(&b)], &inv, false);
+        let (p, dropped) = restrict_to(fresh, &confirmed);
+        assert_eq!(p.delete_count(), 1);
+        assert_eq!(dropped, 0);
+        let (p, dropped) = restrict_to(plan(vec![], &inv, false), &confirmed);
+        assert_eq!((p.delete_count(), dropped), (0, 1));
+    }
+}

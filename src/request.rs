@@ -1,0 +1,304 @@
+//! Flags → a validated `Request` (kubectl's Complete + Validate). Nothing
+//! here touches the API, so bad input can never cause a deletion.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use crate::cli::{AgeFrom, Cascade, Cli, DryRunArg, Level, Output, StrategyArg};
+use crate::error::{Error, Result};
+use crate::model::PROTECTED_NAMESPACES;
+use crate::selector::{self, Selector};
+
+pub const DEFAULT_NAMESPACE: &str = "crucible";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Namespace(String),
+    AllNamespaces,
+}
+
+impl Scope {
+    pub fn label(&self) -> String {
+        match self {
+            Scope::Namespace(ns) => ns.clone(),
+            Scope::AllNamespaces => "all namespaces".into(),
+        }
+    }
+    /// The namespace for the report's `namespace` field (empty for -A).
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Scope::Namespace(ns) => Some(ns),
+            Scope::AllNamespaces => None,
+        }
+    }
+}
+
+/// The rules a user can combine; strategies decide how they combine.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Criteria {
+    pub test_ids: Vec<String>,
+    pub eval_ids: Vec<String>,
+    pub older_than: Option<Duration>,
+    pub age_from: Option<AgeFrom>,
+    pub all: bool,
+}
+
+impl Criteria {
+    pub fn has_ids(&self) -> bool {
+        !self.test_ids.is_empty() || !self.eval_ids.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    Label,
+    Age,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Label => "label",
+            Strategy::Age => "age",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    DryRunClient,
+    DryRunServer,
+}
+
+impl Mode {
+    pub fn is_dry_run(self) -> bool {
+        self != Mode::Apply
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connection {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub request_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub scope: Scope,
+    /// `-l`, always applied server-side.
+    pub base: Selector,
+    pub criteria: Criteria,
+    pub strategy: Strategy,
+    pub level: Level,
+    pub include_running: bool,
+    pub mode: Mode,
+    pub yes: bool,
+    pub max_delete: Option<usize>,
+    pub cascade: Cascade,
+    pub grace_period: Option<u32>,
+    pub concurrency: usize,
+    pub wait: Option<Duration>,
+    pub output: Output,
+    pub connection: Connection,
+    pub verbosity: u8,
+    pub progress: bool,
+}
+
+impl Request {
+    pub fn from_cli(cli: &Cli) -> Result<Self> {
+        let scope = match (&cli.namespace, cli.all_namespaces) {
+            (Some(_), true) => return Err(Error::usage("--namespace and --all-namespaces exclude each other; give one")),
+            (None, true) => Scope::AllNamespaces,
+            (ns, false) => {
+                let ns = ns.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+                validate_namespace(&ns)?;
+                Scope::Namespace(ns)
+            }
+        };
+
+        let base = Selector::parse(&cli.selector).map_err(|e| Error::usage(format!("-l/--selector: {e}")))?;
+        for (flag, ids) in [("--test-id", &cli.test_id), ("--eval-id", &cli.eval_id)] {
+            for id in ids {
+                if id.is_empty() {
+                    return Err(Error::usage(format!("{flag} needs a non-empty value")));
+                }
+                selector::validate_value(id).map_err(|e| Error::usage(format!("{flag}: {e}")))?;
+            }
+        }
+
+        let criteria = Criteria {
+            test_ids: cli.test_id.clone(),
+            eval_ids: cli.eval_id.clone(),
+            older_than: cli.older_than,
+            age_from: cli.older_than.map(|_| cli.age_from),
+            all: cli.all,
+        };
+
+        let strategy = match cli.strategy {
+            Some(StrategyArg::Label) => {
+                if !criteria.has_ids() && !criteria.all {
+                    return Err(Error::usage("--strategy label needs --test-id ID or --eval-id ID (or --all)"));
+                }
+                Strategy::Label
+            }
+            Some(StrategyArg::Age) => {
+                if criteria.older_than.is_none() {
+                    return Err(Error::usage("--strategy age needs --older-than DUR, e.g. --older-than 2h"));
+                }
+                Strategy::Age
+            }
+            Some(other) => {
+                return Err(Error::usage(format!(
+                    "--strategy {} is not available in this version; use label or age",
+                    other.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+                )))
+            }
+            None if criteria.has_ids() || criteria.all => Strategy::Label,
+            None if criteria.older_than.is_some() => Strategy::Age,
+            None => {
+                return Err(Error::usage(
+                    "no selection given: add --test-id ID, --eval-id ID, --older-than DUR, --all or --strategy \
+                     (nothing is deleted without one)",
+                ))
+            }
+        };
+
+        if cli.timeout.is_zero() && cli.wait {
+            return Err(Error::usage("--timeout must be more than 0 with --wait"));
+        }
+
+        Ok(Request {
+            scope,
+            base,
+            criteria,
+            strategy,
+            level: cli.level,
+            include_running: cli.include_running,
+            mode: match cli.dry_run {
+                None => Mode::Apply,
+                Some(DryRunArg::Client) => Mode::DryRunClient,
+                Some(DryRunArg::Server) => Mode::DryRunServer,
+            },
+            yes: cli.yes,
+            max_delete: cli.max_delete,
+            cascade: cli.cascade,
+            grace_period: cli.grace_period,
+            concurrency: usize::from(cli.concurrency),
+            wait: cli.wait.then_some(cli.timeout),
+            output: cli.output,
+            connection: Connection {
+                kubeconfig: cli.kubeconfig.clone(),
+                context: cli.context.clone(),
+                request_timeout: cli.request_timeout.filter(|d| !d.is_zero()),
+            },
+            verbosity: cli.verbosity,
+            progress: !cli.no_progress,
+        })
+    }
+
+    /// The label selector sent to the API server: the base selector plus, when
+    /// every rule must hold, the id filters (narrowing the LIST server-side).
+    pub fn server_selector(&self) -> Selector {
+        self.base
+            .clone()
+            .with_in(crate::model::TEST_ID, &self.criteria.test_ids)
+            .with_in(crate::model::EVAL_ID, &self.criteria.eval_ids)
+    }
+}
+
+fn validate_namespace(ns: &str) -> Result<()> {
+    if PROTECTED_NAMESPACES.contains(&ns) {
+        return Err(Error::usage(format!(
+            "namespace {ns:?} is protected: crucible-clean never deletes in {}",
+            PROTECTED_NAMESPACES.join(", ")
+        )));
+    }
+    let ok = !ns.is_empty()
+        && ns.len() <= 63
+        && ns.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if !ok {
+        return Err(Error::usage(format!(
+            "invalid namespace {ns:?}: must be lowercase letters, digits and '-', at most 63 characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn req(args: &[&str]) -> Result<Request> {
+        let mut argv = vec!["kubectl-crucible-clean"];
+        argv.extend_from_slice(args);
+        Request::from_cli(&Cli::try_parse_from(argv).unwrap())
+    }
+
+    fn usage_message(args: &[&str]) -> String {
+        match req(args) {
+            Err(Error::Usage(m)) => m,
+            other => panic!("expected a usage error for {args:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_selection_is_refused_with_what_to_add() {
+        let m = usage_message(&[]);
+        assert!(m.contains("--test-id") && m.contains("--older-than") && m.contains("--all"), "{m}");
+        assert!(usage_message(&["-n", "crucible", "--level", "all"]).starts_with("no selection"));
+    }
+
+    #[test]
+    fn strategy_is_inferred() {
+        assert_eq!(req(&["--test-id", "t1"]).unwrap().strategy, Strategy::Label);
+        assert_eq!(req(&["--older-than", "1h"]).unwrap().strategy, Strategy::Age);
+        assert_eq!(req(&["--eval-id", "e", "--older-than", "1h"]).unwrap().strategy, Strategy::Label);
+        assert_eq!(req(&["--all"]).unwrap().strategy, Strategy::Label);
+        assert_eq!(req(&["--strategy", "age", "--older-than", "5m", "--test-id", "x"]).unwrap().strategy, Strategy::Age);
+        assert!(usage_message(&["--strategy", "age", "--test-id", "x"]).contains("--older-than"));
+        assert!(usage_message(&["--strategy", "label", "--older-than", "1h"]).contains("--test-id"));
+    }
+
+    #[test]
+    fn protected_and_malformed_namespaces_are_refused() {
+        for ns in ["kube-system", "kube-public", "kube-node-lease"] {
+            assert!(usage_message(&["-n", ns, "--all"]).contains("protected"));
+        }
+        assert!(usage_message(&["-n", "Bad_NS", "--all"]).contains("invalid namespace"));
+        assert!(usage_message(&["-n", "x", "-A", "--all"]).contains("exclude"));
+        assert_eq!(req(&["--all"]).unwrap().scope, Scope::Namespace("crucible".into()));
+        assert_eq!(req(&["-A", "--all"]).unwrap().scope, Scope::AllNamespaces);
+    }
+
+    #[test]
+    fn bad_selector_and_ids_are_usage_errors() {
+        assert!(usage_message(&["-l", "app in (x", "--all"]).contains("-l/--selector"));
+        assert!(usage_message(&["--test-id", "has space"]).contains("--test-id"));
+        assert!(usage_message(&["--test-id", ""]).contains("non-empty"));
+    }
+
+    #[test]
+    fn server_selector_narrows_by_ids() {
+        let r = req(&["--test-id", "a", "--test-id", "b", "--eval-id", "e1"]).unwrap();
+        assert_eq!(r.server_selector().to_string(), "app=evaluation,test-id in (a,b),eval-id in (e1)");
+        assert_eq!(req(&["--older-than", "1h", "-l", "team=x"]).unwrap().server_selector().to_string(), "team=x");
+    }
+
+    #[test]
+    fn modes_and_waits() {
+        assert_eq!(req(&["--all"]).unwrap().mode, Mode::Apply);
+        assert_eq!(req(&["--all", "--dry-run"]).unwrap().mode, Mode::DryRunClient);
+        assert_eq!(req(&["--all", "--dry-run=server"]).unwrap().mode, Mode::DryRunServer);
+        assert_eq!(req(&["--all", "--wait", "--timeout", "30s"]).unwrap().wait, Some(Duration::from_secs(30)));
+        assert_eq!(req(&["--all", "--timeout", "30s"]).unwrap().wait, None);
+        assert_eq!(req(&["--all", "--request-timeout", "0"]).unwrap().connection.request_timeout, None);
+    }
+}

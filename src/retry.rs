@@ -1,0 +1,107 @@
+//! A short retry for transient API answers (429, 5xx, timeouts), with
+//! jittered exponential backoff that honours the server's Retry-After hint.
+
+use std::future::Future;
+use std::time::Duration;
+
+pub const ATTEMPTS: u32 = 4;
+const BASE: Duration = Duration::from_millis(200);
+const MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether an error is worth another try, and how long the server asked us to wait.
+pub fn transient(err: &kube::Error) -> Option<Option<Duration>> {
+    match err {
+        kube::Error::Api(s) if s.code == 429 || (500..=599).contains(&s.code) => {
+            let hint = s.details.as_ref().and_then(|d| (d.retry_after_seconds > 0).then(|| Duration::from_secs(d.retry_after_seconds as u64)));
+            Some(hint)
+        }
+        kube::Error::HyperError(e) if is_timeout(e) => Some(None),
+        kube::Error::Service(e) if e.to_string().to_lowercase().contains("timed out") || e.to_string().contains("elapsed") => Some(None),
+        _ => None,
+    }
+}
+
+fn is_timeout(e: &dyn std::error::Error) -> bool {
+    let s = crate::error::source_chain(e).to_lowercase();
+    s.contains("timed out") || s.contains("timeout")
+}
+
+/// Full jitter: a random wait in [0, base·2^attempt], at least the server's hint.
+pub fn backoff(attempt: u32, hint: Option<Duration>) -> Duration {
+    let cap = BASE.saturating_mul(1 << attempt.min(6)).min(MAX_WAIT);
+    let jittered = cap.mul_f64(fastrand::f64());
+    hint.map_or(jittered, |h| h.min(MAX_WAIT).max(jittered))
+}
+
+pub async fn with_retry<T, F, Fut>(mut op: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if attempt + 1 < ATTEMPTS => match transient(&e) {
+                Some(hint) => {
+                    tokio::time::sleep(backoff(attempt, hint)).await;
+                    attempt += 1;
+                }
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::response::StatusDetails;
+    use kube::core::Status;
+
+    fn api(code: u16, retry_after: u32) -> kube::Error {
+        let mut s = Status::failure("x", "y").with_code(code);
+        if retry_after > 0 {
+            s.details = Some(StatusDetails { name: String::new(), group: String::new(), kind: String::new(), uid: String::new(), causes: vec![], retry_after_seconds: retry_after });
+        }
+        kube::Error::Api(Box::new(s))
+    }
+
+    #[test]
+    fn classifies_transient_answers() {
+        assert_eq!(transient(&api(429, 3)), Some(Some(Duration::from_secs(3))));
+        assert_eq!(transient(&api(503, 0)), Some(None));
+        assert_eq!(transient(&api(404, 0)), None);
+        assert_eq!(transient(&api(409, 0)), None);
+        assert_eq!(transient(&api(403, 0)), None);
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_honours_hints() {
+        for attempt in 0..10 {
+            assert!(backoff(attempt, None) <= MAX_WAIT);
+        }
+        assert!(backoff(0, Some(Duration::from_secs(2))) >= Duration::from_secs(2));
+        assert_eq!(backoff(0, Some(Duration::from_secs(600))), MAX_WAIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_a_few_times_then_gives_up() {
+        let mut calls = 0;
+        let r: Result<(), _> = with_retry(|| {
+            calls += 1;
+            async { Err(api(503, 0)) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls, ATTEMPTS);
+        let mut calls = 0;
+        let r: Result<(), _> = with_retry(|| {
+            calls += 1;
+            async { Err(api(404, 0)) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "a 404 is an answer, not a hiccup");
+    }
+}
