@@ -1,0 +1,351 @@
+//! Safety against the local control plane: the gate, dry runs, bad input,
+//! RBAC, connection flags, uid preconditions and interruption.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const UA: &str = "kubectl-crucible-clean";
+
+fn code(out: &std::process::Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+async fn three_finished(ns: &TestNamespace) {
+    for (i, name) in ["f-1", "f-2", "f-3"].iter().enumerate() {
+        ns.create_pod(&BarePod::succeeded(name).evaluation(&format!("e{i}")).test_id("t1")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_terminal_and_without_yes_nothing_is_deleted() {
+    let ns = TestNamespace::for_current_test().await;
+    three_finished(&ns).await;
+    // stdin from /dev/null
+    let t0 = Instant::now();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin(PLUGIN_BIN))
+        .args(["-n", ns.name(), "--test-id", "t1"])
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("HOME", ns.home())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "must not hang");
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    // stdin from a pipe that says yes: a pipe is not a person.
+    let out = ns.plugin().args(["-n", ns.name(), "--test-id", "t1"]).write_stdin("y\ny\n").output().unwrap();
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    assert_eq!(ns.pod_names().await, ["f-1", "f-2", "f-3"]);
+    assert!(ns.mutating_requests(&AuditFilter::user_agent(UA)).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_delete_aborts_before_the_first_delete() {
+    let ns = TestNamespace::for_current_test().await;
+    three_finished(&ns).await;
+    let out = ns.plugin().args(["-n", ns.name(), "--test-id", "t1", "--yes", "--max-delete", "2"]).output().unwrap();
+    assert_eq!(code(&out), Some(3));
+    assert_eq!(stderr(&out).trim(), "error: 3 objects would be deleted, more than --max-delete 2; nothing deleted");
+    assert_eq!(ns.pod_names().await, ["f-1", "f-2", "f-3"]);
+    let out = ns.plugin().args(["-n", ns.name(), "--test-id", "t1", "--yes", "--max-delete", "3"]).output().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(ns.pod_names().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_runs_send_no_mutating_request() {
+    let ns = TestNamespace::for_current_test().await;
+    three_finished(&ns).await;
+    ns.create_job(&EvalJob::succeeding("j1").test_id("t1")).await;
+    ns.wait_job_complete("evaluation-job-j1").await;
+
+    let out = ns.plugin().args(["-n", ns.name(), "--test-id", "t1", "--level", "all", "--dry-run"]).output().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("KIND   NAME"), "{table}");
+    assert!(table.contains("dry run: would delete 4 objects"), "{table}");
+    assert!(ns.mutating_requests(&AuditFilter::user_agent(UA)).await.is_empty());
+
+    let out = ns
+        .plugin()
+        .args(["-n", ns.name(), "--test-id", "t1", "--level", "all", "--dry-run=server", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["dryRunMode"], "server");
+    assert_eq!(report["summary"]["wouldDelete"], 4);
+    // The server was asked, with dryRun=All, and nothing changed.
+    let sent = ns.mutating_requests(&AuditFilter::user_agent(UA)).await;
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert!(sent.iter().all(|e| e.verb == "delete" && e.request_uri.contains("dryRun=All")), "{sent:?}");
+    assert_eq!(ns.pod_names().await.len(), 4);
+    assert_eq!(ns.job_names().await, ["evaluation-job-j1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
+    let ns = TestNamespace::for_current_test().await;
+    three_finished(&ns).await;
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--older-than", "5x"],
+        vec!["--older-than", "1.5h"],
+        vec!["-l", "app in (evaluation", "--all"],
+        vec!["-l", "app=eval uation", "--all"],
+        vec!["--all", "-o", "xml"],
+        vec!["--all", "--concurrency", "0"],
+        vec!["--all", "--context", "no-such-context"],
+        vec!["--all", "--kubeconfig", "/nonexistent/kubeconfig"],
+        vec!["--all", "-n", "kube-system"],
+        vec!["--all", "--level", "everything"],
+        vec![],
+    ];
+    for args in cases {
+        let mut cmd = ns.plugin();
+        if !args.contains(&"-n") {
+            cmd.args(["-n", ns.name()]);
+        }
+        let out = cmd.args(&args).args(["--yes"]).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(code(&out), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    assert_eq!(ns.pod_names().await, ["f-1", "f-2", "f-3"]);
+    assert!(ns.mutating_requests(&AuditFilter::user_agent(UA)).await.is_empty());
+}
+
+/// A kubeconfig for the local cluster's admin, pointed at another server.
+fn kubeconfig_with_server(dir: &Path, server: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(kubeconfig_path()).unwrap();
+    let re_start = text.find("server:").unwrap();
+    let line_end = text[re_start..].find('\n').unwrap() + re_start;
+    let patched = format!("{}server: {}{}", &text[..re_start], server, &text[line_end..]);
+    let path = dir.join("elsewhere.kubeconfig");
+    std::fs::write(&path, patched).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_cluster_exits_4() {
+    let ns = TestNamespace::for_current_test().await;
+    let kc = kubeconfig_with_server(ns.home(), "https://127.0.0.1:1");
+    let out = ns.plugin().env("KUBECONFIG", &kc).args(["--all", "--yes"]).output().unwrap();
+    assert_eq!(code(&out), Some(4), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_timeout_bounds_a_silent_server() {
+    let ns = TestNamespace::for_current_test().await;
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _hold = std::thread::spawn(move || {
+        let mut conns = vec![];
+        for c in listener.incoming().flatten() {
+            conns.push(c);
+        }
+    });
+    let kc = kubeconfig_with_server(ns.home(), &format!("https://127.0.0.1:{port}"));
+    let t0 = Instant::now();
+    let out = ns
+        .plugin()
+        .env("KUBECONFIG", &kc)
+        .args(["--all", "--yes", "--request-timeout", "1s"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(15), "took {:?}", t0.elapsed());
+    assert_eq!(code(&out), Some(4), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_flags_change_what_is_contacted() {
+    let ns = TestNamespace::for_current_test().await;
+    three_finished(&ns).await;
+    let home = ns.home().to_path_buf();
+
+    // --kubeconfig wins over a broken KUBECONFIG.
+    let broken = kubeconfig_with_server(&home, "https://127.0.0.1:1");
+    let out = ns
+        .plugin()
+        .env("KUBECONFIG", &broken)
+        .args(["--kubeconfig", kubeconfig_path().to_str().unwrap(), "-n", ns.name(), "--all", "--dry-run", "-o", "name"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+
+    // KUBECONFIG with several paths: the first file to set current-context wins.
+    let first = home.join("first.kubeconfig");
+    std::fs::write(&first, "apiVersion: v1\nkind: Config\ncurrent-context: viewer\n").unwrap();
+    let joined = std::env::join_paths([first.clone(), kubeconfig_path()]).unwrap();
+    let out = ns.plugin().env("KUBECONFIG", &joined).args(["-n", ns.name(), "--all", "--yes"]).output().unwrap();
+    assert_eq!(code(&out), Some(4), "the viewer may not delete: {}", stderr(&out));
+
+    // --context picks the user: the viewer is refused, the admin may.
+    let out = ns.plugin().args(["--context", "viewer", "-n", ns.name(), "--all", "--yes"]).output().unwrap();
+    assert_eq!(code(&out), Some(4), "{}", stderr(&out));
+
+    // -n changes the namespace: another namespace has nothing.
+    let empty = TestNamespace::new("connection-flags-empty").await;
+    let out = ns.plugin().args(["-n", empty.name(), "--all", "--dry-run", "-o", "name"]).output().unwrap();
+    assert_eq!(code(&out), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(ns.pod_names().await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ci_runner_cleans_up_in_crucible_and_viewer_is_refused() {
+    let client = admin_client().await;
+    let run = unique_name("rbac-run");
+    let pods = [format!("{run}-a"), format!("{run}-b")];
+    for p in &pods {
+        create_bare_pod(&client, CRUCIBLE_NAMESPACE, &BarePod::succeeded(p).evaluation(p).test_id(&run)).await;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let remaining = || async {
+        pod_names(&admin_client().await, CRUCIBLE_NAMESPACE).await.into_iter().filter(|n| n.starts_with(&run)).collect::<Vec<_>>()
+    };
+
+    let out = plugin_command(home.path()).args(["--context", "viewer", "--test-id", &run, "--yes"]).output().unwrap();
+    assert_eq!(code(&out), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("delete") && err.contains("pods") && err.contains("crucible"), "{err}");
+    assert_eq!(remaining().await, pods);
+
+    let out = plugin_command(home.path()).args(["--context", "ci-runner", "--test-id", &run, "--yes"]).output().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert!(remaining().await.is_empty());
+    let by_runner: Vec<AuditEvent> = mutating_requests(CRUCIBLE_NAMESPACE, &AuditFilter::username(CI_RUNNER_USER))
+        .await
+        .into_iter()
+        .filter(|e| e.request_uri.contains(&run))
+        .collect();
+    assert_eq!(by_runner.len(), 2, "{by_runner:?}");
+}
+
+/// Runs the plugin on a pseudo-terminal; `at_prompt` runs when the
+/// confirmation shows, then `answer` is typed.
+async fn on_a_terminal<F, Fut>(ns: &TestNamespace, args: &[&str], answer: &str, at_prompt: F) -> (i32, String)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("expect"), "[y/N]").unwrap();
+    let bin = assert_cmd::cargo::cargo_bin(PLUGIN_BIN);
+    let mut child = tokio::process::Command::new("python3")
+        .arg(repo_root().join("tests/tty/drive.py"))
+        .arg(dir.path())
+        .arg("--")
+        .arg(bin)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("HOME", ns.home())
+        .env_remove("CI")
+        .spawn()
+        .unwrap();
+    poll_until("the confirmation prompt", Duration::from_secs(60), || async {
+        if dir.path().join("seen").exists() {
+            Ok(())
+        } else {
+            Err(std::fs::read_to_string(dir.path().join("screen")).unwrap_or_default())
+        }
+    })
+    .await;
+    at_prompt().await;
+    let mut f = std::fs::File::create(dir.path().join("answer.tmp")).unwrap();
+    f.write_all(answer.as_bytes()).unwrap();
+    std::fs::rename(dir.path().join("answer.tmp"), dir.path().join("answer")).unwrap();
+    let status = child.wait().await.unwrap();
+    (status.code().unwrap_or(-1), std::fs::read_to_string(dir.path().join("screen")).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_prompt_shows_context_namespace_and_counts_and_no_deletes_nothing() {
+    let ns = TestNamespace::for_current_test().await;
+    three_finished(&ns).await;
+    let args = ["-n", ns.name(), "--test-id", "t1"];
+    let (code, screen) = on_a_terminal(&ns, &args, "n", || async {}).await;
+    assert_eq!(code, 3, "{screen}");
+    assert!(
+        screen.contains(&format!("Delete 3 pods (3 Succeeded) in namespace {} (context admin)?", ns.name())),
+        "{screen}"
+    );
+    assert_eq!(ns.pod_names().await, ["f-1", "f-2", "f-3"]);
+
+    let (code, screen) = on_a_terminal(&ns, &args, "y", || async {}).await;
+    assert_eq!(code, 0, "{screen}");
+    assert!(ns.pod_names().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_recreated_under_the_same_name_is_a_conflict_not_a_delete() {
+    let ns = TestNamespace::for_current_test().await;
+    three_finished(&ns).await;
+    let old_uid = ns.pods().get("f-2").await.unwrap().metadata.uid.unwrap();
+    let args = ["-n", ns.name(), "--test-id", "t1", "-o", "json"];
+    let (code, screen) = on_a_terminal(&ns, &args, "y", || async {
+        // Between plan and execute, f-2 is replaced by a namesake.
+        ns.pods().delete("f-2", &Default::default()).await.unwrap();
+        ns.wait_pod_gone("f-2").await;
+        ns.create_pod(&BarePod::succeeded("f-2").evaluation("e-new").test_id("t1")).await;
+    })
+    .await;
+    assert_eq!(code, 0, "a conflict is reported, not fatal: {screen}");
+    assert!(screen.contains("\"result\": \"conflict\""), "{screen}");
+    let survivor = ns.pods().get("f-2").await.unwrap();
+    assert_ne!(survivor.metadata.uid.unwrap(), old_uid);
+    assert_eq!(ns.pod_names().await, ["f-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_starts_no_new_deletes_and_prints_the_partial_report() {
+    use futures::StreamExt;
+    let ns = TestNamespace::for_current_test().await;
+    let n = 150;
+    futures::stream::iter(0..n)
+        .for_each_concurrent(24, |i| {
+            let ns = &ns;
+            async move {
+                ns.create_pod(&BarePod::succeeded(&format!("p-{i:03}")).evaluation(&format!("e{i}"))).await;
+            }
+        })
+        .await;
+    let bin = assert_cmd::cargo::cargo_bin(PLUGIN_BIN);
+    let child = std::process::Command::new(bin)
+        .args(["-n", ns.name(), "--all", "--yes", "--concurrency", "1"])
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("HOME", ns.home())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Interrupt once deletes are under way.
+    poll_until("the first deletes", Duration::from_secs(30), || async {
+        let left = ns.pod_names().await.len();
+        if left < n { Ok(()) } else { Err(format!("{left} pods left")) }
+    })
+    .await;
+    std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("not started (interrupted)"), "{stdout}");
+    let left = ns.pod_names().await.len();
+    assert!(left > 0 && left < n, "some deleted, some left: {left}");
+}
