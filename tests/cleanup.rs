@@ -15,24 +15,55 @@ fn sorted(v: &[&str]) -> Vec<String> {
 
 /// The pod names of a job (its pods are named `<job>-<suffix>`).
 async fn pods_of(ns: &TestNamespace, job: &str) -> Vec<String> {
-    ns.pod_names().await.into_iter().filter(|p| p.starts_with(&format!("{job}-"))).collect()
+    ns.pod_names()
+        .await
+        .into_iter()
+        .filter(|p| p.starts_with(&format!("{job}-")))
+        .collect()
 }
 
 /// Two test runs in one namespace: t1 has a succeeded, a failed and a still
 /// running job, plus bare pods; t2 has a succeeded job. Decoys: a pod without
 /// the base label, a kept pod, a running bare pod.
 async fn two_test_runs(ns: &TestNamespace) {
-    ns.create_job(&EvalJob::succeeding("a1").test_id("t1")).await;
+    ns.create_job(&EvalJob::succeeding("a1").test_id("t1"))
+        .await;
     ns.create_job(&EvalJob::failing("a2").test_id("t1")).await;
     ns.create_job(&EvalJob::running("a3").test_id("t1")).await;
-    ns.create_job(&EvalJob::succeeding("b1").test_id("t2")).await;
-    ns.create_pod(&BarePod::succeeded("bare-done").evaluation("e10").test_id("t1")).await;
-    ns.create_pod(&BarePod::failed("no-base-label").label("eval-id", "e11").test_id("t1")).await;
-    ns.create_pod(&BarePod::succeeded("kept-label").evaluation("e12").test_id("t1").label("crucible-clean/keep", "true"))
+    ns.create_job(&EvalJob::succeeding("b1").test_id("t2"))
         .await;
-    ns.create_pod(&BarePod::failed("kept-annotation").evaluation("e13").test_id("t1").annotation("crucible-clean/keep", "true"))
-        .await;
-    ns.create_pod(&BarePod::running("bare-running").evaluation("e14").test_id("t1")).await;
+    ns.create_pod(
+        &BarePod::succeeded("bare-done")
+            .evaluation("e10")
+            .test_id("t1"),
+    )
+    .await;
+    ns.create_pod(
+        &BarePod::failed("no-base-label")
+            .label("eval-id", "e11")
+            .test_id("t1"),
+    )
+    .await;
+    ns.create_pod(
+        &BarePod::succeeded("kept-label")
+            .evaluation("e12")
+            .test_id("t1")
+            .label("crucible-clean/keep", "true"),
+    )
+    .await;
+    ns.create_pod(
+        &BarePod::failed("kept-annotation")
+            .evaluation("e13")
+            .test_id("t1")
+            .annotation("crucible-clean/keep", "true"),
+    )
+    .await;
+    ns.create_pod(
+        &BarePod::running("bare-running")
+            .evaluation("e14")
+            .test_id("t1"),
+    )
+    .await;
     ns.wait_job_complete("evaluation-job-a1").await;
     ns.wait_job_failed("evaluation-job-a2").await;
     ns.wait_job_complete("evaluation-job-b1").await;
@@ -44,23 +75,55 @@ async fn per_test_cleanup_deletes_exactly_that_tests_finished_pods() {
     let ns = TestNamespace::for_current_test().await;
     let other = TestNamespace::new("per-test-decoy-namespace").await;
     two_test_runs(&ns).await;
-    other.create_pod(&BarePod::succeeded("other-ns-t1").evaluation("e20").test_id("t1")).await;
+    other
+        .create_pod(
+            &BarePod::succeeded("other-ns-t1")
+                .evaluation("e20")
+                .test_id("t1"),
+        )
+        .await;
     let a3_pods = pods_of(&ns, "evaluation-job-a3").await;
     let b1_pods = pods_of(&ns, "evaluation-job-b1").await;
 
-    let out = ns.plugin().args(["-n", ns.name(), "--test-id", "t1", "--yes"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ns
+        .plugin()
+        .args(["-n", ns.name(), "--test-id", "t1", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("deleted 3, 0 already gone, 0 conflict, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("deleted 3, 0 already gone, 0 conflict, 0 failed"),
+        "{stdout}"
+    );
 
-    let mut expected = vec!["no-base-label", "kept-label", "kept-annotation", "bare-running"];
-    let keep: Vec<&str> = a3_pods.iter().chain(b1_pods.iter()).map(String::as_str).collect();
+    let mut expected = vec![
+        "no-base-label",
+        "kept-label",
+        "kept-annotation",
+        "bare-running",
+    ];
+    let keep: Vec<&str> = a3_pods
+        .iter()
+        .chain(b1_pods.iter())
+        .map(String::as_str)
+        .collect();
     expected.extend(keep);
     assert_eq!(ns.pod_names().await, sorted(&expected));
     // --level pods leaves every job in place.
     assert_eq!(
         ns.job_names().await,
-        sorted(&["evaluation-job-a1", "evaluation-job-a2", "evaluation-job-a3", "evaluation-job-b1"])
+        sorted(&[
+            "evaluation-job-a1",
+            "evaluation-job-a2",
+            "evaluation-job-a3",
+            "evaluation-job-b1"
+        ])
     );
     assert_eq!(other.pod_names().await, ["other-ns-t1"]);
 }
@@ -76,26 +139,65 @@ async fn level_all_deletes_finished_jobs_and_their_pods_go_with_them() {
 
     let out = ns
         .plugin()
-        .args(["-n", ns.name(), "--test-id", "t1", "--level", "all", "--yes", "--wait", "--timeout", "60s", "-o", "json"])
+        .args([
+            "-n",
+            ns.name(),
+            "--test-id",
+            "t1",
+            "--level",
+            "all",
+            "--yes",
+            "--wait",
+            "--timeout",
+            "60s",
+            "-o",
+            "json",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let deleted: Vec<String> = report["items"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|i| i["result"] == "deleted")
-        .map(|i| format!("{}/{}", i["kind"].as_str().unwrap(), i["name"].as_str().unwrap()))
+        .map(|i| {
+            format!(
+                "{}/{}",
+                i["kind"].as_str().unwrap(),
+                i["name"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert_eq!(deleted, ["Job/evaluation-job-a1", "Job/evaluation-job-a2", "Pod/bare-done"]);
+    assert_eq!(
+        deleted,
+        [
+            "Job/evaluation-job-a1",
+            "Job/evaluation-job-a2",
+            "Pod/bare-done"
+        ]
+    );
 
     // Background propagation: the garbage collector removes the jobs' pods.
     for p in &a1_pods {
         ns.wait_pod_gone(p).await;
     }
-    assert_eq!(ns.job_names().await, sorted(&["evaluation-job-a3", "evaluation-job-b1"]));
-    let mut expected = vec!["no-base-label", "kept-label", "kept-annotation", "bare-running"];
+    assert_eq!(
+        ns.job_names().await,
+        sorted(&["evaluation-job-a3", "evaluation-job-b1"])
+    );
+    let mut expected = vec![
+        "no-base-label",
+        "kept-label",
+        "kept-annotation",
+        "bare-running",
+    ];
     expected.extend(a3_pods.iter().chain(b1_pods.iter()).map(String::as_str));
     assert_eq!(ns.pod_names().await, sorted(&expected));
 }
@@ -103,15 +205,32 @@ async fn level_all_deletes_finished_jobs_and_their_pods_go_with_them() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cascade_orphan_leaves_the_pods() {
     let ns = TestNamespace::for_current_test().await;
-    ns.create_job(&EvalJob::succeeding("c1").test_id("t1")).await;
+    ns.create_job(&EvalJob::succeeding("c1").test_id("t1"))
+        .await;
     ns.wait_job_complete("evaluation-job-c1").await;
     let pods = pods_of(&ns, "evaluation-job-c1").await;
     let out = ns
         .plugin()
-        .args(["-n", ns.name(), "--test-id", "t1", "--level", "jobs", "--cascade", "orphan", "--yes", "--wait"])
+        .args([
+            "-n",
+            ns.name(),
+            "--test-id",
+            "t1",
+            "--level",
+            "jobs",
+            "--cascade",
+            "orphan",
+            "--yes",
+            "--wait",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(ns.job_names().await.is_empty());
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(ns.pod_names().await, pods, "orphaned pods stay");
@@ -120,15 +239,31 @@ async fn cascade_orphan_leaves_the_pods() {
 #[tokio::test(flavor = "multi_thread")]
 async fn age_cleanup_measured_from_creation() {
     let ns = TestNamespace::for_current_test().await;
-    ns.create_pod(&BarePod::succeeded("old-done").evaluation("e1")).await;
-    ns.create_pod(&BarePod::failed("old-failed").evaluation("e2")).await;
-    ns.create_pod(&BarePod::running("old-running").evaluation("e3")).await;
+    ns.create_pod(&BarePod::succeeded("old-done").evaluation("e1"))
+        .await;
+    ns.create_pod(&BarePod::failed("old-failed").evaluation("e2"))
+        .await;
+    ns.create_pod(&BarePod::running("old-running").evaluation("e3"))
+        .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
-    ns.create_pod(&BarePod::succeeded("new-done").evaluation("e4")).await;
+    ns.create_pod(&BarePod::succeeded("new-done").evaluation("e4"))
+        .await;
 
-    let out = ns.plugin().args(["-n", ns.name(), "--older-than", "4s", "--yes", "-o", "name"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "pod/old-done\npod/old-failed\n");
+    let out = ns
+        .plugin()
+        .args(["-n", ns.name(), "--older-than", "4s", "--yes", "-o", "name"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "pod/old-done\npod/old-failed\n"
+    );
     assert_eq!(ns.pod_names().await, sorted(&["new-done", "old-running"]));
 }
 
@@ -136,22 +271,67 @@ async fn age_cleanup_measured_from_creation() {
 async fn age_cleanup_measured_from_finish() {
     let ns = TestNamespace::for_current_test().await;
     let hour = Duration::from_secs(3600);
-    ns.create_pod(&BarePod::succeeded("finished-2h-ago").evaluation("e1").finished_ago(2 * hour)).await;
-    ns.create_pod(&BarePod::failed("failed-3h-ago").evaluation("e2").finished_ago(3 * hour)).await;
-    ns.create_pod(&BarePod::succeeded("finished-1m-ago").evaluation("e3").finished_ago(Duration::from_secs(60))).await;
+    ns.create_pod(
+        &BarePod::succeeded("finished-2h-ago")
+            .evaluation("e1")
+            .finished_ago(2 * hour),
+    )
+    .await;
+    ns.create_pod(
+        &BarePod::failed("failed-3h-ago")
+            .evaluation("e2")
+            .finished_ago(3 * hour),
+    )
+    .await;
+    ns.create_pod(
+        &BarePod::succeeded("finished-1m-ago")
+            .evaluation("e3")
+            .finished_ago(Duration::from_secs(60)),
+    )
+    .await;
 
     // Everything was created just now: by creation age nothing is an hour old.
-    let out = ns.plugin().args(["-n", ns.name(), "--older-than", "1h", "--dry-run", "-o", "name"]).output().unwrap();
+    let out = ns
+        .plugin()
+        .args([
+            "-n",
+            ns.name(),
+            "--older-than",
+            "1h",
+            "--dry-run",
+            "-o",
+            "name",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 
     let out = ns
         .plugin()
-        .args(["-n", ns.name(), "--older-than", "1h", "--age-from", "finished", "--yes", "-o", "name"])
+        .args([
+            "-n",
+            ns.name(),
+            "--older-than",
+            "1h",
+            "--age-from",
+            "finished",
+            "--yes",
+            "-o",
+            "name",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "pod/failed-3h-ago\npod/finished-2h-ago\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "pod/failed-3h-ago\npod/finished-2h-ago\n"
+    );
     assert_eq!(ns.pod_names().await, ["finished-1m-ago"]);
 }
 
@@ -159,12 +339,34 @@ async fn age_cleanup_measured_from_finish() {
 async fn include_running_deletes_running_bare_pods_but_never_pods_of_a_running_job() {
     let ns = TestNamespace::for_current_test().await;
     ns.create_job(&EvalJob::running("r1").test_id("t1")).await;
-    ns.create_pod(&BarePod::running("bare-running").evaluation("e2").test_id("t1")).await;
+    ns.create_pod(
+        &BarePod::running("bare-running")
+            .evaluation("e2")
+            .test_id("t1"),
+    )
+    .await;
     let job_pods = ns.wait_job_pods_phase("evaluation-job-r1", "Running").await;
     let job_pod = job_pods[0].metadata.name.clone().unwrap();
 
-    let out = ns.plugin().args(["-n", ns.name(), "--test-id", "t1", "--include-running", "--yes", "--wait"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ns
+        .plugin()
+        .args([
+            "-n",
+            ns.name(),
+            "--test-id",
+            "t1",
+            "--include-running",
+            "--yes",
+            "--wait",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(ns.pod_names().await, [job_pod]);
 }
 
@@ -172,19 +374,49 @@ async fn include_running_deletes_running_bare_pods_but_never_pods_of_a_running_j
 async fn terminating_objects_are_reported_not_deleted_again() {
     let ns = TestNamespace::for_current_test().await;
     // A finalizer keeps the pod terminating after its delete.
-    ns.create_pod(&BarePod::succeeded("stuck").evaluation("e1")).await;
+    ns.create_pod(&BarePod::succeeded("stuck").evaluation("e1"))
+        .await;
     let patch = serde_json::json!({"metadata": {"finalizers": ["crucible.test/hold"]}});
-    ns.pods().patch("stuck", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
-    ns.pods().delete("stuck", &Default::default()).await.unwrap();
+    ns.pods()
+        .patch(
+            "stuck",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    ns.pods()
+        .delete("stuck", &Default::default())
+        .await
+        .unwrap();
 
-    let out = ns.plugin().args(["-n", ns.name(), "--all", "--yes", "-o", "json"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ns
+        .plugin()
+        .args(["-n", ns.name(), "--all", "--yes", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["items"][0]["reason"], "terminating");
     assert_eq!(report["items"][0]["result"], "skipped");
-    assert!(ns.mutating_requests(&AuditFilter::user_agent("kubectl-crucible-clean")).await.is_empty());
+    assert!(ns
+        .mutating_requests(&AuditFilter::user_agent("kubectl-crucible-clean"))
+        .await
+        .is_empty());
     let unpatch = serde_json::json!({"metadata": {"finalizers": null}});
-    ns.pods().patch("stuck", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&unpatch)).await.unwrap();
+    ns.pods()
+        .patch(
+            "stuck",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&unpatch),
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -196,19 +428,41 @@ async fn lists_in_pages_of_500() {
         .for_each_concurrent(24, |i| {
             let ns = &ns;
             async move {
-                ns.create_pod(&BarePod::succeeded(&format!("p-{i:04}")).evaluation(&format!("e{i}"))).await;
+                ns.create_pod(
+                    &BarePod::succeeded(&format!("p-{i:04}")).evaluation(&format!("e{i}")),
+                )
+                .await;
             }
         })
         .await;
-    let out = ns.plugin().args(["-n", ns.name(), "--all", "--dry-run", "-o", "name"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ns
+        .plugin()
+        .args(["-n", ns.name(), "--all", "--dry-run", "-o", "name"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), n);
 
     audit_barrier().await;
     let lists: Vec<AuditEvent> = read_audit_events(&format!("/namespaces/{}/pods?", ns.name()))
         .into_iter()
-        .filter(|e| e.verb == "list" && e.user_agent.starts_with("kubectl-crucible-clean") && e.stage == "ResponseComplete")
+        .filter(|e| {
+            e.verb == "list"
+                && e.user_agent.starts_with("kubectl-crucible-clean")
+                && e.stage == "ResponseComplete"
+        })
         .collect();
-    assert!(lists.iter().all(|e| e.request_uri.contains("limit=500")), "{lists:?}");
-    assert!(lists.iter().any(|e| e.request_uri.contains("continue=")), "a second page was fetched: {lists:?}");
+    assert!(
+        lists.iter().all(|e| e.request_uri.contains("limit=500")),
+        "{lists:?}"
+    );
+    assert!(
+        lists.iter().any(|e| e.request_uri.contains("continue=")),
+        "a second page was fetched: {lists:?}"
+    );
 }

@@ -22,7 +22,12 @@ fn stderr(out: &std::process::Output) -> String {
 
 async fn three_finished(ns: &TestNamespace) {
     for (i, name) in ["f-1", "f-2", "f-3"].iter().enumerate() {
-        ns.create_pod(&BarePod::succeeded(name).evaluation(&format!("e{i}")).test_id("t1")).await;
+        ns.create_pod(
+            &BarePod::succeeded(name)
+                .evaluation(&format!("e{i}"))
+                .test_id("t1"),
+        )
+        .await;
     }
 }
 
@@ -43,21 +48,56 @@ async fn without_a_terminal_and_without_yes_nothing_is_deleted() {
     assert_eq!(code(&out), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
     // stdin from a pipe that says yes: a pipe is not a person.
-    let out = ns.plugin().args(["-n", ns.name(), "--test-id", "t1"]).write_stdin("y\ny\n").output().unwrap();
+    let out = ns
+        .plugin()
+        .args(["-n", ns.name(), "--test-id", "t1"])
+        .write_stdin("y\ny\n")
+        .output()
+        .unwrap();
     assert_eq!(code(&out), Some(3), "{}", stderr(&out));
     assert_eq!(ns.pod_names().await, ["f-1", "f-2", "f-3"]);
-    assert!(ns.mutating_requests(&AuditFilter::user_agent(UA)).await.is_empty());
+    assert!(ns
+        .mutating_requests(&AuditFilter::user_agent(UA))
+        .await
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn max_delete_aborts_before_the_first_delete() {
     let ns = TestNamespace::for_current_test().await;
     three_finished(&ns).await;
-    let out = ns.plugin().args(["-n", ns.name(), "--test-id", "t1", "--yes", "--max-delete", "2"]).output().unwrap();
+    let out = ns
+        .plugin()
+        .args([
+            "-n",
+            ns.name(),
+            "--test-id",
+            "t1",
+            "--yes",
+            "--max-delete",
+            "2",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), Some(3));
-    assert_eq!(stderr(&out).trim(), "error: 3 objects would be deleted, more than --max-delete 2; nothing deleted");
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: 3 objects would be deleted, more than --max-delete 2; nothing deleted"
+    );
     assert_eq!(ns.pod_names().await, ["f-1", "f-2", "f-3"]);
-    let out = ns.plugin().args(["-n", ns.name(), "--test-id", "t1", "--yes", "--max-delete", "3"]).output().unwrap();
+    let out = ns
+        .plugin()
+        .args([
+            "-n",
+            ns.name(),
+            "--test-id",
+            "t1",
+            "--yes",
+            "--max-delete",
+            "3",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert!(ns.pod_names().await.is_empty());
 }
@@ -66,19 +106,45 @@ async fn max_delete_aborts_before_the_first_delete() {
 async fn dry_runs_send_no_mutating_request() {
     let ns = TestNamespace::for_current_test().await;
     three_finished(&ns).await;
-    ns.create_job(&EvalJob::succeeding("j1").test_id("t1")).await;
+    ns.create_job(&EvalJob::succeeding("j1").test_id("t1"))
+        .await;
     ns.wait_job_complete("evaluation-job-j1").await;
 
-    let out = ns.plugin().args(["-n", ns.name(), "--test-id", "t1", "--level", "all", "--dry-run"]).output().unwrap();
+    let out = ns
+        .plugin()
+        .args([
+            "-n",
+            ns.name(),
+            "--test-id",
+            "t1",
+            "--level",
+            "all",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("KIND   NAME"), "{table}");
     assert!(table.contains("dry run: would delete 4 objects"), "{table}");
-    assert!(ns.mutating_requests(&AuditFilter::user_agent(UA)).await.is_empty());
+    assert!(ns
+        .mutating_requests(&AuditFilter::user_agent(UA))
+        .await
+        .is_empty());
 
     let out = ns
         .plugin()
-        .args(["-n", ns.name(), "--test-id", "t1", "--level", "all", "--dry-run=server", "-o", "json"])
+        .args([
+            "-n",
+            ns.name(),
+            "--test-id",
+            "t1",
+            "--level",
+            "all",
+            "--dry-run=server",
+            "-o",
+            "json",
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
@@ -88,7 +154,11 @@ async fn dry_runs_send_no_mutating_request() {
     // The server was asked, with dryRun=All, and nothing changed.
     let sent = ns.mutating_requests(&AuditFilter::user_agent(UA)).await;
     assert_eq!(sent.len(), 4, "{sent:?}");
-    assert!(sent.iter().all(|e| e.verb == "delete" && e.request_uri.contains("dryRun=All")), "{sent:?}");
+    assert!(
+        sent.iter()
+            .all(|e| e.verb == "delete" && e.request_uri.contains("dryRun=All")),
+        "{sent:?}"
+    );
     assert_eq!(ns.pod_names().await.len(), 4);
     assert_eq!(ns.job_names().await, ["evaluation-job-j1"]);
 }
@@ -122,7 +192,10 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
         assert!(err.starts_with("error: "), "{args:?}: {err}");
     }
     assert_eq!(ns.pod_names().await, ["f-1", "f-2", "f-3"]);
-    assert!(ns.mutating_requests(&AuditFilter::user_agent(UA)).await.is_empty());
+    assert!(ns
+        .mutating_requests(&AuditFilter::user_agent(UA))
+        .await
+        .is_empty());
 }
 
 /// A kubeconfig for the local cluster's admin, pointed at another server.
@@ -130,7 +203,12 @@ fn kubeconfig_with_server(dir: &Path, server: &str) -> std::path::PathBuf {
     let text = std::fs::read_to_string(kubeconfig_path()).unwrap();
     let re_start = text.find("server:").unwrap();
     let line_end = text[re_start..].find('\n').unwrap() + re_start;
-    let patched = format!("{}server: {}{}", &text[..re_start], server, &text[line_end..]);
+    let patched = format!(
+        "{}server: {}{}",
+        &text[..re_start],
+        server,
+        &text[line_end..]
+    );
     let path = dir.join("elsewhere.kubeconfig");
     std::fs::write(&path, patched).unwrap();
     path
@@ -140,7 +218,12 @@ fn kubeconfig_with_server(dir: &Path, server: &str) -> std::path::PathBuf {
 async fn an_unreachable_cluster_exits_4() {
     let ns = TestNamespace::for_current_test().await;
     let kc = kubeconfig_with_server(ns.home(), "https://127.0.0.1:1");
-    let out = ns.plugin().env("KUBECONFIG", &kc).args(["--all", "--yes"]).output().unwrap();
+    let out = ns
+        .plugin()
+        .env("KUBECONFIG", &kc)
+        .args(["--all", "--yes"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), Some(4), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
@@ -167,7 +250,11 @@ async fn request_timeout_bounds_a_silent_server() {
         .timeout(Duration::from_secs(30))
         .output()
         .unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(15), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t0.elapsed()
+    );
     assert_eq!(code(&out), Some(4), "{}", stderr(&out));
 }
 
@@ -182,7 +269,16 @@ async fn connection_flags_change_what_is_contacted() {
     let out = ns
         .plugin()
         .env("KUBECONFIG", &broken)
-        .args(["--kubeconfig", kubeconfig_path().to_str().unwrap(), "-n", ns.name(), "--all", "--dry-run", "-o", "name"])
+        .args([
+            "--kubeconfig",
+            kubeconfig_path().to_str().unwrap(),
+            "-n",
+            ns.name(),
+            "--all",
+            "--dry-run",
+            "-o",
+            "name",
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
@@ -190,18 +286,40 @@ async fn connection_flags_change_what_is_contacted() {
 
     // KUBECONFIG with several paths: the first file to set current-context wins.
     let first = home.join("first.kubeconfig");
-    std::fs::write(&first, "apiVersion: v1\nkind: Config\ncurrent-context: viewer\n").unwrap();
+    std::fs::write(
+        &first,
+        "apiVersion: v1\nkind: Config\ncurrent-context: viewer\n",
+    )
+    .unwrap();
     let joined = std::env::join_paths([first.clone(), kubeconfig_path()]).unwrap();
-    let out = ns.plugin().env("KUBECONFIG", &joined).args(["-n", ns.name(), "--all", "--yes"]).output().unwrap();
-    assert_eq!(code(&out), Some(4), "the viewer may not delete: {}", stderr(&out));
+    let out = ns
+        .plugin()
+        .env("KUBECONFIG", &joined)
+        .args(["-n", ns.name(), "--all", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&out),
+        Some(4),
+        "the viewer may not delete: {}",
+        stderr(&out)
+    );
 
     // --context picks the user: the viewer is refused, the admin may.
-    let out = ns.plugin().args(["--context", "viewer", "-n", ns.name(), "--all", "--yes"]).output().unwrap();
+    let out = ns
+        .plugin()
+        .args(["--context", "viewer", "-n", ns.name(), "--all", "--yes"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), Some(4), "{}", stderr(&out));
 
     // -n changes the namespace: another namespace has nothing.
     let empty = TestNamespace::new("connection-flags-empty").await;
-    let out = ns.plugin().args(["-n", empty.name(), "--all", "--dry-run", "-o", "name"]).output().unwrap();
+    let out = ns
+        .plugin()
+        .args(["-n", empty.name(), "--all", "--dry-run", "-o", "name"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     assert_eq!(ns.pod_names().await.len(), 3);
@@ -213,33 +331,57 @@ async fn ci_runner_cleans_up_in_crucible_and_viewer_is_refused() {
     let run = unique_name("rbac-run");
     let pods = [format!("{run}-a"), format!("{run}-b")];
     for p in &pods {
-        create_bare_pod(&client, CRUCIBLE_NAMESPACE, &BarePod::succeeded(p).evaluation(p).test_id(&run)).await;
+        create_bare_pod(
+            &client,
+            CRUCIBLE_NAMESPACE,
+            &BarePod::succeeded(p).evaluation(p).test_id(&run),
+        )
+        .await;
     }
     let home = tempfile::tempdir().unwrap();
     let remaining = || async {
-        pod_names(&admin_client().await, CRUCIBLE_NAMESPACE).await.into_iter().filter(|n| n.starts_with(&run)).collect::<Vec<_>>()
+        pod_names(&admin_client().await, CRUCIBLE_NAMESPACE)
+            .await
+            .into_iter()
+            .filter(|n| n.starts_with(&run))
+            .collect::<Vec<_>>()
     };
 
-    let out = plugin_command(home.path()).args(["--context", "viewer", "--test-id", &run, "--yes"]).output().unwrap();
+    let out = plugin_command(home.path())
+        .args(["--context", "viewer", "--test-id", &run, "--yes"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("delete") && err.contains("pods") && err.contains("crucible"), "{err}");
+    assert!(
+        err.contains("delete") && err.contains("pods") && err.contains("crucible"),
+        "{err}"
+    );
     assert_eq!(remaining().await, pods);
 
-    let out = plugin_command(home.path()).args(["--context", "ci-runner", "--test-id", &run, "--yes"]).output().unwrap();
+    let out = plugin_command(home.path())
+        .args(["--context", "ci-runner", "--test-id", &run, "--yes"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert!(remaining().await.is_empty());
-    let by_runner: Vec<AuditEvent> = mutating_requests(CRUCIBLE_NAMESPACE, &AuditFilter::username(CI_RUNNER_USER))
-        .await
-        .into_iter()
-        .filter(|e| e.request_uri.contains(&run))
-        .collect();
+    let by_runner: Vec<AuditEvent> =
+        mutating_requests(CRUCIBLE_NAMESPACE, &AuditFilter::username(CI_RUNNER_USER))
+            .await
+            .into_iter()
+            .filter(|e| e.request_uri.contains(&run))
+            .collect();
     assert_eq!(by_runner.len(), 2, "{by_runner:?}");
 }
 
 /// Runs the plugin on a pseudo-terminal; `at_prompt` runs when the
 /// confirmation shows, then `answer` is typed.
-async fn on_a_terminal<F, Fut>(ns: &TestNamespace, args: &[&str], answer: &str, at_prompt: F) -> (i32, String)
+async fn on_a_terminal<F, Fut>(
+    ns: &TestNamespace,
+    args: &[&str],
+    answer: &str,
+    at_prompt: F,
+) -> (i32, String)
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -258,20 +400,27 @@ where
         .env_remove("CI")
         .spawn()
         .unwrap();
-    poll_until("the confirmation prompt", Duration::from_secs(60), || async {
-        if dir.path().join("seen").exists() {
-            Ok(())
-        } else {
-            Err(std::fs::read_to_string(dir.path().join("screen")).unwrap_or_default())
-        }
-    })
+    poll_until(
+        "the confirmation prompt",
+        Duration::from_secs(60),
+        || async {
+            if dir.path().join("seen").exists() {
+                Ok(())
+            } else {
+                Err(std::fs::read_to_string(dir.path().join("screen")).unwrap_or_default())
+            }
+        },
+    )
     .await;
     at_prompt().await;
     let mut f = std::fs::File::create(dir.path().join("answer.tmp")).unwrap();
     f.write_all(answer.as_bytes()).unwrap();
     std::fs::rename(dir.path().join("answer.tmp"), dir.path().join("answer")).unwrap();
     let status = child.wait().await.unwrap();
-    (status.code().unwrap_or(-1), std::fs::read_to_string(dir.path().join("screen")).unwrap_or_default())
+    (
+        status.code().unwrap_or(-1),
+        std::fs::read_to_string(dir.path().join("screen")).unwrap_or_default(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -282,7 +431,10 @@ async fn the_prompt_shows_context_namespace_and_counts_and_no_deletes_nothing() 
     let (code, screen) = on_a_terminal(&ns, &args, "n", || async {}).await;
     assert_eq!(code, 3, "{screen}");
     assert!(
-        screen.contains(&format!("Delete 3 pods (3 Succeeded) in namespace {} (context admin)?", ns.name())),
+        screen.contains(&format!(
+            "Delete 3 pods (3 Succeeded) in namespace {} (context admin)?",
+            ns.name()
+        )),
         "{screen}"
     );
     assert_eq!(ns.pod_names().await, ["f-1", "f-2", "f-3"]);
@@ -302,7 +454,8 @@ async fn a_pod_recreated_under_the_same_name_is_a_conflict_not_a_delete() {
         // Between plan and execute, f-2 is replaced by a namesake.
         ns.pods().delete("f-2", &Default::default()).await.unwrap();
         ns.wait_pod_gone("f-2").await;
-        ns.create_pod(&BarePod::succeeded("f-2").evaluation("e-new").test_id("t1")).await;
+        ns.create_pod(&BarePod::succeeded("f-2").evaluation("e-new").test_id("t1"))
+            .await;
     })
     .await;
     assert_eq!(code, 0, "a conflict is reported, not fatal: {screen}");
@@ -321,7 +474,10 @@ async fn ctrl_c_starts_no_new_deletes_and_prints_the_partial_report() {
         .for_each_concurrent(24, |i| {
             let ns = &ns;
             async move {
-                ns.create_pod(&BarePod::succeeded(&format!("p-{i:03}")).evaluation(&format!("e{i}"))).await;
+                ns.create_pod(
+                    &BarePod::succeeded(&format!("p-{i:03}")).evaluation(&format!("e{i}")),
+                )
+                .await;
             }
         })
         .await;
@@ -338,10 +494,17 @@ async fn ctrl_c_starts_no_new_deletes_and_prints_the_partial_report() {
     // Interrupt once deletes are under way.
     poll_until("the first deletes", Duration::from_secs(30), || async {
         let left = ns.pod_names().await.len();
-        if left < n { Ok(()) } else { Err(format!("{left} pods left")) }
+        if left < n {
+            Ok(())
+        } else {
+            Err(format!("{left} pods left"))
+        }
     })
     .await;
-    std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
