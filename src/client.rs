@@ -26,7 +26,9 @@ pub async fn config(conn: &Connection) -> Result<(Config, Target)> {
         None => match Kubeconfig::from_env().map_err(|e| kubeconfig_error(e, conn))? {
             Some(k) => Some(k),
             None => match home_kubeconfig() {
-                Some(path) if path.exists() => Some(Kubeconfig::read_from(&path).map_err(|e| kubeconfig_error(e, conn))?),
+                Some(path) if path.exists() => {
+                    Some(Kubeconfig::read_from(&path).map_err(|e| kubeconfig_error(e, conn))?)
+                }
                 _ => None,
             },
         },
@@ -34,14 +36,25 @@ pub async fn config(conn: &Connection) -> Result<(Config, Target)> {
 
     let (mut config, context) = match kubeconfig {
         Some(kc) => {
-            let context = conn.context.clone().or_else(|| kc.current_context.clone()).unwrap_or_default();
-            let opts = KubeConfigOptions { context: conn.context.clone(), ..Default::default() };
-            let config = Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| kubeconfig_error(e, conn))?;
+            let context = conn
+                .context
+                .clone()
+                .or_else(|| kc.current_context.clone())
+                .unwrap_or_default();
+            let opts = KubeConfigOptions {
+                context: conn.context.clone(),
+                ..Default::default()
+            };
+            let config = Config::from_custom_kubeconfig(kc, &opts)
+                .await
+                .map_err(|e| kubeconfig_error(e, conn))?;
             (config, context)
         }
         None => {
             if conn.context.is_some() {
-                return Err(Error::usage("--context given, but no kubeconfig found (use --kubeconfig or KUBECONFIG)"));
+                return Err(Error::usage(
+                    "--context given, but no kubeconfig found (use --kubeconfig or KUBECONFIG)",
+                ));
             }
             let config = Config::incluster().map_err(|_| {
                 Error::usage("no kubeconfig found: pass --kubeconfig PATH or set KUBECONFIG (or run inside a pod)")
@@ -63,13 +76,17 @@ pub async fn config(conn: &Connection) -> Result<(Config, Target)> {
     if let Ok(v) = http::HeaderValue::from_str(USER_AGENT) {
         config.headers.push((http::header::USER_AGENT, v));
     }
-    let target = Target { context, server: config.cluster_url.to_string() };
+    let target = Target {
+        context,
+        server: config.cluster_url.to_string(),
+    };
     Ok((config, target))
 }
 
 pub async fn connect(conn: &Connection) -> Result<(Client, Target)> {
     let (config, target) = config(conn).await?;
-    let client = Client::try_from(config).map_err(|e| Error::Cluster(format!("cannot set up the client: {e}")))?;
+    let client = Client::try_from(config)
+        .map_err(|e| Error::Cluster(format!("cannot set up the client: {e}")))?;
     Ok((client, target))
 }
 
@@ -88,12 +105,19 @@ fn kubeconfig_error(e: KubeconfigError, conn: &Connection) -> Error {
         KubeconfigError::CurrentContextNotSet => {
             Error::usage("the kubeconfig has no current context: pass --context NAME")
         }
-        KubeconfigError::LoadClusterOfContext(c) => {
-            Error::usage(format!("cluster {c:?} of the context is not in the kubeconfig"))
-        }
+        KubeconfigError::LoadClusterOfContext(c) => Error::usage(format!(
+            "cluster {c:?} of the context is not in the kubeconfig"
+        )),
         other => {
-            let ctx = conn.context.as_deref().map(|c| format!(" (context {c:?})")).unwrap_or_default();
-            Error::usage(format!("invalid kubeconfig{ctx}: {}", crate::error::source_chain(&other)))
+            let ctx = conn
+                .context
+                .as_deref()
+                .map(|c| format!(" (context {c:?})"))
+                .unwrap_or_default();
+            Error::usage(format!(
+                "invalid kubeconfig{ctx}: {}",
+                crate::error::source_chain(&other)
+            ))
         }
     }
 }

@@ -52,12 +52,18 @@ impl Error {
     pub fn from_kube(context: &str, err: kube::Error) -> Self {
         match &err {
             kube::Error::Api(status) => match status.code {
-                401 => Error::Cluster(format!("{context}: authentication failed: {}", status.message)),
+                401 => Error::Cluster(format!(
+                    "{context}: authentication failed: {}",
+                    status.message
+                )),
                 403 => Error::Cluster(format!("{context}: forbidden: {}", status.message)),
                 _ => Error::Runtime(format!("{context}: {} ({})", status.message, status.code)),
             },
             kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
-                Error::Cluster(format!("{context}: cluster unreachable: {}", source_chain(&err)))
+                Error::Cluster(format!(
+                    "{context}: cluster unreachable: {}",
+                    source_chain(&err)
+                ))
             }
             _ => Error::Runtime(format!("{context}: {}", source_chain(&err))),
         }

@@ -61,11 +61,17 @@ pub fn delete_params(kind: Kind, uid: &str, opts: &Options) -> DeleteParams {
             Cascade::Foreground => PropagationPolicy::Foreground,
             Cascade::Orphan => PropagationPolicy::Orphan,
         }),
-        preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
     }
 }
 
-fn delete_request(c: &Candidate, opts: &Options) -> std::result::Result<http::Request<Vec<u8>>, kube::Error> {
+fn delete_request(
+    c: &Candidate,
+    opts: &Options,
+) -> std::result::Result<http::Request<Vec<u8>>, kube::Error> {
     let path = match c.kind {
         Kind::Pod => Pod::url_path(&(), Some(&c.namespace)),
         Kind::Job => Job::url_path(&(), Some(&c.namespace)),
@@ -76,7 +82,9 @@ fn delete_request(c: &Candidate, opts: &Options) -> std::result::Result<http::Re
     if opts.server_dry_run {
         // Also in the query string, so audit logs show the request was a dry run.
         let uri = format!("{}dryRun=All", req.uri());
-        *req.uri_mut() = uri.parse().map_err(|e: http::uri::InvalidUri| kube::Error::BuildRequest(kube::core::request::Error::Validation(e.to_string())))?;
+        *req.uri_mut() = uri.parse().map_err(|e: http::uri::InvalidUri| {
+            kube::Error::BuildRequest(kube::core::request::Error::Validation(e.to_string()))
+        })?;
     }
     Ok(req)
 }
@@ -91,11 +99,18 @@ pub async fn delete_one(client: &Client, c: &Candidate, opts: &Options) -> Resul
         Ok(_) if opts.server_dry_run => (Outcome::WouldDelete, None, None),
         Ok(_) => (Outcome::Deleted, None, None),
         Err(kube::Error::Api(s)) if s.code == 404 => (Outcome::Gone, None, None),
-        Err(kube::Error::Api(s)) if s.code == 409 => (Outcome::Conflict, Some(s.message.clone()), Some(409)),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            (Outcome::Conflict, Some(s.message.clone()), Some(409))
+        }
         Err(kube::Error::Api(s)) => (Outcome::Failed, Some(s.message.clone()), Some(s.code)),
         Err(e) => (Outcome::Failed, Some(crate::error::source_chain(&e)), None),
     };
-    Result { uid: c.uid.clone(), outcome, error, code }
+    Result {
+        uid: c.uid.clone(),
+        outcome,
+        error,
+        code,
+    }
 }
 
 /// Deletes every `Delete` item of the plan, at most `concurrency` at once.
@@ -111,7 +126,12 @@ pub async fn execute(
             let stop = stop.clone();
             async move {
                 if stop.load(Ordering::SeqCst) {
-                    return Result { uid: c.uid.clone(), outcome: Outcome::Cancelled, error: None, code: None };
+                    return Result {
+                        uid: c.uid.clone(),
+                        outcome: Outcome::Cancelled,
+                        error: None,
+                        code: None,
+                    };
                 }
                 delete_one(client, c, opts).await
             }
@@ -124,7 +144,12 @@ pub async fn execute(
 
 /// Waits until each deleted object is gone (or replaced by a new uid).
 /// Returns the names still present when the timeout ran out.
-pub async fn wait_gone(client: &Client, items: &[&Candidate], timeout: Duration, stop: Arc<AtomicBool>) -> Vec<String> {
+pub async fn wait_gone(
+    client: &Client,
+    items: &[&Candidate],
+    timeout: Duration,
+    stop: Arc<AtomicBool>,
+) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     let mut remaining: Vec<&Candidate> = items.to_vec();
     while !remaining.is_empty() && Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
@@ -133,7 +158,11 @@ pub async fn wait_gone(client: &Client, items: &[&Candidate], timeout: Duration,
             .buffered(16)
             .collect()
             .await;
-        remaining = remaining.into_iter().zip(still).filter_map(|(c, s)| s.then_some(c)).collect();
+        remaining = remaining
+            .into_iter()
+            .zip(still)
+            .filter_map(|(c, s)| s.then_some(c))
+            .collect();
         if !remaining.is_empty() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -143,8 +172,14 @@ pub async fn wait_gone(client: &Client, items: &[&Candidate], timeout: Duration,
 
 async fn exists(client: &Client, c: &Candidate) -> bool {
     let found = match c.kind {
-        Kind::Pod => kube::Api::<Pod>::namespaced(client.clone(), &c.namespace).get_metadata_opt(&c.name).await.map(|o| o.and_then(|m| m.metadata.uid)),
-        Kind::Job => kube::Api::<Job>::namespaced(client.clone(), &c.namespace).get_metadata_opt(&c.name).await.map(|o| o.and_then(|m| m.metadata.uid)),
+        Kind::Pod => kube::Api::<Pod>::namespaced(client.clone(), &c.namespace)
+            .get_metadata_opt(&c.name)
+            .await
+            .map(|o| o.and_then(|m| m.metadata.uid)),
+        Kind::Job => kube::Api::<Job>::namespaced(client.clone(), &c.namespace)
+            .get_metadata_opt(&c.name)
+            .await
+            .map(|o| o.and_then(|m| m.metadata.uid)),
     };
     match found {
         Ok(uid) => uid.as_deref() == Some(c.uid.as_str()),
@@ -159,23 +194,40 @@ mod tests {
     use crate::model::Phase;
 
     fn opts(dry: bool, cascade: Cascade) -> Options {
-        Options { server_dry_run: dry, cascade, grace_period: Some(5), concurrency: 4 }
+        Options {
+            server_dry_run: dry,
+            cascade,
+            grace_period: Some(5),
+            concurrency: 4,
+        }
     }
 
     #[test]
     fn every_delete_carries_a_uid_precondition_and_jobs_cascade() {
-        let job_req = delete_request(&job("j", Phase::Complete, 0), &opts(false, Cascade::Background)).unwrap();
+        let job_req = delete_request(
+            &job("j", Phase::Complete, 0),
+            &opts(false, Cascade::Background),
+        )
+        .unwrap();
         assert_eq!(job_req.method(), http::Method::DELETE);
-        assert_eq!(job_req.uri().path(), "/apis/batch/v1/namespaces/crucible/jobs/j");
+        assert_eq!(
+            job_req.uri().path(),
+            "/apis/batch/v1/namespaces/crucible/jobs/j"
+        );
         let body: serde_json::Value = serde_json::from_slice(job_req.body()).unwrap();
         assert_eq!(body["preconditions"]["uid"], "uid-j");
         assert_eq!(body["propagationPolicy"], "Background");
         assert_eq!(body["gracePeriodSeconds"], 5);
         assert!(body.get("dryRun").is_none());
 
-        let pod_req = delete_request(&pod("p", Phase::Failed, 0), &opts(true, Cascade::Orphan)).unwrap();
+        let pod_req =
+            delete_request(&pod("p", Phase::Failed, 0), &opts(true, Cascade::Orphan)).unwrap();
         assert_eq!(pod_req.uri().path(), "/api/v1/namespaces/crucible/pods/p");
-        assert!(pod_req.uri().query().unwrap_or_default().contains("dryRun=All"));
+        assert!(pod_req
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .contains("dryRun=All"));
         let body: serde_json::Value = serde_json::from_slice(pod_req.body()).unwrap();
         assert_eq!(body["dryRun"], serde_json::json!(["All"]));
         assert!(body.get("propagationPolicy").is_none());

@@ -24,14 +24,22 @@ pub enum Decision {
 pub fn summary(plan: &Plan) -> String {
     let mut by_kind: BTreeMap<Kind, BTreeMap<String, usize>> = BTreeMap::new();
     for item in plan.to_delete() {
-        *by_kind.entry(item.candidate.kind).or_default().entry(format!("{:?}", item.candidate.phase)).or_default() += 1;
+        *by_kind
+            .entry(item.candidate.kind)
+            .or_default()
+            .entry(format!("{:?}", item.candidate.phase))
+            .or_default() += 1;
     }
     by_kind
         .iter()
         .rev() // jobs first
         .map(|(kind, phases)| {
             let total: usize = phases.values().sum();
-            let noun = if total == 1 { &kind.plural()[..kind.plural().len() - 1] } else { kind.plural() };
+            let noun = if total == 1 {
+                &kind.plural()[..kind.plural().len() - 1]
+            } else {
+                kind.plural()
+            };
             let detail: Vec<String> = phases.iter().map(|(p, n)| format!("{n} {p}")).collect();
             format!("{total} {noun} ({})", detail.join(", "))
         })
@@ -72,12 +80,20 @@ pub fn decide(
         "Delete {} in namespace {} (context {})?",
         summary(plan),
         req.scope.label(),
-        if target.context.is_empty() { "-" } else { &target.context }
+        if target.context.is_empty() {
+            "-"
+        } else {
+            &target.context
+        }
     );
     match confirm(&question) {
         Ok(true) => Ok(Decision::Proceed { prompted: true }),
-        Ok(false) => Err(Error::Aborted("aborted at the prompt; nothing deleted".into())),
-        Err(e) => Err(Error::Aborted(format!("cannot ask for confirmation ({e}); pass --yes; nothing deleted"))),
+        Ok(false) => Err(Error::Aborted(
+            "aborted at the prompt; nothing deleted".into(),
+        )),
+        Err(e) => Err(Error::Aborted(format!(
+            "cannot ask for confirmation ({e}); pass --yes; nothing deleted"
+        ))),
     }
 }
 
@@ -117,8 +133,22 @@ mod tests {
     }
 
     fn three() -> Plan {
-        let cands = [pod("a", Phase::Succeeded, 0), pod("b", Phase::Failed, 1), job("j", Phase::Complete, 2)];
-        plan(cands.iter().map(|c| Selected { candidate: c, matched_by: vec![Rule::All] }).collect(), &Inventory::default(), false)
+        let cands = [
+            pod("a", Phase::Succeeded, 0),
+            pod("b", Phase::Failed, 1),
+            job("j", Phase::Complete, 2),
+        ];
+        plan(
+            cands
+                .iter()
+                .map(|c| Selected {
+                    candidate: c,
+                    matched_by: vec![Rule::All],
+                })
+                .collect(),
+            &Inventory::default(),
+            false,
+        )
     }
 
     fn never(_: &str) -> std::io::Result<bool> {
@@ -127,25 +157,59 @@ mod tests {
 
     #[test]
     fn summary_counts_by_kind_and_phase() {
-        assert_eq!(summary(&three()), "1 job (1 Complete), 2 pods (1 Failed, 1 Succeeded)");
+        assert_eq!(
+            summary(&three()),
+            "1 job (1 Complete), 2 pods (1 Failed, 1 Succeeded)"
+        );
     }
 
     #[test]
     fn rules_in_order() {
         let t = Target::default();
         let p = three();
-        assert_eq!(decide(&Plan::default(), &req(&[]), &t, false, never).unwrap(), Decision::Nothing);
-        assert!(matches!(decide(&p, &req(&["--max-delete", "2", "--yes"]), &t, true, never), Err(Error::Aborted(_))));
-        assert!(matches!(decide(&p, &req(&["--max-delete", "2", "--dry-run"]), &t, true, never), Err(Error::Aborted(_))));
-        assert_eq!(decide(&p, &req(&["--max-delete", "3", "--dry-run"]), &t, false, never).unwrap(), Decision::Preview);
-        assert_eq!(decide(&p, &req(&["--yes"]), &t, false, never).unwrap(), Decision::Proceed { prompted: false });
+        assert_eq!(
+            decide(&Plan::default(), &req(&[]), &t, false, never).unwrap(),
+            Decision::Nothing
+        );
+        assert!(matches!(
+            decide(&p, &req(&["--max-delete", "2", "--yes"]), &t, true, never),
+            Err(Error::Aborted(_))
+        ));
+        assert!(matches!(
+            decide(
+                &p,
+                &req(&["--max-delete", "2", "--dry-run"]),
+                &t,
+                true,
+                never
+            ),
+            Err(Error::Aborted(_))
+        ));
+        assert_eq!(
+            decide(
+                &p,
+                &req(&["--max-delete", "3", "--dry-run"]),
+                &t,
+                false,
+                never
+            )
+            .unwrap(),
+            Decision::Preview
+        );
+        assert_eq!(
+            decide(&p, &req(&["--yes"]), &t, false, never).unwrap(),
+            Decision::Proceed { prompted: false }
+        );
         let e = decide(&p, &req(&[]), &t, false, never).unwrap_err();
         assert!(e.to_string().contains("--yes") && e.exit_code() == 3, "{e}");
     }
 
     #[test]
     fn the_prompt_names_namespace_context_and_counts() {
-        let t = Target { context: "admin".into(), server: String::new() };
+        let t = Target {
+            context: "admin".into(),
+            server: String::new(),
+        };
         let mut asked = String::new();
         let d = decide(&three(), &req(&[]), &t, true, |q| {
             asked = q.to_string();
@@ -153,6 +217,9 @@ mod tests {
         });
         assert_eq!(d.unwrap(), Decision::Proceed { prompted: true });
         assert_eq!(asked, "Delete 1 job (1 Complete), 2 pods (1 Failed, 1 Succeeded) in namespace crucible (context admin)?");
-        assert!(matches!(decide(&three(), &req(&[]), &t, true, |_| Ok(false)), Err(Error::Aborted(_))));
+        assert!(matches!(
+            decide(&three(), &req(&[]), &t, true, |_| Ok(false)),
+            Err(Error::Aborted(_))
+        ));
     }
 }

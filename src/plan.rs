@@ -112,7 +112,12 @@ pub fn plan(selected: Vec<Selected<'_>>, inv: &Inventory, include_running: bool)
     items.sort_by(|a, b| {
         let key = |i: &PlanItem| {
             let c = &i.candidate;
-            (c.kind != Kind::Job, c.namespace.clone(), c.created_at, c.name.clone())
+            (
+                c.kind != Kind::Job,
+                c.namespace.clone(),
+                c.created_at,
+                c.name.clone(),
+            )
         };
         key(a).cmp(&key(b))
     });
@@ -122,7 +127,10 @@ pub fn plan(selected: Vec<Selected<'_>>, inv: &Inventory, include_running: bool)
 /// Keeps only the items of `fresh` whose uid was confirmed in `confirmed`:
 /// used after a slow prompt, when the plan is re-read before execution.
 pub fn restrict_to(fresh: Plan, confirmed: &Plan) -> (Plan, usize) {
-    let ok: std::collections::HashSet<&str> = confirmed.to_delete().map(|i| i.candidate.uid.as_str()).collect();
+    let ok: std::collections::HashSet<&str> = confirmed
+        .to_delete()
+        .map(|i| i.candidate.uid.as_str())
+        .collect();
     let before = confirmed.delete_count();
     let mut items = fresh.items;
     for item in &mut items {
@@ -143,7 +151,10 @@ mod tests {
     use crate::model::Phase;
 
     fn sel(c: &Candidate) -> Selected<'_> {
-        Selected { candidate: c, matched_by: vec![Rule::All] }
+        Selected {
+            candidate: c,
+            matched_by: vec![Rule::All],
+        }
     }
 
     #[test]
@@ -159,22 +170,45 @@ mod tests {
         let running = pod("running", Phase::Running, 5);
         let plain = pod("plain", Phase::Succeeded, 6);
         let inv = Inventory {
-            owners: [(running_job.uid.clone(), OwnerState::Unfinished), (done_job.uid.clone(), OwnerState::Finished)].into(),
+            owners: [
+                (running_job.uid.clone(), OwnerState::Unfinished),
+                (done_job.uid.clone(), OwnerState::Finished),
+            ]
+            .into(),
             ..Default::default()
         };
-        let all = [&kept, &term, &of_running, &of_done, &running, &plain, &running_job];
+        let all = [
+            &kept,
+            &term,
+            &of_running,
+            &of_done,
+            &running,
+            &plain,
+            &running_job,
+        ];
         let p = plan(all.iter().map(|c| sel(c)).collect(), &inv, false);
-        let got: Vec<(&str, Action, &str)> =
-            p.items.iter().map(|i| (i.candidate.name.as_str(), i.action, i.reason.as_str())).collect();
+        let got: Vec<(&str, Action, &str)> = p
+            .items
+            .iter()
+            .map(|i| (i.candidate.name.as_str(), i.action, i.reason.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
-                ("job-run", Action::Skip, "not finished (add --include-running)"),
+                (
+                    "job-run",
+                    Action::Skip,
+                    "not finished (add --include-running)"
+                ),
                 ("kept", Action::Keep, "crucible-clean/keep=true"),
                 ("term", Action::Skip, "terminating"),
                 ("of-running", Action::Skip, "job job-run has not finished"),
                 ("of-done", Action::Delete, ""),
-                ("running", Action::Skip, "not finished (add --include-running)"),
+                (
+                    "running",
+                    Action::Skip,
+                    "not finished (add --include-running)"
+                ),
                 ("plain", Action::Delete, ""),
             ]
         );
@@ -188,7 +222,10 @@ mod tests {
     fn unknown_owner_state_is_treated_as_running() {
         let j = job("j", Phase::Complete, 0);
         let p = owned_by(pod("p", Phase::Succeeded, 0), &j);
-        assert_eq!(protection(&p, &Inventory::default(), true), Some(Protection::OwnerRunning("j".into())));
+        assert_eq!(
+            protection(&p, &Inventory::default(), true),
+            Some(Protection::OwnerRunning("j".into()))
+        );
     }
 
     #[test]

@@ -12,11 +12,19 @@ const MAX_WAIT: Duration = Duration::from_secs(10);
 pub fn transient(err: &kube::Error) -> Option<Option<Duration>> {
     match err {
         kube::Error::Api(s) if s.code == 429 || (500..=599).contains(&s.code) => {
-            let hint = s.details.as_ref().and_then(|d| (d.retry_after_seconds > 0).then(|| Duration::from_secs(d.retry_after_seconds as u64)));
+            let hint = s.details.as_ref().and_then(|d| {
+                (d.retry_after_seconds > 0)
+                    .then(|| Duration::from_secs(d.retry_after_seconds as u64))
+            });
             Some(hint)
         }
         kube::Error::HyperError(e) if is_timeout(e) => Some(None),
-        kube::Error::Service(e) if e.to_string().to_lowercase().contains("timed out") || e.to_string().contains("elapsed") => Some(None),
+        kube::Error::Service(e)
+            if e.to_string().to_lowercase().contains("timed out")
+                || e.to_string().contains("elapsed") =>
+        {
+            Some(None)
+        }
         _ => None,
     }
 }
@@ -62,7 +70,14 @@ mod tests {
     fn api(code: u16, retry_after: u32) -> kube::Error {
         let mut s = Status::failure("x", "y").with_code(code);
         if retry_after > 0 {
-            s.details = Some(StatusDetails { name: String::new(), group: String::new(), kind: String::new(), uid: String::new(), causes: vec![], retry_after_seconds: retry_after });
+            s.details = Some(StatusDetails {
+                name: String::new(),
+                group: String::new(),
+                kind: String::new(),
+                uid: String::new(),
+                causes: vec![],
+                retry_after_seconds: retry_after,
+            });
         }
         kube::Error::Api(Box::new(s))
     }

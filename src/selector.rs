@@ -29,7 +29,9 @@ impl Selector {
                 }
                 return Err(format!("invalid selector {input:?}: empty requirement"));
             }
-            reqs.push(parse_requirement(part).map_err(|e| format!("invalid selector {input:?}: {e}"))?);
+            reqs.push(
+                parse_requirement(part).map_err(|e| format!("invalid selector {input:?}: {e}"))?,
+            );
         }
         Ok(Selector(reqs))
     }
@@ -52,7 +54,8 @@ impl Selector {
     /// Adds `key in (values)`; no-op for an empty list.
     pub fn with_in(mut self, key: &str, values: &[String]) -> Self {
         if !values.is_empty() {
-            self.0.push(Requirement::In(key.to_string(), values.to_vec()));
+            self.0
+                .push(Requirement::In(key.to_string(), values.to_vec()));
         }
         self
     }
@@ -130,7 +133,9 @@ fn parse_requirement(s: &str) -> Result<Requirement, String> {
         } else if let Some(r) = rest.strip_prefix("in") {
             (false, r)
         } else {
-            return Err(format!("unknown operator in {s:?} (use =, ==, !=, in, notin)"));
+            return Err(format!(
+                "unknown operator in {s:?} (use =, ==, !=, in, notin)"
+            ));
         };
         validate_key(key)?;
         let list = list.trim();
@@ -155,7 +160,8 @@ fn parse_requirement(s: &str) -> Result<Requirement, String> {
 fn is_name_part(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -171,7 +177,9 @@ pub fn validate_key(k: &str) -> Result<(), String> {
             && p.len() <= 253
             && p.split('.').all(|seg| {
                 !seg.is_empty()
-                    && seg.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && seg
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && !seg.starts_with('-')
                     && !seg.ends_with('-')
             });
@@ -203,15 +211,27 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_every_kubectl_operator() {
-        let s = Selector::parse("app=evaluation,tier==x,env!=prod,test-id in (a, b),zone notin (z),team,!legacy").unwrap();
+        let s = Selector::parse(
+            "app=evaluation,tier==x,env!=prod,test-id in (a, b),zone notin (z),team,!legacy",
+        )
+        .unwrap();
         assert_eq!(s.0.len(), 7);
-        assert_eq!(s.0[3], Requirement::In("test-id".into(), vec!["a".into(), "b".into()]));
-        assert_eq!(s.to_string(), "app=evaluation,tier=x,env!=prod,test-id in (a,b),zone notin (z),team,!legacy");
+        assert_eq!(
+            s.0[3],
+            Requirement::In("test-id".into(), vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            s.to_string(),
+            "app=evaluation,tier=x,env!=prod,test-id in (a,b),zone notin (z),team,!legacy"
+        );
     }
 
     #[test]
@@ -220,7 +240,11 @@ mod tests {
         assert!(s.matches(&labels(&[("app", "evaluation"), ("test-id", "t1")])));
         assert!(!s.matches(&labels(&[("app", "evaluation"), ("test-id", "t3")])));
         assert!(!s.matches(&labels(&[("app", "evaluation")])));
-        assert!(!s.matches(&labels(&[("app", "evaluation"), ("test-id", "t1"), ("keep", "")])));
+        assert!(!s.matches(&labels(&[
+            ("app", "evaluation"),
+            ("test-id", "t1"),
+            ("keep", "")
+        ])));
         let ne = Selector::parse("env!=prod,zone notin (a)").unwrap();
         assert!(ne.matches(&labels(&[])), "!= and notin match absent keys");
         assert!(Selector::parse("").unwrap().matches(&labels(&[("x", "y")])));
@@ -228,7 +252,19 @@ mod tests {
 
     #[test]
     fn rejects_malformed_selectors() {
-        for bad in ["app=", "=x", "app=eval uation", "a in (x", "a in x", "a foo (x)", "app=evaluation,", "-bad", "a)", "UPPER.example/x=y", "k=v-"] {
+        for bad in [
+            "app=",
+            "=x",
+            "app=eval uation",
+            "a in (x",
+            "a in x",
+            "a foo (x)",
+            "app=evaluation,",
+            "-bad",
+            "a)",
+            "UPPER.example/x=y",
+            "k=v-",
+        ] {
             if bad == "app=" {
                 // an empty value is legal
                 assert!(Selector::parse(bad).is_ok());
@@ -240,7 +276,10 @@ mod tests {
 
     #[test]
     fn with_in_adds_a_set_requirement() {
-        let s = Selector::parse("app=evaluation").unwrap().with_in("test-id", &["x".into()]).with_in("eval-id", &[]);
+        let s = Selector::parse("app=evaluation")
+            .unwrap()
+            .with_in("test-id", &["x".into()])
+            .with_in("eval-id", &[]);
         assert_eq!(s.to_string(), "app=evaluation,test-id in (x)");
     }
 }
