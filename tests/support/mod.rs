@@ -194,7 +194,8 @@ fn start_or_reuse_cluster() -> Result<Cluster, String> {
     }
     if !out.status.success() {
         return Err(format!(
-            "tests/cluster/up {} failed ({}) after {:.1}s:\n{}{}",
+            "tests/cluster/up {} failed ({}) after {:.1}s (the directory is removed when the \
+             tests end; set CRUCIBLE_CLUSTER_KEEP_LOGS=1 to keep its logs):\n{}{}",
             dir.display(),
             out.status,
             started.elapsed().as_secs_f64(),
