@@ -56,7 +56,7 @@ pub fn delete_params(kind: Kind, uid: &str, opts: &Options) -> DeleteParams {
         dry_run: opts.server_dry_run,
         grace_period_seconds: opts.grace_period,
         // batch/v1 defaults to orphaning a job's pods; a cleanup tool must not.
-        propagation_policy: (kind == Kind::Job).then(|| match opts.cascade {
+        propagation_policy: (kind == Kind::Job).then_some(match opts.cascade {
             Cascade::Background => PropagationPolicy::Background,
             Cascade::Foreground => PropagationPolicy::Foreground,
             Cascade::Orphan => PropagationPolicy::Orphan,
