@@ -226,6 +226,7 @@ fn base_candidate(kind: Kind, meta: &ObjectMeta, phase: Phase, finished_at: Opti
                 .map(|r| Owner { kind: r.kind.clone(), name: r.name.clone(), uid: r.uid.clone() })
         }),
         labels,
+        charges: BTreeMap::new(),
     }
 }
 

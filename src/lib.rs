@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod model;
 pub mod plan;
 pub mod quantity;
+pub mod quota;
 pub mod report;
 pub mod request;
 pub mod retry;

@@ -84,6 +84,11 @@ pub struct Candidate {
     /// `deletionTimestamp` is set.
     pub terminating: bool,
     pub owner: Option<Owner>,
+    /// What a non-terminal pod is charged in compute quota (`requests.cpu`,
+    /// `limits.memory`…), in thousandths so the record stays `Eq`. Empty for
+    /// finished pods and jobs: quota does not count them, so deleting them
+    /// frees none of it.
+    pub charges: BTreeMap<String, u64>,
 }
 
 impl Candidate {
@@ -117,6 +122,25 @@ pub struct Quota {
     pub name: String,
     pub hard: BTreeMap<String, f64>,
     pub used: BTreeMap<String, f64>,
+}
+
+/// The name of the budget `--capacity N` stands in for, where a namespace has
+/// no ResourceQuota on `count/pods`.
+pub const CAPACITY_QUOTA: &str = "--capacity";
+
+impl Quota {
+    /// A `count/pods` budget from `--capacity`, with the pods actually stored.
+    pub fn capacity(namespace: &str, capacity: u64, stored_pods: u64) -> Self {
+        Quota {
+            namespace: namespace.to_string(),
+            name: CAPACITY_QUOTA.to_string(),
+            hard: BTreeMap::from([(crate::quota::COUNT_PODS.to_string(), capacity as f64)]),
+            used: BTreeMap::from([(crate::quota::COUNT_PODS.to_string(), stored_pods as f64)]),
+        }
+    }
+    pub fn is_capacity(&self) -> bool {
+        self.name == CAPACITY_QUOTA
+    }
 }
 
 /// A consistent snapshot of one or more namespaces.
@@ -161,11 +185,15 @@ pub mod fixtures {
             keep: false,
             terminating: false,
             owner: None,
+            charges: BTreeMap::new(),
         }
     }
 
     pub fn job(name: &str, phase: Phase, created: i64) -> Candidate {
-        Candidate { kind: Kind::Job, ..pod(name, phase, created) }
+        Candidate {
+            kind: Kind::Job,
+            ..pod(name, phase, created)
+        }
     }
 
     pub fn with_test(mut c: Candidate, test_id: &str) -> Candidate {
@@ -174,8 +202,32 @@ pub mod fixtures {
         c
     }
 
+    pub fn quota(name: &str, figures: &[(&str, f64, f64)]) -> Quota {
+        Quota {
+            namespace: "crucible".into(),
+            name: name.into(),
+            hard: figures
+                .iter()
+                .map(|(r, h, _)| (r.to_string(), *h))
+                .collect(),
+            used: figures
+                .iter()
+                .map(|(r, _, u)| (r.to_string(), *u))
+                .collect(),
+        }
+    }
+
+    pub fn labelled(mut c: Candidate, key: &str, value: &str) -> Candidate {
+        c.labels.insert(key.into(), value.into());
+        c
+    }
+
     pub fn owned_by(mut c: Candidate, job: &Candidate) -> Candidate {
-        c.owner = Some(Owner { kind: "Job".into(), name: job.name.clone(), uid: job.uid.clone() });
+        c.owner = Some(Owner {
+            kind: "Job".into(),
+            name: job.name.clone(),
+            uid: job.uid.clone(),
+        });
         c
     }
 }
