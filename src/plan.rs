@@ -1,6 +1,8 @@
 //! Planning: turn selected objects into an ordered plan, applying the guards
 //! that no strategy may override. Pure.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::model::{Candidate, Inventory, Kind, OwnerState, KEEP_KEY, PROTECTED_NAMESPACES};
@@ -24,6 +26,8 @@ pub enum Protection {
     OwnerRunning(String),
     NotFinished,
     ProtectedNamespace,
+    /// Held back by retention (`--keep-last`, `--keep-succeeded-for`…), with the reason.
+    Retained(String),
 }
 
 impl Protection {
@@ -40,6 +44,7 @@ impl Protection {
             Protection::OwnerRunning(job) => format!("job {job} has not finished"),
             Protection::NotFinished => "not finished (add --include-running)".into(),
             Protection::ProtectedNamespace => "protected namespace".into(),
+            Protection::Retained(why) => why.clone(),
         }
     }
 }
@@ -94,13 +99,45 @@ pub fn protection(c: &Candidate, inv: &Inventory, include_running: bool) -> Opti
     None
 }
 
+/// What the guards need besides the inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Guards {
+    pub include_running: bool,
+    /// Objects retention holds back, by uid, with the reason (see `select::retention`).
+    pub retained: BTreeMap<String, String>,
+}
+
+impl Guards {
+    pub fn new(include_running: bool) -> Self {
+        Guards {
+            include_running,
+            retained: BTreeMap::new(),
+        }
+    }
+}
+
+/// `protection`, then retention: the full answer to "may this go now?".
+pub fn guard(c: &Candidate, inv: &Inventory, guards: &Guards) -> Option<Protection> {
+    protection(c, inv, guards.include_running).or_else(|| {
+        guards
+            .retained
+            .get(&c.uid)
+            .map(|why| Protection::Retained(why.clone()))
+    })
+}
+
 /// Orders the plan jobs first, then oldest first, so the preview reads like
 /// `kubectl get` sorted by age and deletes start with the most stale.
 pub fn plan(selected: Vec<Selected<'_>>, inv: &Inventory, include_running: bool) -> Plan {
+    plan_with(selected, inv, &Guards::new(include_running))
+}
+
+/// `plan` with retention guards too.
+pub fn plan_with(selected: Vec<Selected<'_>>, inv: &Inventory, guards: &Guards) -> Plan {
     let mut items: Vec<PlanItem> = selected
         .into_iter()
         .map(|s| {
-            let guard = protection(s.candidate, inv, include_running);
+            let guard = guard(s.candidate, inv, guards);
             PlanItem {
                 candidate: s.candidate.clone(),
                 matched_by: s.matched_by,
@@ -216,6 +253,35 @@ mod tests {
         let p = plan(all.iter().map(|c| sel(c)).collect(), &inv, true);
         let deleted: Vec<&str> = p.to_delete().map(|i| i.candidate.name.as_str()).collect();
         assert_eq!(deleted, ["job-run", "of-done", "running", "plain"]);
+    }
+
+    #[test]
+    fn retention_holds_only_what_may_otherwise_go() {
+        let (held, kept) = (
+            pod("held", Phase::Succeeded, 0),
+            Candidate {
+                keep: true,
+                ..pod("kept", Phase::Succeeded, 1)
+            },
+        );
+        let inv = Inventory::default();
+        let mut guards = Guards::new(false);
+        for c in [&held, &kept] {
+            guards
+                .retained
+                .insert(c.uid.clone(), "newest of its run".into());
+        }
+        assert_eq!(
+            guard(&held, &inv, &guards),
+            Some(Protection::Retained("newest of its run".into()))
+        );
+        // The keep mark is the stronger, older guard and keeps its own reason.
+        assert_eq!(guard(&kept, &inv, &guards), Some(Protection::Kept));
+        let p = plan_with(vec![sel(&held)], &inv, &guards);
+        assert_eq!(
+            (p.items[0].action, p.items[0].reason.as_str()),
+            (Action::Skip, "newest of its run")
+        );
     }
 
     #[test]
