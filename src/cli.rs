@@ -18,7 +18,11 @@ use crate::duration;
     after_help = "Examples:\n  \
       kubectl crucible-clean --test-id run-42 --dry-run\n  \
       kubectl crucible-clean --older-than 2h --level all --yes\n  \
-      kubectl crucible-clean --older-than 1d --age-from finished -o json --yes\n\n\
+      kubectl crucible-clean --older-than 1d --age-from finished -o json --yes\n  \
+      kubectl crucible-clean --strategy pressure --threshold 0.9 --dry-run\n  \
+      kubectl crucible-clean --strategy watermark --high-watermark 0.8 --low-watermark 0.5 --yes\n  \
+      kubectl crucible-clean --strategy hybrid --test-id \"$RUN\" --older-than 15m --high-watermark 0.7 --yes\n  \
+      kubectl crucible-clean --policy policy.yaml --watch --interval 5m -o json --yes\n\n\
       Exit codes: 0 done or nothing to do, 1 some deletions failed, 2 bad usage,\n\
       3 aborted before deleting, 4 cluster unreachable or forbidden, 130 interrupted."
 )]
@@ -32,7 +36,13 @@ pub struct Cli {
     pub all_namespaces: bool,
 
     /// Base label selector (kubectl syntax); every selected object must match it
-    #[arg(short = 'l', long, value_name = "SEL", default_value = "app=evaluation", help_heading = "Selection")]
+    #[arg(
+        short = 'l',
+        long,
+        value_name = "SEL",
+        default_value = "app=evaluation",
+        help_heading = "Selection"
+    )]
     pub selector: String,
 
     /// Objects labelled test-id=ID (repeatable)
@@ -66,6 +76,54 @@ pub struct Cli {
     /// How to select [default: label with --test-id/--eval-id, else age]
     #[arg(long, value_enum, value_name = "STRATEGY", help_heading = "Selection")]
     pub strategy: Option<StrategyArg>,
+
+    /// Policy file (YAML): named rules, each a label selector with its strategy, retention and watermarks, plus
+    /// retention multipliers by priority label. Flags given on the command line override the file
+    #[arg(long, value_name = "FILE", help_heading = "Selection")]
+    pub policy: Option<PathBuf>,
+
+    /// Pressure: act when a quota resource that deleting can relieve is at or above this fraction of its hard limit,
+    /// and delete oldest first until it is below [default: 0.8]
+    #[arg(long, value_name = "F", help_heading = "Quota")]
+    pub threshold: Option<f64>,
+
+    /// Watermark: plan a cleanup when count/pods usage reaches this fraction of the budget [default: 0.8]
+    #[arg(long, value_name = "F", help_heading = "Quota")]
+    pub high_watermark: Option<f64>,
+
+    /// Watermark: delete finished objects until projected count/pods usage is at or below this fraction [default: 0.5]
+    #[arg(long, value_name = "F", help_heading = "Quota")]
+    pub low_watermark: Option<f64>,
+
+    /// Which finished objects pressure and watermark delete first (then oldest first) [default: oldest]
+    #[arg(long, value_enum, value_name = "ORDER", help_heading = "Quota")]
+    pub prefer: Option<Prefer>,
+
+    /// Pod budget (count/pods hard limit) for pressure and watermark where the namespace has no ResourceQuota on
+    /// count/pods
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Quota")]
+    pub capacity: Option<u64>,
+
+    /// Never delete the N newest finished objects of each test run (grouped by test-id)
+    #[arg(long, value_name = "N", help_heading = "Retention")]
+    pub keep_last: Option<usize>,
+
+    /// Keep succeeded pods and complete jobs for DUR after they finished
+    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Retention")]
+    pub keep_succeeded_for: Option<Duration>,
+
+    /// Keep failed pods and jobs for DUR after they failed
+    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Retention")]
+    pub keep_failed_for: Option<Duration>,
+
+    /// Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes; one JSON line per cycle
+    /// with -o json)
+    #[arg(long, help_heading = "Watch")]
+    pub watch: bool,
+
+    /// Time between two --watch cycles [default: 5m]
+    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Watch")]
+    pub interval: Option<Duration>,
 
     /// Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All
     #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true,
@@ -106,7 +164,13 @@ pub struct Cli {
     pub output: Output,
 
     /// Log verbosity on stderr (as kubectl's -v)
-    #[arg(short = 'v', long = "v", value_name = "LEVEL", default_value_t = 0, help_heading = "Output")]
+    #[arg(
+        short = 'v',
+        long = "v",
+        value_name = "LEVEL",
+        default_value_t = 0,
+        help_heading = "Output"
+    )]
     pub verbosity: u8,
 
     /// Path to the kubeconfig file [default: $KUBECONFIG, then ~/.kube/config]
@@ -146,6 +210,17 @@ pub enum StrategyArg {
     Pressure,
     Watermark,
     Hybrid,
+}
+
+/// The order in which pressure and watermark pick finished objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Prefer {
+    /// Oldest first
+    Oldest,
+    /// Failed ones first (oldest first among them), then the rest
+    Failed,
+    /// Succeeded ones first (oldest first among them), then the rest
+    Succeeded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -15,7 +15,10 @@ use kube::api::{ListParams, ObjectList};
 use kube::{Api, Client};
 
 use crate::error::{Error, Result};
-use crate::model::{Candidate, Inventory, Kind, Owner, OwnerState, Phase, Quota, EVAL_ID, KEEP_KEY, PROTECTED_NAMESPACES, TEST_ID};
+use crate::model::{
+    Candidate, Inventory, Kind, Owner, OwnerState, Phase, Quota, EVAL_ID, KEEP_KEY,
+    PROTECTED_NAMESPACES, TEST_ID,
+};
 use crate::request::{Request, Scope};
 use crate::retry::with_retry;
 
@@ -30,6 +33,9 @@ pub struct Needs {
     pub pod_status: bool,
     pub jobs: bool,
     pub quotas: bool,
+    /// `--capacity`: where no ResourceQuota limits `count/pods`, count the
+    /// namespace's pods and add this stand-in budget to the quotas.
+    pub capacity: Option<u64>,
 }
 
 impl Needs {
@@ -39,14 +45,28 @@ impl Needs {
         if req.include_running {
             pod_phases.extend([Phase::Pending, Phase::Running, Phase::Unknown]);
         }
+        let rules: Vec<&crate::policy::Params> = match &req.policy {
+            Some(p) => p.rules.iter().map(|r| &r.params).collect(),
+            None => vec![&req.params],
+        };
+        let quotas = rules.iter().any(|p| p.needs_quota());
+        // Retention is measured from the finish time; a running pod's quota
+        // charges come from its spec.
         let finish_times = req.criteria.age_from == Some(AgeFrom::Finished)
-            || matches!(req.output, Output::Wide | Output::Json | Output::Yaml);
+            || matches!(req.output, Output::Wide | Output::Json | Output::Yaml)
+            || rules.iter().any(|p| p.has_retention())
+            || (quotas && req.include_running);
         Needs {
             label_selector: req.server_selector().to_string(),
-            pod_phases: if req.level == Level::None { vec![] } else { pod_phases },
+            pod_phases: if req.level == Level::None {
+                vec![]
+            } else {
+                pod_phases
+            },
             pod_status: finish_times,
             jobs: req.level != Level::None,
-            quotas: false,
+            quotas,
+            capacity: req.capacity.filter(|_| quotas),
         }
     }
 }
@@ -58,11 +78,22 @@ pub async fn take(client: &Client, req: &Request) -> Result<Inventory> {
 pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<Inventory> {
     let taken_at = Utc::now();
     let (pods_api, jobs_api, quota_api): (Api<Pod>, Api<Job>, Api<ResourceQuota>) = match scope {
-        Scope::Namespace(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
-        Scope::AllNamespaces => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+        Scope::Namespace(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        Scope::AllNamespaces => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
     };
     let ns_guard: Vec<String> = match scope {
-        Scope::AllNamespaces => PROTECTED_NAMESPACES.iter().map(|n| format!("metadata.namespace!={n}")).collect(),
+        Scope::AllNamespaces => PROTECTED_NAMESPACES
+            .iter()
+            .map(|n| format!("metadata.namespace!={n}"))
+            .collect(),
         Scope::Namespace(_) => vec![],
     };
     let fields = |extra: Option<String>| -> Option<String> {
@@ -73,11 +104,38 @@ pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<
 
     let mut pods = Vec::new();
     for phase in &needs.pod_phases {
-        let lp = list_params(&needs.label_selector, fields(Some(format!("status.phase={}", phase_name(*phase)))));
+        let lp = list_params(
+            &needs.label_selector,
+            fields(Some(format!("status.phase={}", phase_name(*phase)))),
+        );
         if needs.pod_status {
-            paged(|lp| { let api = pods_api.clone(); async move { api.list(&lp).await } }, lp, &mut pods, |p: Pod| pod_candidate(&p.metadata, *phase, pod_finished_at(&p))).await
+            paged(
+                |lp| {
+                    let api = pods_api.clone();
+                    async move { api.list(&lp).await }
+                },
+                lp,
+                &mut pods,
+                |p: Pod| {
+                    let mut c = pod_candidate(&p.metadata, *phase, pod_finished_at(&p));
+                    if !phase.is_finished() {
+                        c.charges = crate::quota::pod_charges(&p);
+                    }
+                    c
+                },
+            )
+            .await
         } else {
-            paged(|lp| { let api = pods_api.clone(); async move { api.list_metadata(&lp).await } }, lp, &mut pods, |p| pod_candidate(&p.metadata, *phase, None)).await
+            paged(
+                |lp| {
+                    let api = pods_api.clone();
+                    async move { api.list_metadata(&lp).await }
+                },
+                lp,
+                &mut pods,
+                |p| pod_candidate(&p.metadata, *phase, None),
+            )
+            .await
         }
         .map_err(|e| Error::from_kube("cannot list pods", e))?;
     }
@@ -85,9 +143,17 @@ pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<
     let mut jobs = Vec::new();
     if needs.jobs || pods.iter().any(|p| p.owner_job().is_some()) {
         let lp = list_params(&needs.label_selector, fields(None));
-        paged(|lp| { let api = jobs_api.clone(); async move { api.list(&lp).await } }, lp, &mut jobs, |j: Job| job_candidate(&j))
-            .await
-            .map_err(|e| Error::from_kube("cannot list jobs", e))?;
+        paged(
+            |lp| {
+                let api = jobs_api.clone();
+                async move { api.list(&lp).await }
+            },
+            lp,
+            &mut jobs,
+            |j: Job| job_candidate(&j),
+        )
+        .await
+        .map_err(|e| Error::from_kube("cannot list jobs", e))?;
     }
 
     let owners = owner_states(client, &pods, &jobs).await?;
@@ -98,12 +164,57 @@ pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<
     let mut quotas = Vec::new();
     if needs.quotas {
         let lp = list_params("", fields(None));
-        paged(|lp| { let api = quota_api.clone(); async move { api.list(&lp).await } }, lp, &mut quotas, |q: ResourceQuota| quota(&q))
-            .await
-            .map_err(|e| Error::from_kube("cannot list resourcequotas", e))?;
+        paged(
+            |lp| {
+                let api = quota_api.clone();
+                async move { api.list(&lp).await }
+            },
+            lp,
+            &mut quotas,
+            |q: ResourceQuota| quota(&q),
+        )
+        .await
+        .map_err(|e| Error::from_kube("cannot list resourcequotas", e))?;
+    }
+    if let Some(capacity) = needs.capacity {
+        // Every stored pod counts against the budget, ours or not: count them
+        // all (metadata only), by namespace.
+        let mut namespaces = Vec::new();
+        paged(
+            |lp| {
+                let api = pods_api.clone();
+                async move { api.list_metadata(&lp).await }
+            },
+            list_params("", fields(None)),
+            &mut namespaces,
+            |p| p.metadata.namespace.unwrap_or_default(),
+        )
+        .await
+        .map_err(|e| Error::from_kube("cannot count pods for --capacity", e))?;
+        let mut stored: BTreeMap<String, u64> = BTreeMap::new();
+        if let Scope::Namespace(ns) = scope {
+            stored.insert(ns.clone(), 0);
+        }
+        for ns in namespaces {
+            *stored.entry(ns).or_default() += 1;
+        }
+        for (ns, n) in stored {
+            let limited = quotas.iter().any(|q: &Quota| {
+                q.namespace == ns && q.hard.contains_key(crate::quota::COUNT_PODS)
+            });
+            if !limited {
+                quotas.push(Quota::capacity(&ns, capacity, n));
+            }
+        }
     }
 
-    Ok(Inventory { pods, jobs, owners, quotas, taken_at })
+    Ok(Inventory {
+        pods,
+        jobs,
+        owners,
+        quotas,
+        taken_at,
+    })
 }
 
 fn list_params(labels: &str, fields: Option<String>) -> ListParams {
@@ -120,7 +231,12 @@ fn list_params(labels: &str, fields: Option<String>) -> ListParams {
 /// Walks every page of a list. On 410 Expired (the continue token outlived
 /// etcd's compaction) the list restarts once from the beginning, so the
 /// result is one consistent snapshot rather than a stitched one.
-pub async fn paged<T, C, F, Fut>(mut fetch: F, base: ListParams, out: &mut Vec<C>, mut convert: impl FnMut(T) -> C) -> Result<(), kube::Error>
+pub async fn paged<T, C, F, Fut>(
+    mut fetch: F,
+    base: ListParams,
+    out: &mut Vec<C>,
+    mut convert: impl FnMut(T) -> C,
+) -> Result<(), kube::Error>
 where
     T: Clone,
     F: FnMut(ListParams) -> Fut,
@@ -153,24 +269,46 @@ where
 /// For each job that owns a listed pod: finished, unfinished, or gone.
 /// Jobs already listed answer for themselves; the others are fetched by name
 /// (they may lack the base label) and compared by uid.
-async fn owner_states(client: &Client, pods: &[Candidate], jobs: &[Candidate]) -> Result<BTreeMap<String, OwnerState>> {
+async fn owner_states(
+    client: &Client,
+    pods: &[Candidate],
+    jobs: &[Candidate],
+) -> Result<BTreeMap<String, OwnerState>> {
     let mut states: BTreeMap<String, OwnerState> = jobs
         .iter()
-        .map(|j| (j.uid.clone(), if j.phase.is_finished() { OwnerState::Finished } else { OwnerState::Unfinished }))
+        .map(|j| {
+            (
+                j.uid.clone(),
+                if j.phase.is_finished() {
+                    OwnerState::Finished
+                } else {
+                    OwnerState::Unfinished
+                },
+            )
+        })
         .collect();
     let missing: BTreeSet<(String, String, String)> = pods
         .iter()
-        .filter_map(|p| p.owner_job().map(|o| (p.namespace.clone(), o.name.clone(), o.uid.clone())))
+        .filter_map(|p| {
+            p.owner_job()
+                .map(|o| (p.namespace.clone(), o.name.clone(), o.uid.clone()))
+        })
         .filter(|(_, _, uid)| !states.contains_key(uid))
         .collect();
     let fetched: Vec<Result<(String, OwnerState)>> = stream::iter(missing)
         .map(|(ns, name, uid)| {
             let api: Api<Job> = Api::namespaced(client.clone(), &ns);
             async move {
-                let job = with_retry(|| api.get_opt(&name)).await.map_err(|e| Error::from_kube("cannot read owner job", e))?;
+                let job = with_retry(|| api.get_opt(&name))
+                    .await
+                    .map_err(|e| Error::from_kube("cannot read owner job", e))?;
                 let state = match job {
                     Some(j) if j.metadata.uid.as_deref() == Some(uid.as_str()) => {
-                        if job_candidate(&j).phase.is_finished() { OwnerState::Finished } else { OwnerState::Unfinished }
+                        if job_candidate(&j).phase.is_finished() {
+                            OwnerState::Finished
+                        } else {
+                            OwnerState::Unfinished
+                        }
                     }
                     _ => OwnerState::Gone,
                 };
@@ -198,15 +336,25 @@ fn phase_name(p: Phase) -> &'static str {
 }
 
 pub fn time(t: &Time) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32).unwrap_or_default()
+    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
+        .unwrap_or_default()
 }
 
 fn marked_keep(meta: &ObjectMeta) -> bool {
-    let yes = |m: &Option<BTreeMap<String, String>>| m.as_ref().and_then(|m| m.get(KEEP_KEY)).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let yes = |m: &Option<BTreeMap<String, String>>| {
+        m.as_ref()
+            .and_then(|m| m.get(KEEP_KEY))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
     yes(&meta.labels) || yes(&meta.annotations)
 }
 
-fn base_candidate(kind: Kind, meta: &ObjectMeta, phase: Phase, finished_at: Option<DateTime<Utc>>) -> Candidate {
+fn base_candidate(
+    kind: Kind,
+    meta: &ObjectMeta,
+    phase: Phase,
+    finished_at: Option<DateTime<Utc>>,
+) -> Candidate {
     let labels = meta.labels.clone().unwrap_or_default();
     Candidate {
         kind,
@@ -214,7 +362,11 @@ fn base_candidate(kind: Kind, meta: &ObjectMeta, phase: Phase, finished_at: Opti
         name: meta.name.clone().unwrap_or_default(),
         uid: meta.uid.clone().unwrap_or_default(),
         phase,
-        created_at: meta.creation_timestamp.as_ref().map(time).unwrap_or_default(),
+        created_at: meta
+            .creation_timestamp
+            .as_ref()
+            .map(time)
+            .unwrap_or_default(),
         finished_at,
         test_id: labels.get(TEST_ID).cloned(),
         eval_id: labels.get(EVAL_ID).cloned(),
@@ -223,14 +375,22 @@ fn base_candidate(kind: Kind, meta: &ObjectMeta, phase: Phase, finished_at: Opti
         owner: meta.owner_references.as_ref().and_then(|refs| {
             refs.iter()
                 .find(|r| r.controller == Some(true))
-                .map(|r| Owner { kind: r.kind.clone(), name: r.name.clone(), uid: r.uid.clone() })
+                .map(|r| Owner {
+                    kind: r.kind.clone(),
+                    name: r.name.clone(),
+                    uid: r.uid.clone(),
+                })
         }),
         labels,
         charges: BTreeMap::new(),
     }
 }
 
-pub fn pod_candidate(meta: &ObjectMeta, phase: Phase, finished_at: Option<DateTime<Utc>>) -> Candidate {
+pub fn pod_candidate(
+    meta: &ObjectMeta,
+    phase: Phase,
+    finished_at: Option<DateTime<Utc>>,
+) -> Candidate {
     base_candidate(Kind::Pod, meta, phase, finished_at)
 }
 
@@ -241,7 +401,15 @@ pub fn pod_finished_at(p: &Pod) -> Option<DateTime<Utc>> {
         .container_statuses
         .iter()
         .flatten()
-        .filter_map(|cs| cs.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref().map(time))
+        .filter_map(|cs| {
+            cs.state
+                .as_ref()?
+                .terminated
+                .as_ref()?
+                .finished_at
+                .as_ref()
+                .map(time)
+        })
         .max()
 }
 
@@ -253,7 +421,10 @@ pub fn job_candidate(j: &Job) -> Candidate {
             .and_then(|cs| cs.iter().find(|c| c.type_ == t && c.status == "True"))
     };
     let (phase, finished_at) = if let Some(c) = cond("Complete") {
-        let at = status.and_then(|s| s.completion_time.as_ref()).or(c.last_transition_time.as_ref()).map(time);
+        let at = status
+            .and_then(|s| s.completion_time.as_ref())
+            .or(c.last_transition_time.as_ref())
+            .map(time);
         (Phase::Complete, at)
     } else if let Some(c) = cond("Failed") {
         (Phase::Failed, c.last_transition_time.as_ref().map(time))
@@ -264,9 +435,15 @@ pub fn job_candidate(j: &Job) -> Candidate {
 }
 
 fn quota(q: &ResourceQuota) -> Quota {
-    let read = |m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
-        m.map(|m| m.iter().filter_map(|(k, v)| crate::quantity::parse(&v.0).map(|n| (k.clone(), n))).collect()).unwrap_or_default()
-    };
+    let read =
+        |m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+            m.map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| crate::quantity::parse(&v.0).map(|n| (k.clone(), n)))
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
     let status = q.status.as_ref();
     Quota {
         namespace: q.metadata.namespace.clone().unwrap_or_default(),
@@ -279,8 +456,15 @@ fn quota(q: &ResourceQuota) -> Quota {
 /// Asks the API server whether we may delete `resource` in `namespace`
 /// (a SelfSubjectAccessReview: nothing is stored). Lets a run without the
 /// permission stop before the first delete, naming what is missing.
-pub async fn can_delete(client: &Client, namespace: &str, group: &str, resource: &str) -> Result<bool> {
-    use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+pub async fn can_delete(
+    client: &Client,
+    namespace: &str,
+    group: &str,
+    resource: &str,
+) -> Result<bool> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
@@ -301,3 +485,4 @@ pub async fn can_delete(client: &Client, namespace: &str, group: &str, resource:
         .map_err(|e| Error::from_kube("cannot check permissions", e))?;
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
+

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod inventory;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod quantity;
 pub mod quota;
 pub mod report;
@@ -17,6 +18,7 @@ pub mod request;
 pub mod retry;
 pub mod select;
 pub mod selector;
+pub mod watch;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,24 +46,73 @@ pub fn log(req_verbosity: u8, level: u8, msg: impl AsRef<str>) {
 pub async fn run(cli: &Cli) -> Result<i32> {
     let req = Request::from_cli(cli)?;
     let (client, target) = client::connect(&req.connection).await?;
-    log(req.verbosity, 4, format!("context {:?}, server {}", target.context, target.server));
+    log(
+        req.verbosity,
+        4,
+        format!("context {:?}, server {}", target.context, target.server),
+    );
+    if let Some(interval) = req.watch {
+        return watch::watch(&client, &target, &req, interval).await;
+    }
+    let done = cycle(&client, &target, &req, None).await?;
+    print!("{}", report::render(&done.report, req.output));
+    if done.interrupted {
+        return Err(Error::Interrupted);
+    }
+    Ok(done.code)
+}
 
+/// One pass of the pipeline, from inventory to report.
+pub struct Cycle {
+    pub code: i32,
+    pub report: report::CleanupReport,
+    /// Ctrl-C or SIGTERM stopped the deletions.
+    pub interrupted: bool,
+}
+
+/// Runs the pipeline once (`number`: the --watch cycle) and returns the
+/// report to print and the exit code it stands for.
+pub async fn cycle(
+    client: &kube::Client,
+    target: &client::Target,
+    req: &Request,
+    number: Option<u64>,
+) -> Result<Cycle> {
     let t0 = std::time::Instant::now();
-    let inv = inventory::take(&client, &req).await?;
-    log(req.verbosity, 4, format!("listed {} pods and {} jobs in {:?}", inv.pods.len(), inv.jobs.len(), t0.elapsed()));
-    let mut plan = plan::plan(select::select(&req, &inv), &inv, req.include_running);
+    let inv = inventory::take(client, req).await?;
+    log(
+        req.verbosity,
+        4,
+        format!(
+            "listed {} pods and {} jobs in {:?}",
+            inv.pods.len(),
+            inv.jobs.len(),
+            t0.elapsed()
+        ),
+    );
+    let selection = select::select(req, &inv)?;
+    let decisions = selection.decisions;
+    let mut plan = plan::plan_with(selection.selected, &inv, &selection.guards);
 
     let interactive = gate::is_interactive();
     let will_prompt = interactive && req.mode == Mode::Apply && !req.yes && plan.delete_count() > 0;
     if will_prompt || (req.mode == Mode::Apply && plan.delete_count() > 0) {
         // Ask before prompting: a user should not confirm what RBAC will refuse.
-        preflight(&client, &plan).await?;
+        preflight(client, &plan).await?;
     }
     if will_prompt && req.max_delete.is_none_or(|m| plan.delete_count() <= m) {
-        let preview = report_for(&req, &target, &plan, &[], Mode::DryRunClient, &inv);
+        let preview = report_for(
+            req,
+            target,
+            &plan,
+            &[],
+            Mode::DryRunClient,
+            &inv,
+            &decisions,
+        );
         eprint!("{}", report::render(&preview, Output::Table));
     }
-    let decision = gate::decide(&plan, &req, &target, interactive, gate::ask)?;
+    let decision = gate::decide(&plan, req, target, interactive, gate::ask)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let results = match decision {
@@ -69,9 +120,12 @@ pub async fn run(cli: &Cli) -> Result<i32> {
         Decision::Preview if req.mode == Mode::DryRunClient => vec![],
         Decision::Preview | Decision::Proceed { .. } => {
             if let Decision::Proceed { prompted: true } = decision {
-                if chrono::Utc::now() - inv.taken_at > chrono::Duration::from_std(STALE_AFTER).unwrap_or_default() {
-                    let fresh_inv = inventory::take(&client, &req).await?;
-                    let fresh = plan::plan(select::select(&req, &fresh_inv), &fresh_inv, req.include_running);
+                if chrono::Utc::now() - inv.taken_at
+                    > chrono::Duration::from_std(STALE_AFTER).unwrap_or_default()
+                {
+                    let fresh_inv = inventory::take(client, req).await?;
+                    let fresh_sel = select::select(req, &fresh_inv)?;
+                    let fresh = plan::plan_with(fresh_sel.selected, &fresh_inv, &fresh_sel.guards);
                     let (restricted, dropped) = plan::restrict_to(fresh, &plan);
                     if dropped > 0 {
                         eprintln!("{dropped} objects no longer qualify since the prompt and are left alone");
@@ -79,39 +133,64 @@ pub async fn run(cli: &Cli) -> Result<i32> {
                     plan = restricted;
                 }
             }
-            execute_plan(&client, &req, &plan, stop.clone()).await
+            execute_plan(client, req, &plan, stop.clone()).await
         }
     };
 
     let mut code = exit::OK;
-    let failed: Vec<&execute::Result> = results.iter().filter(|r| r.outcome == execute::Outcome::Failed).collect();
+    let failed: Vec<&execute::Result> = results
+        .iter()
+        .filter(|r| r.outcome == execute::Outcome::Failed)
+        .collect();
     if !failed.is_empty() {
-        code = if failed.iter().all(|r| matches!(r.code, Some(401 | 403))) { exit::CLUSTER } else { exit::FAILED };
+        code = if failed.iter().all(|r| matches!(r.code, Some(401 | 403))) {
+            exit::CLUSTER
+        } else {
+            exit::FAILED
+        };
     }
     if req.mode == Mode::Apply && code == exit::OK {
         if let Some(timeout) = req.wait {
             let deleted: Vec<&model::Candidate> = plan
                 .to_delete()
-                .filter(|i| results.iter().any(|r| r.uid == i.candidate.uid && r.outcome == execute::Outcome::Deleted))
+                .filter(|i| {
+                    results
+                        .iter()
+                        .any(|r| r.uid == i.candidate.uid && r.outcome == execute::Outcome::Deleted)
+                })
                 .map(|i| &i.candidate)
                 .collect();
-            let left = execute::wait_gone(&client, &deleted, timeout, stop.clone()).await;
+            let left = execute::wait_gone(client, &deleted, timeout, stop.clone()).await;
             if !left.is_empty() && !stop.load(Ordering::SeqCst) {
-                eprintln!("error: timed out after {}s waiting for {} objects to go: {}", timeout.as_secs(), left.len(), left.join(", "));
+                eprintln!(
+                    "error: timed out after {}s waiting for {} objects to go: {}",
+                    timeout.as_secs(),
+                    left.len(),
+                    left.join(", ")
+                );
                 code = exit::FAILED;
             }
         }
     }
-    let rep = report_for(&req, &target, &plan, &results, req.mode, &inv);
-    print!("{}", report::render(&rep, req.output));
-    if stop.load(Ordering::SeqCst) {
-        return Err(Error::Interrupted);
-    }
-    Ok(code)
+    let mut rep = report_for(req, target, &plan, &results, req.mode, &inv, &decisions);
+    rep.cycle = number;
+    Ok(Cycle {
+        code,
+        report: rep,
+        interrupted: stop.load(Ordering::SeqCst),
+    })
 }
 
-fn report_for(req: &Request, target: &client::Target, plan: &plan::Plan, results: &[execute::Result], mode: Mode, inv: &model::Inventory) -> report::CleanupReport {
-    report::build(
+fn report_for(
+    req: &Request,
+    target: &client::Target,
+    plan: &plan::Plan,
+    results: &[execute::Result],
+    mode: Mode,
+    inv: &model::Inventory,
+    decisions: &[quota::Decision],
+) -> report::CleanupReport {
+    let mut rep = report::build(
         plan,
         results,
         &report::Context {
@@ -122,18 +201,36 @@ fn report_for(req: &Request, target: &client::Target, plan: &plan::Plan, results
             selector: req.server_selector().to_string(),
             now: inv.taken_at,
         },
-    )
+    );
+    if inventory::Needs::of(req).quotas {
+        let index = quota::Index::new(inv, req.cascade);
+        let units: Vec<&model::Candidate> = plan.to_delete().map(|i| &i.candidate).collect();
+        rep.quota = Some(report::quota_section(
+            &inv.quotas,
+            &index,
+            &units,
+            decisions.to_vec(),
+        ));
+    }
+    rep
 }
 
 async fn preflight(client: &kube::Client, plan: &plan::Plan) -> Result<()> {
-    let needed: BTreeSet<(String, Kind)> = plan.to_delete().map(|i| (i.candidate.namespace.clone(), i.candidate.kind)).collect();
+    let needed: BTreeSet<(String, Kind)> = plan
+        .to_delete()
+        .map(|i| (i.candidate.namespace.clone(), i.candidate.kind))
+        .collect();
     for (ns, kind) in needed {
         let (group, resource) = match kind {
             Kind::Pod => ("", "pods"),
             Kind::Job => ("batch", "jobs"),
         };
         if !inventory::can_delete(client, &ns, group, resource).await? {
-            let what = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
+            let what = if group.is_empty() {
+                resource.to_string()
+            } else {
+                format!("{resource}.{group}")
+            };
             return Err(Error::Cluster(format!(
                 "forbidden: you may not delete {what} in namespace {ns} (RBAC verb \"delete\" on {what} is missing); nothing deleted"
             )));
@@ -142,7 +239,12 @@ async fn preflight(client: &kube::Client, plan: &plan::Plan) -> Result<()> {
     Ok(())
 }
 
-async fn execute_plan(client: &kube::Client, req: &Request, plan: &plan::Plan, stop: Arc<AtomicBool>) -> Vec<execute::Result> {
+async fn execute_plan(
+    client: &kube::Client,
+    req: &Request,
+    plan: &plan::Plan,
+    stop: Arc<AtomicBool>,
+) -> Vec<execute::Result> {
     let listener = {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -152,11 +254,19 @@ async fn execute_plan(client: &kube::Client, req: &Request, plan: &plan::Plan, s
         })
     };
     let n = plan.delete_count();
-    let bar = (req.progress && n >= PROGRESS_FROM && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-        let b = indicatif::ProgressBar::with_draw_target(Some(n as u64), indicatif::ProgressDrawTarget::stderr());
+    let bar = (req.progress
+        && n >= PROGRESS_FROM
+        && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    .then(|| {
+        let b = indicatif::ProgressBar::with_draw_target(
+            Some(n as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     });

@@ -15,6 +15,9 @@ use crate::plan::{Action, Plan};
 use crate::request::Mode;
 use crate::select::Rule;
 
+mod quota;
+pub use quota::{section as quota_section, QuotaSection};
+
 pub const API_VERSION: &str = "crucible-clean/v1";
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +35,13 @@ pub struct CleanupReport {
     pub selector: String,
     pub items: Vec<Item>,
     pub summary: Summary,
+    /// Pressure, watermark and hybrid: every quota resource before and
+    /// after the plan, and what the strategy decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaSection>,
+    /// `--watch`: the cycle number, from 1. The JSON report is then one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,8 +95,12 @@ pub struct Context<'a> {
 }
 
 pub fn build(plan: &Plan, results: &[execute::Result], ctx: &Context) -> CleanupReport {
-    let by_uid: HashMap<&str, &execute::Result> = results.iter().map(|r| (r.uid.as_str(), r)).collect();
-    let mut summary = Summary { selected: plan.items.len(), ..Default::default() };
+    let by_uid: HashMap<&str, &execute::Result> =
+        results.iter().map(|r| (r.uid.as_str(), r)).collect();
+    let mut summary = Summary {
+        selected: plan.items.len(),
+        ..Default::default()
+    };
     let items = plan
         .items
         .iter()
@@ -131,7 +145,10 @@ pub fn build(plan: &Plan, results: &[execute::Result], ctx: &Context) -> Cleanup
                 age_seconds: c.age(ctx.now).num_seconds().max(0),
                 test_id: c.test_id.clone(),
                 eval_id: c.eval_id.clone(),
-                owner: c.owner.as_ref().map(|o| format!("{}/{}", o.kind.to_lowercase(), o.name)),
+                owner: c
+                    .owner
+                    .as_ref()
+                    .map(|o| format!("{}/{}", o.kind.to_lowercase(), o.name)),
                 matched_by: i.matched_by.clone(),
                 action: i.action,
                 reason: i.reason.clone(),
@@ -155,6 +172,8 @@ pub fn build(plan: &Plan, results: &[execute::Result], ctx: &Context) -> Cleanup
         selector: ctx.selector.clone(),
         items,
         summary,
+        quota: None,
+        cycle: None,
     }
 }
 
@@ -171,6 +190,9 @@ fn outcome_word(o: &Outcome) -> &'static str {
 
 pub fn render(report: &CleanupReport, output: Output) -> String {
     match output {
+        Output::Json if report.cycle.is_some() => {
+            serde_json::to_string(report).unwrap_or_default() + "\n"
+        }
         Output::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
         Output::Yaml => serde_norway::to_string(report).unwrap_or_default(),
         Output::Name => report
@@ -179,12 +201,23 @@ pub fn render(report: &CleanupReport, output: Output) -> String {
             .filter(|i| i.action == Action::Delete)
             .map(|i| format!("{}/{}\n", i.kind.resource(), i.name))
             .collect(),
-        Output::Table | Output::Wide => table(report, output == Output::Wide),
+        Output::Table | Output::Wide => {
+            let block = report
+                .quota
+                .as_ref()
+                .map(|q| quota::block(q, report.namespace.is_none()))
+                .unwrap_or_default();
+            block + &table(report, output == Output::Wide)
+        }
     }
 }
 
 fn table(report: &CleanupReport, wide: bool) -> String {
-    let rows: Vec<&Item> = report.items.iter().filter(|i| wide || i.action == Action::Delete).collect();
+    let rows: Vec<&Item> = report
+        .items
+        .iter()
+        .filter(|i| wide || i.action == Action::Delete)
+        .collect();
     let mut out = String::new();
     if !rows.is_empty() {
         let mut t = Table::new();
@@ -216,7 +249,13 @@ fn table(report: &CleanupReport, wide: bool) -> String {
             if wide {
                 row.push(i.finished_at.clone().unwrap_or_else(|| "<none>".into()));
                 row.push(i.owner.clone().unwrap_or_else(|| "<none>".into()));
-                row.push(i.matched_by.iter().map(|r| r.name()).collect::<Vec<_>>().join(","));
+                row.push(
+                    i.matched_by
+                        .iter()
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
             }
             row.push(reason_cell(i));
             t.add_row(row);
@@ -237,7 +276,14 @@ fn reason_cell(i: &Item) -> String {
     match i.action {
         Action::Delete => {
             let r = match i.result.as_str() {
-                "planned" => format!("matched {}", i.matched_by.iter().map(|r| r.name()).collect::<Vec<_>>().join("+")),
+                "planned" => format!(
+                    "matched {}",
+                    i.matched_by
+                        .iter()
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join("+")
+                ),
                 other => other.to_string(),
             };
             match &i.error {
@@ -251,13 +297,22 @@ fn reason_cell(i: &Item) -> String {
 
 pub fn summary_line(r: &CleanupReport) -> String {
     let s = &r.summary;
-    let scope = r.namespace.clone().map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
+    let scope = r
+        .namespace
+        .clone()
+        .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
     let guarded = format!("{} kept, {} skipped", s.kept, s.skipped);
     if s.planned == 0 {
-        return format!("nothing to delete in {scope} ({} matched; {guarded})", s.selected);
+        return format!(
+            "nothing to delete in {scope} ({} matched; {guarded})",
+            s.selected
+        );
     }
     match r.dry_run_mode {
-        Some("client") => format!("dry run: would delete {} in {scope}; {guarded}", count(s.planned)),
+        Some("client") => format!(
+            "dry run: would delete {} in {scope}; {guarded}",
+            count(s.planned)
+        ),
         Some(_) => format!(
             "server dry run: {} accepted, {} conflict, {} failed in {scope}; {guarded}",
             s.would_delete, s.conflict, s.failed
@@ -276,7 +331,11 @@ pub fn summary_line(r: &CleanupReport) -> String {
 }
 
 fn count(n: usize) -> String {
-    if n == 1 { "1 object".into() } else { format!("{n} objects") }
+    if n == 1 {
+        "1 object".into()
+    } else {
+        format!("{n} objects")
+    }
 }
 
 #[cfg(test)]
@@ -290,14 +349,31 @@ mod tests {
     fn sample() -> Plan {
         let mut kept = with_test(pod("kept-pod", Phase::Succeeded, 5), "t1");
         kept.keep = true;
-        let cands = vec![with_test(pod("pod-a", Phase::Succeeded, 0), "t1"), kept, job("job-x", Phase::Complete, 0)];
+        let cands = [
+            with_test(pod("pod-a", Phase::Succeeded, 0), "t1"),
+            kept,
+            job("job-x", Phase::Complete, 0),
+        ];
         let inv = Inventory::default();
-        let sel = cands.iter().map(|c| Selected { candidate: c, matched_by: vec![Rule::Label] }).collect();
+        let sel = cands
+            .iter()
+            .map(|c| Selected {
+                candidate: c,
+                matched_by: vec![Rule::Label],
+            })
+            .collect();
         plan(sel, &inv, false)
     }
 
     fn ctx(mode: Mode) -> Context<'static> {
-        Context { namespace: Some("crucible"), context: "admin", mode, strategy: "label", selector: "app=evaluation".into(), now: t(3600) }
+        Context {
+            namespace: Some("crucible"),
+            context: "admin",
+            mode,
+            strategy: "label",
+            selector: "app=evaluation".into(),
+            now: t(3600),
+        }
     }
 
     #[test]
@@ -320,8 +396,18 @@ mod tests {
     fn json_follows_the_documented_schema() {
         let p = sample();
         let results = vec![
-            execute::Result { uid: "uid-job-x".into(), outcome: Outcome::Deleted, error: None, code: None },
-            execute::Result { uid: "uid-pod-a".into(), outcome: Outcome::Conflict, error: Some("uid mismatch".into()), code: Some(409) },
+            execute::Result {
+                uid: "uid-job-x".into(),
+                outcome: Outcome::Deleted,
+                error: None,
+                code: None,
+            },
+            execute::Result {
+                uid: "uid-pod-a".into(),
+                outcome: Outcome::Conflict,
+                error: Some("uid mismatch".into()),
+                code: Some(409),
+            },
         ];
         let r = build(&p, &results, &ctx(Mode::Apply));
         let v: serde_json::Value = serde_json::from_str(&render(&r, Output::Json)).unwrap();
@@ -343,7 +429,10 @@ mod tests {
             serde_json::json!({"selected":3,"planned":2,"deleted":1,"wouldDelete":0,"gone":0,"conflict":1,"failed":0,"cancelled":0,"kept":1,"skipped":0})
         );
         let y = render(&r, Output::Yaml);
-        assert!(y.starts_with("apiVersion: crucible-clean/v1\nkind: CleanupReport\n"), "{y}");
+        assert!(
+            y.starts_with("apiVersion: crucible-clean/v1\nkind: CleanupReport\n"),
+            "{y}"
+        );
     }
 
     #[test]
@@ -355,6 +444,9 @@ mod tests {
     #[test]
     fn summary_line_when_nothing_matches() {
         let r = build(&Plan::default(), &[], &ctx(Mode::Apply));
-        assert_eq!(render(&r, Output::Table), "nothing to delete in namespace crucible (0 matched; 0 kept, 0 skipped)\n");
+        assert_eq!(
+            render(&r, Output::Table),
+            "nothing to delete in namespace crucible (0 matched; 0 kept, 0 skipped)\n"
+        );
     }
 }

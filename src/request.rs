@@ -4,11 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::ValueEnum;
-
 use crate::cli::{AgeFrom, Cascade, Cli, DryRunArg, Level, Output, StrategyArg};
 use crate::error::{Error, Result};
 use crate::model::PROTECTED_NAMESPACES;
+use crate::policy::{self, Params, Policy};
 use crate::selector::{self, Selector};
 
 pub const DEFAULT_NAMESPACE: &str = "crucible";
@@ -56,6 +55,11 @@ impl Criteria {
 pub enum Strategy {
     Label,
     Age,
+    Pressure,
+    Watermark,
+    Hybrid,
+    /// Each rule of the policy file with its own strategy.
+    Policy,
 }
 
 impl Strategy {
@@ -63,6 +67,10 @@ impl Strategy {
         match self {
             Strategy::Label => "label",
             Strategy::Age => "age",
+            Strategy::Pressure => "pressure",
+            Strategy::Watermark => "watermark",
+            Strategy::Hybrid => "hybrid",
+            Strategy::Policy => "policy",
         }
     }
 }
@@ -107,12 +115,24 @@ pub struct Request {
     pub connection: Connection,
     pub verbosity: u8,
     pub progress: bool,
+    /// What the flags ask for, defaults filled in (the rule without `--policy`).
+    pub params: Params,
+    /// `--policy`, with the flags merged into each rule.
+    pub policy: Option<Policy>,
+    /// `--capacity`: the pod budget where no quota limits `count/pods`.
+    pub capacity: Option<u64>,
+    /// `--watch`: the interval between cycles.
+    pub watch: Option<Duration>,
 }
 
 impl Request {
     pub fn from_cli(cli: &Cli) -> Result<Self> {
         let scope = match (&cli.namespace, cli.all_namespaces) {
-            (Some(_), true) => return Err(Error::usage("--namespace and --all-namespaces exclude each other; give one")),
+            (Some(_), true) => {
+                return Err(Error::usage(
+                    "--namespace and --all-namespaces exclude each other; give one",
+                ))
+            }
             (None, true) => Scope::AllNamespaces,
             (ns, false) => {
                 let ns = ns.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
@@ -121,7 +141,8 @@ impl Request {
             }
         };
 
-        let base = Selector::parse(&cli.selector).map_err(|e| Error::usage(format!("-l/--selector: {e}")))?;
+        let base = Selector::parse(&cli.selector)
+            .map_err(|e| Error::usage(format!("-l/--selector: {e}")))?;
         for (flag, ids) in [("--test-id", &cli.test_id), ("--eval-id", &cli.eval_id)] {
             for id in ids {
                 if id.is_empty() {
@@ -141,23 +162,19 @@ impl Request {
 
         let strategy = match cli.strategy {
             Some(StrategyArg::Label) => {
-                if !criteria.has_ids() && !criteria.all {
+                if !criteria.has_ids() && !criteria.all && cli.policy.is_none() {
                     return Err(Error::usage("--strategy label needs --test-id ID or --eval-id ID (or --all)"));
                 }
                 Strategy::Label
             }
             Some(StrategyArg::Age) => {
-                if criteria.older_than.is_none() {
+                if criteria.older_than.is_none() && cli.policy.is_none() {
                     return Err(Error::usage("--strategy age needs --older-than DUR, e.g. --older-than 2h"));
                 }
                 Strategy::Age
             }
-            Some(other) => {
-                return Err(Error::usage(format!(
-                    "--strategy {} is not available in this version; use label or age",
-                    other.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
-                )))
-            }
+            Some(other) => Strategy::from(other),
+            None if cli.policy.is_some() => Strategy::Policy,
             None if criteria.has_ids() || criteria.all => Strategy::Label,
             None if criteria.older_than.is_some() => Strategy::Age,
             None => {
@@ -167,6 +184,14 @@ impl Request {
                 ))
             }
         };
+
+        let flags = policy::Partial::from_cli(cli);
+        policy::validate_flags(&flags)?;
+        let policy = match &cli.policy {
+            Some(path) => Some(policy::load(path, &flags)?),
+            None => None,
+        };
+        let watch = crate::watch::interval(cli)?;
 
         if cli.timeout.is_zero() && cli.wait {
             return Err(Error::usage("--timeout must be more than 0 with --wait"));
@@ -198,12 +223,28 @@ impl Request {
             },
             verbosity: cli.verbosity,
             progress: !cli.no_progress,
+            params: flags.complete(strategy),
+            policy,
+            capacity: cli.capacity,
+            watch,
         })
     }
 
     /// The label selector sent to the API server: the base selector plus, when
     /// every rule must hold, the id filters (narrowing the LIST server-side).
+    /// Hybrid is a union: objects the ids do not match may still be picked by
+    /// age or watermark, so there the ids filter client-side only.
     pub fn server_selector(&self) -> Selector {
+        let hybrid = |p: &Params| p.strategy == Strategy::Hybrid;
+        if hybrid(&self.params)
+            || self
+                .policy
+                .iter()
+                .flat_map(|p| &p.rules)
+                .any(|r| hybrid(&r.params))
+        {
+            return self.base.clone();
+        }
         self.base
             .clone()
             .with_in(crate::model::TEST_ID, &self.criteria.test_ids)
@@ -220,7 +261,9 @@ fn validate_namespace(ns: &str) -> Result<()> {
     }
     let ok = !ns.is_empty()
         && ns.len() <= 63
-        && ns.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !ns.starts_with('-')
         && !ns.ends_with('-');
     if !ok {
@@ -252,19 +295,37 @@ mod tests {
     #[test]
     fn no_selection_is_refused_with_what_to_add() {
         let m = usage_message(&[]);
-        assert!(m.contains("--test-id") && m.contains("--older-than") && m.contains("--all"), "{m}");
+        assert!(
+            m.contains("--test-id") && m.contains("--older-than") && m.contains("--all"),
+            "{m}"
+        );
         assert!(usage_message(&["-n", "crucible", "--level", "all"]).starts_with("no selection"));
     }
 
     #[test]
     fn strategy_is_inferred() {
         assert_eq!(req(&["--test-id", "t1"]).unwrap().strategy, Strategy::Label);
-        assert_eq!(req(&["--older-than", "1h"]).unwrap().strategy, Strategy::Age);
-        assert_eq!(req(&["--eval-id", "e", "--older-than", "1h"]).unwrap().strategy, Strategy::Label);
+        assert_eq!(
+            req(&["--older-than", "1h"]).unwrap().strategy,
+            Strategy::Age
+        );
+        assert_eq!(
+            req(&["--eval-id", "e", "--older-than", "1h"])
+                .unwrap()
+                .strategy,
+            Strategy::Label
+        );
         assert_eq!(req(&["--all"]).unwrap().strategy, Strategy::Label);
-        assert_eq!(req(&["--strategy", "age", "--older-than", "5m", "--test-id", "x"]).unwrap().strategy, Strategy::Age);
+        assert_eq!(
+            req(&["--strategy", "age", "--older-than", "5m", "--test-id", "x"])
+                .unwrap()
+                .strategy,
+            Strategy::Age
+        );
         assert!(usage_message(&["--strategy", "age", "--test-id", "x"]).contains("--older-than"));
-        assert!(usage_message(&["--strategy", "label", "--older-than", "1h"]).contains("--test-id"));
+        assert!(
+            usage_message(&["--strategy", "label", "--older-than", "1h"]).contains("--test-id")
+        );
     }
 
     #[test]
@@ -274,7 +335,10 @@ mod tests {
         }
         assert!(usage_message(&["-n", "Bad_NS", "--all"]).contains("invalid namespace"));
         assert!(usage_message(&["-n", "x", "-A", "--all"]).contains("exclude"));
-        assert_eq!(req(&["--all"]).unwrap().scope, Scope::Namespace("crucible".into()));
+        assert_eq!(
+            req(&["--all"]).unwrap().scope,
+            Scope::Namespace("crucible".into())
+        );
         assert_eq!(req(&["-A", "--all"]).unwrap().scope, Scope::AllNamespaces);
     }
 
@@ -288,17 +352,113 @@ mod tests {
     #[test]
     fn server_selector_narrows_by_ids() {
         let r = req(&["--test-id", "a", "--test-id", "b", "--eval-id", "e1"]).unwrap();
-        assert_eq!(r.server_selector().to_string(), "app=evaluation,test-id in (a,b),eval-id in (e1)");
-        assert_eq!(req(&["--older-than", "1h", "-l", "team=x"]).unwrap().server_selector().to_string(), "team=x");
+        assert_eq!(
+            r.server_selector().to_string(),
+            "app=evaluation,test-id in (a,b),eval-id in (e1)"
+        );
+        assert_eq!(
+            req(&["--older-than", "1h", "-l", "team=x"])
+                .unwrap()
+                .server_selector()
+                .to_string(),
+            "team=x"
+        );
     }
 
     #[test]
     fn modes_and_waits() {
         assert_eq!(req(&["--all"]).unwrap().mode, Mode::Apply);
-        assert_eq!(req(&["--all", "--dry-run"]).unwrap().mode, Mode::DryRunClient);
-        assert_eq!(req(&["--all", "--dry-run=server"]).unwrap().mode, Mode::DryRunServer);
-        assert_eq!(req(&["--all", "--wait", "--timeout", "30s"]).unwrap().wait, Some(Duration::from_secs(30)));
+        assert_eq!(
+            req(&["--all", "--dry-run"]).unwrap().mode,
+            Mode::DryRunClient
+        );
+        assert_eq!(
+            req(&["--all", "--dry-run=server"]).unwrap().mode,
+            Mode::DryRunServer
+        );
+        assert_eq!(
+            req(&["--all", "--wait", "--timeout", "30s"]).unwrap().wait,
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(req(&["--all", "--timeout", "30s"]).unwrap().wait, None);
-        assert_eq!(req(&["--all", "--request-timeout", "0"]).unwrap().connection.request_timeout, None);
+        assert_eq!(
+            req(&["--all", "--request-timeout", "0"])
+                .unwrap()
+                .connection
+                .request_timeout,
+            None
+        );
+    }
+
+    #[test]
+    fn quota_strategies_and_their_checks() {
+        assert_eq!(
+            req(&["--strategy", "pressure"]).unwrap().strategy,
+            Strategy::Pressure
+        );
+        let w = req(&["--strategy", "watermark", "--high-watermark", "0.9"]).unwrap();
+        assert_eq!(
+            (w.strategy, w.params.high_watermark, w.params.low_watermark),
+            (Strategy::Watermark, 0.9, 0.5)
+        );
+        assert_eq!(
+            usage_message(&[
+                "--strategy",
+                "watermark",
+                "--high-watermark",
+                "0.8",
+                "--low-watermark",
+                "0.9"
+            ]),
+            "--low-watermark (0.9) must be below --high-watermark (0.8)"
+        );
+        assert!(
+            usage_message(&["--strategy", "pressure", "--threshold", "1.5"])
+                .starts_with("--threshold (1.5)")
+        );
+        let h = req(&[
+            "--strategy",
+            "hybrid",
+            "--test-id",
+            "r1",
+            "--older-than",
+            "15m",
+            "--high-watermark",
+            "0.7",
+        ])
+        .unwrap();
+        assert_eq!(
+            h.server_selector().to_string(),
+            "app=evaluation",
+            "hybrid ids filter client-side only"
+        );
+        assert_eq!(h.criteria.test_ids, ["r1"]);
+    }
+
+    #[test]
+    fn a_policy_file_is_a_selection_and_its_errors_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        let p = path.to_str().unwrap();
+        std::fs::write(
+            &path,
+            "rules:\n  - name: a\n    selector: test-id\n    olderThan: 1h\n",
+        )
+        .unwrap();
+        let r = req(&["--policy", p]).unwrap();
+        assert_eq!(r.strategy, Strategy::Policy);
+        assert_eq!(r.policy.unwrap().rules[0].params.strategy, Strategy::Age);
+        std::fs::write(
+            &path,
+            "rules:\n  - name: a\n    selector: test-id\n    keepLast: many\n",
+        )
+        .unwrap();
+        let m = usage_message(&["--policy", p]);
+        assert!(
+            m.contains("line 4") && m.contains("rules[0].keepLast"),
+            "{m}"
+        );
+        assert!(usage_message(&["--policy", "/nonexistent/p.yaml"])
+            .starts_with("cannot read policy file"));
     }
 }

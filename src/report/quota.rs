@@ -1,0 +1,293 @@
+//! The quota part of the report (pressure, watermark, hybrid): every quota
+//! resource with what the plan frees of it, one plain sentence saying so, and
+//! what the strategy decided. Rendered as a block above the table.
+
+use std::collections::BTreeMap;
+
+use comfy_table::{presets, Table};
+use serde::Serialize;
+
+use crate::model::{Candidate, Kind, Quota};
+use crate::quota::{figure, percent, ratio, Counts, Decision, Index};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaSection {
+    /// "deleting 300 finished pods frees 300 of count/pods and 0 of requests.cpu".
+    pub summary: String,
+    pub resources: Vec<Line>,
+    pub decisions: Vec<Decision>,
+}
+
+/// The section for a plan that deletes `units`.
+pub fn section<'a>(
+    quotas: &[Quota],
+    index: &Index<'a>,
+    units: &[&'a Candidate],
+    decisions: Vec<Decision>,
+) -> QuotaSection {
+    let resources = lines(quotas, index, units);
+    QuotaSection {
+        summary: sentence(&resources, index, units),
+        resources,
+        decisions,
+    }
+}
+
+/// One resource of one ResourceQuota, before and after the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Line {
+    pub namespace: String,
+    pub quota: String,
+    pub resource: String,
+    pub counts: Counts,
+    pub hard: f64,
+    pub used: f64,
+    pub ratio: Option<f64>,
+    /// What the plan frees of it.
+    pub frees: f64,
+    pub projected: f64,
+    pub projected_ratio: Option<f64>,
+}
+
+/// Every resource of every quota in `quotas`, with what deleting `units` frees.
+pub fn lines<'a>(quotas: &[Quota], index: &Index<'a>, units: &[&'a Candidate]) -> Vec<Line> {
+    let mut by_ns: BTreeMap<&str, Vec<&'a Candidate>> = BTreeMap::new();
+    for u in units {
+        by_ns.entry(u.namespace.as_str()).or_default().push(u);
+    }
+    let mut out = Vec::new();
+    for q in quotas {
+        let relief = index.relief_of(by_ns.get(q.namespace.as_str()).cloned().unwrap_or_default());
+        for (resource, &hard) in &q.hard {
+            let used = q.used.get(resource).copied().unwrap_or(0.0);
+            let frees = relief.amount(resource).min(used.max(0.0));
+            let projected = used - frees;
+            out.push(Line {
+                namespace: q.namespace.clone(),
+                quota: q.name.clone(),
+                resource: resource.clone(),
+                counts: Counts::of(resource),
+                hard,
+                used,
+                ratio: ratio(used, hard),
+                frees,
+                projected,
+                projected_ratio: ratio(projected, hard),
+            });
+        }
+    }
+    out
+}
+
+/// "deleting 300 finished pods frees 300 of count/pods and 0 of requests.cpu".
+pub fn sentence<'a>(lines: &[Line], index: &Index<'a>, units: &[&'a Candidate]) -> String {
+    let mut what: BTreeMap<(Kind, bool), usize> = BTreeMap::new();
+    for u in units {
+        *what.entry((u.kind, u.phase.is_finished())).or_default() += 1;
+    }
+    let mut parts: Vec<String> = what
+        .iter()
+        .rev()
+        .map(|((kind, finished), n)| {
+            let noun = kind.plural();
+            let noun = if *n == 1 {
+                &noun[..noun.len() - 1]
+            } else {
+                noun
+            };
+            format!(
+                "{n} {} {noun}",
+                if *finished { "finished" } else { "unfinished" }
+            )
+        })
+        .collect();
+    let job_pods = index
+        .relief_of(units.iter().copied().filter(|u| u.kind == Kind::Job))
+        .stored_pods;
+    if job_pods > 0 {
+        if let Some(p) = parts.first_mut() {
+            p.push_str(&format!(" (with their {job_pods} pods)"));
+        }
+    }
+    if parts.is_empty() {
+        return "nothing is deleted, so no quota is freed".to_string();
+    }
+    let subject = format!("deleting {}", join(&parts));
+    let mut freed: BTreeMap<&str, f64> = BTreeMap::new();
+    for l in lines {
+        let e = freed.entry(l.resource.as_str()).or_insert(l.frees);
+        *e = e.max(l.frees);
+    }
+    if freed.is_empty() {
+        return format!("{subject}: no ResourceQuota to free");
+    }
+    let freed: Vec<String> = freed
+        .iter()
+        .map(|(r, n)| format!("{} of {r}", figure(*n)))
+        .collect();
+    format!("{subject} frees {}", join(&freed))
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub fn join(parts: &[String]) -> String {
+    match parts {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+pub fn block(q: &QuotaSection, all_namespaces: bool) -> String {
+    let mut out = String::new();
+    if !q.resources.is_empty() {
+        let mut t = Table::new();
+        t.load_style(presets::NOTHING).force_no_tty();
+        let mut header = vec![];
+        if all_namespaces {
+            header.push("NAMESPACE");
+        }
+        header.extend([
+            "QUOTA",
+            "RESOURCE",
+            "HARD",
+            "USED",
+            "RATIO",
+            "FREES",
+            "AFTER",
+            "AFTER-RATIO",
+            "COUNTS",
+        ]);
+        t.set_header(header);
+        for l in &q.resources {
+            let mut row = vec![];
+            if all_namespaces {
+                row.push(l.namespace.clone());
+            }
+            row.extend([
+                l.quota.clone(),
+                l.resource.clone(),
+                figure(l.hard),
+                figure(l.used),
+                percent(l.ratio),
+                figure(l.frees),
+                figure(l.projected),
+                percent(l.projected_ratio),
+                l.counts.describe().to_string(),
+            ]);
+            t.add_row(row);
+        }
+        let n = t.column_count();
+        for (idx, col) in t.column_iter_mut().enumerate() {
+            col.set_padding((0, if idx + 1 == n { 0 } else { 3 }));
+        }
+        out.push_str(&t.trim_fmt());
+        out.push('\n');
+    }
+    out.push_str(&q.summary);
+    out.push('\n');
+    for d in &q.decisions {
+        if all_namespaces && !d.message.contains(&d.namespace) {
+            out.push_str(&format!("{}: ", d.namespace));
+        }
+        if let Some(rule) = &d.rule {
+            out.push_str(&format!("rule {rule}: "));
+        }
+        out.push_str(&d.message);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cascade;
+    use crate::model::fixtures::*;
+    use crate::model::{Inventory, Phase};
+
+    #[test]
+    fn lines_and_the_plain_sentence() {
+        let pods: Vec<Candidate> = (0..3)
+            .map(|i| pod(&format!("p{i}"), Phase::Succeeded, i))
+            .collect();
+        let inv = Inventory {
+            pods,
+            quotas: vec![
+                quota("objects", &[("count/pods", 10.0, 9.0)]),
+                quota("compute", &[("requests.cpu", 4.0, 3.5), ("pods", 5.0, 2.0)]),
+            ],
+            ..Default::default()
+        };
+        let ix = Index::new(&inv, Cascade::Background);
+        let units: Vec<&Candidate> = inv.pods.iter().collect();
+        let l = lines(&inv.quotas, &ix, &units);
+        let got: Vec<(&str, f64, f64, f64)> = l
+            .iter()
+            .map(|l| (l.resource.as_str(), l.used, l.frees, l.projected))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("count/pods", 9.0, 3.0, 6.0),
+                ("pods", 2.0, 0.0, 2.0),
+                ("requests.cpu", 3.5, 0.0, 3.5)
+            ]
+        );
+        assert_eq!(l[0].projected_ratio, Some(0.6));
+        assert_eq!(
+            sentence(&l, &ix, &units),
+            "deleting 3 finished pods frees 3 of count/pods, 0 of pods and 0 of requests.cpu"
+        );
+        assert_eq!(
+            sentence(&[], &ix, &units[..1]),
+            "deleting 1 finished pod: no ResourceQuota to free"
+        );
+    }
+
+    #[test]
+    fn the_block_says_what_the_plan_frees() {
+        let inv = Inventory {
+            pods: (0..3)
+                .map(|i| pod(&format!("p{i}"), Phase::Failed, i))
+                .collect(),
+            quotas: vec![
+                quota("objects", &[("count/pods", 10.0, 9.0)]),
+                quota("compute", &[("requests.cpu", 4.0, 3.5)]),
+            ],
+            ..Default::default()
+        };
+        let ix = Index::new(&inv, Cascade::Background);
+        let units: Vec<&Candidate> = inv.pods.iter().collect();
+        let d = Decision {
+            namespace: "crucible".into(),
+            rule: None,
+            strategy: "pressure",
+            triggered: true,
+            targets: vec![],
+            message: "pressure: …".into(),
+        };
+        let s = section(&inv.quotas, &ix, &units, vec![d]);
+        assert_eq!(
+            block(&s, false),
+            "QUOTA     RESOURCE       HARD   USED   RATIO   FREES   AFTER   AFTER-RATIO   COUNTS\n\
+             objects   count/pods     10     9      90%     3       6       60%           every stored pod\n\
+             compute   requests.cpu   4      3.5    87%     0       3.5     87%           non-terminal pods only\n\
+             deleting 3 finished pods frees 3 of count/pods and 0 of requests.cpu\n\
+             pressure: …\n\n"
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            v["summary"],
+            "deleting 3 finished pods frees 3 of count/pods and 0 of requests.cpu"
+        );
+        assert_eq!(v["resources"][0]["resource"], "count/pods");
+        assert_eq!(v["resources"][0]["counts"], "storedPods");
+        assert_eq!(v["resources"][0]["frees"], 3.0);
+        assert_eq!(v["resources"][0]["projected"], 6.0);
+        assert_eq!(v["resources"][1]["counts"], "nonTerminalPods");
+        assert_eq!(v["decisions"][0]["strategy"], "pressure");
+    }
+}

@@ -1,0 +1,137 @@
+//! Runs the budgeted rules (pressure, and watermark alone or in hybrid)
+//! namespace by namespace, against that namespace's quotas, remembering what
+//! earlier rules (policy rules run in file order) already plan to free. Pure.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::model::{Candidate, Inventory};
+use crate::plan::Guards;
+use crate::policy::Params;
+use crate::quota::{self, Decision, Index};
+use crate::request::{Request, Scope, Strategy};
+
+use super::{pool, pressure, watermark};
+
+pub struct Budgets<'r, 'a> {
+    req: &'r Request,
+    inv: &'a Inventory,
+    guards: &'r Guards,
+    index: &'r Index<'a>,
+    /// What earlier budgeted rules plan to delete, by namespace.
+    planned: BTreeMap<String, Vec<&'a Candidate>>,
+    /// What each rule decided, by namespace, in order.
+    pub decisions: Vec<Decision>,
+}
+
+impl<'r, 'a> Budgets<'r, 'a> {
+    pub fn new(
+        req: &'r Request,
+        inv: &'a Inventory,
+        guards: &'r Guards,
+        index: &'r Index<'a>,
+    ) -> Self {
+        Budgets {
+            req,
+            inv,
+            guards,
+            index,
+            planned: BTreeMap::new(),
+            decisions: vec![],
+        }
+    }
+
+    /// Pressure with `params.strategy == Pressure`, else watermark. Returns
+    /// what it picked and what it met that a guard stops (reported skipped).
+    pub fn run(
+        &mut self,
+        rule: Option<&str>,
+        params: &Params,
+        members: &[&'a Candidate],
+    ) -> Result<Vec<&'a Candidate>> {
+        let (req, inv) = (self.req, self.inv);
+        let mut namespaces: Vec<String> = match &req.scope {
+            Scope::Namespace(ns) => vec![ns.clone()],
+            Scope::AllNamespaces => members
+                .iter()
+                .map(|c| c.namespace.clone())
+                .chain(inv.quotas.iter().map(|q| q.namespace.clone()))
+                .collect(),
+        };
+        namespaces.sort();
+        namespaces.dedup();
+        let mut picked = vec![];
+        for ns in namespaces {
+            let in_ns: Vec<&Candidate> = members
+                .iter()
+                .copied()
+                .filter(|c| c.namespace == ns)
+                .collect();
+            let pool = pool::pool(&in_ns, inv, self.guards, self.index, params.prefer);
+            let before = self.planned.get(&ns).cloned().unwrap_or_default();
+            let already = self.index.relief_of(before.iter().copied());
+            let mut walk = if params.strategy == Strategy::Pressure {
+                let obstacle = |r: &str| {
+                    (!quota::relievable(r, req.level, req.cascade, req.include_running))
+                        .then(|| quota::why_not_relievable(r, req.level))
+                };
+                pressure::walk(
+                    &ns,
+                    &inv.quotas,
+                    params.threshold,
+                    obstacle,
+                    &already,
+                    &pool,
+                )
+            } else {
+                let Some(budget) = watermark::budget(&inv.quotas, &ns) else {
+                    let why = no_budget(rule, params, &ns);
+                    if req.scope != Scope::AllNamespaces {
+                        return Err(Error::usage(why));
+                    }
+                    // Across namespaces, one without a budget is reported, not fatal.
+                    self.decisions.push(Decision {
+                        namespace: ns.clone(),
+                        rule: rule.map(str::to_string),
+                        strategy: "watermark",
+                        triggered: false,
+                        targets: vec![],
+                        message: format!("watermark: {why}; namespace skipped"),
+                    });
+                    continue;
+                };
+                let already = already.amount(quota::COUNT_PODS);
+                watermark::walk(
+                    budget,
+                    params.high_watermark,
+                    params.low_watermark,
+                    already,
+                    &pool,
+                )
+            };
+            walk.decision.rule = rule.map(str::to_string);
+            self.planned
+                .entry(ns)
+                .or_default()
+                .extend(walk.picked.iter().copied());
+            self.decisions.push(walk.decision);
+            picked.extend(walk.picked);
+            picked.extend(walk.blocked);
+        }
+        Ok(picked)
+    }
+}
+
+fn no_budget(rule: Option<&str>, params: &Params, ns: &str) -> String {
+    let who = match rule {
+        Some(rule) => format!(
+            "rule {rule} of the policy ({} strategy)",
+            params.strategy.name()
+        ),
+        None => format!("--strategy {}", params.strategy.name()),
+    };
+    format!(
+        "{who} needs a pod budget: namespace {ns} has no ResourceQuota on count/pods and --capacity was not given; \
+         create a ResourceQuota with spec.hard count/pods, or pass --capacity N (the number of pods the namespace may hold)"
+    )
+}
