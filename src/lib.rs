@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod completion;
 pub mod duration;
 pub mod error;
 pub mod execute;
