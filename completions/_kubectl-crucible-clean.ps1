@@ -1,0 +1,76 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'kubectl-crucible-clean' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'kubectl-crucible-clean'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'kubectl-crucible-clean' {
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace to clean [default: crucible]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace to clean [default: crucible]')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Base label selector (kubectl syntax); every selected object must match it')
+            [CompletionResult]::new('--selector', '--selector', [CompletionResultType]::ParameterName, 'Base label selector (kubectl syntax); every selected object must match it')
+            [CompletionResult]::new('--test-id', '--test-id', [CompletionResultType]::ParameterName, 'Objects labelled test-id=ID (repeatable)')
+            [CompletionResult]::new('--eval-id', '--eval-id', [CompletionResultType]::ParameterName, 'Objects labelled eval-id=ID (repeatable)')
+            [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Objects older than DUR: 90s, 30m, 2h, 7d, 1h30m')
+            [CompletionResult]::new('--age-from', '--age-from', [CompletionResultType]::ParameterName, 'What --older-than measures age from')
+            [CompletionResult]::new('--level', '--level', [CompletionResultType]::ParameterName, 'Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods)')
+            [CompletionResult]::new('--strategy', '--strategy', [CompletionResultType]::ParameterName, 'How to select [default: label with --test-id/--eval-id, else age]')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Policy file (YAML): named rules, each a label selector with its strategy, retention and watermarks, plus retention multipliers by priority label. Flags given on the command line override the file')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Pressure: act when a quota resource that deleting can relieve is at or above this fraction of its hard limit, and delete oldest first until it is below [default: 0.8]')
+            [CompletionResult]::new('--high-watermark', '--high-watermark', [CompletionResultType]::ParameterName, 'Watermark: plan a cleanup when count/pods usage reaches this fraction of the budget [default: 0.8]')
+            [CompletionResult]::new('--low-watermark', '--low-watermark', [CompletionResultType]::ParameterName, 'Watermark: delete finished objects until projected count/pods usage is at or below this fraction [default: 0.5]')
+            [CompletionResult]::new('--prefer', '--prefer', [CompletionResultType]::ParameterName, 'Which finished objects pressure and watermark delete first (then oldest first) [default: oldest]')
+            [CompletionResult]::new('--capacity', '--capacity', [CompletionResultType]::ParameterName, 'Pod budget (count/pods hard limit) for pressure and watermark where the namespace has no ResourceQuota on count/pods')
+            [CompletionResult]::new('--keep-last', '--keep-last', [CompletionResultType]::ParameterName, 'Never delete the N newest finished objects of each test run (grouped by test-id)')
+            [CompletionResult]::new('--keep-succeeded-for', '--keep-succeeded-for', [CompletionResultType]::ParameterName, 'Keep succeeded pods and complete jobs for DUR after they finished')
+            [CompletionResult]::new('--keep-failed-for', '--keep-failed-for', [CompletionResultType]::ParameterName, 'Keep failed pods and jobs for DUR after they failed')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Time between two --watch cycles [default: 5m]')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All')
+            [CompletionResult]::new('--max-delete', '--max-delete', [CompletionResultType]::ParameterName, 'Abort before the first delete if more than N objects would be deleted')
+            [CompletionResult]::new('--cascade', '--cascade', [CompletionResultType]::ParameterName, 'Deletion propagation for jobs')
+            [CompletionResult]::new('--grace-period', '--grace-period', [CompletionResultType]::ParameterName, 'Grace period passed with each delete [default: the server''s]')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Deletes in flight at once')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long --wait waits')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log verbosity on stderr (as kubectl''s -v)')
+            [CompletionResult]::new('--v', '--v', [CompletionResultType]::ParameterName, 'Log verbosity on stderr (as kubectl''s -v)')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Path to the kubeconfig file [default: $KUBECONFIG, then ~/.kube/config]')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'The kubeconfig context to use')
+            [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'Timeout of each request to the API server (0 = none): 30s, 1m')
+            [CompletionResult]::new('-A', '-A ', [CompletionResultType]::ParameterName, 'Every namespace except kube-system, kube-public and kube-node-lease')
+            [CompletionResult]::new('--all-namespaces', '--all-namespaces', [CompletionResultType]::ParameterName, 'Every namespace except kube-system, kube-public and kube-node-lease')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every finished object that matches the base selector')
+            [CompletionResult]::new('--include-running', '--include-running', [CompletionResultType]::ParameterName, 'Also pending/running pods and active jobs (never pods of a running job)')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes; one JSON line per cycle with -o json)')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait until the deleted objects are gone')
+            [CompletionResult]::new('--no-progress', '--no-progress', [CompletionResultType]::ParameterName, 'no-progress')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,55 @@
+complete -c kubectl-crucible-clean -s n -l namespace -d 'Namespace to clean [default: crucible]' -r
+complete -c kubectl-crucible-clean -s l -l selector -d 'Base label selector (kubectl syntax); every selected object must match it' -r
+complete -c kubectl-crucible-clean -l test-id -d 'Objects labelled test-id=ID (repeatable)' -r
+complete -c kubectl-crucible-clean -l eval-id -d 'Objects labelled eval-id=ID (repeatable)' -r
+complete -c kubectl-crucible-clean -l older-than -d 'Objects older than DUR: 90s, 30m, 2h, 7d, 1h30m' -r
+complete -c kubectl-crucible-clean -l age-from -d 'What --older-than measures age from' -r -f -a "created\t''
+finished\t''"
+complete -c kubectl-crucible-clean -l level -d 'Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods)' -r -f -a "none\t''
+pods\t''
+jobs\t''
+all\t''"
+complete -c kubectl-crucible-clean -l strategy -d 'How to select [default: label with --test-id/--eval-id, else age]' -r -f -a "label\t''
+age\t''
+pressure\t''
+watermark\t''
+hybrid\t''"
+complete -c kubectl-crucible-clean -l policy -d 'Policy file (YAML): named rules, each a label selector with its strategy, retention and watermarks, plus retention multipliers by priority label. Flags given on the command line override the file' -r -F
+complete -c kubectl-crucible-clean -l threshold -d 'Pressure: act when a quota resource that deleting can relieve is at or above this fraction of its hard limit, and delete oldest first until it is below [default: 0.8]' -r
+complete -c kubectl-crucible-clean -l high-watermark -d 'Watermark: plan a cleanup when count/pods usage reaches this fraction of the budget [default: 0.8]' -r
+complete -c kubectl-crucible-clean -l low-watermark -d 'Watermark: delete finished objects until projected count/pods usage is at or below this fraction [default: 0.5]' -r
+complete -c kubectl-crucible-clean -l prefer -d 'Which finished objects pressure and watermark delete first (then oldest first) [default: oldest]' -r -f -a "oldest\t'Oldest first'
+failed\t'Failed ones first (oldest first among them), then the rest'
+succeeded\t'Succeeded ones first (oldest first among them), then the rest'"
+complete -c kubectl-crucible-clean -l capacity -d 'Pod budget (count/pods hard limit) for pressure and watermark where the namespace has no ResourceQuota on count/pods' -r
+complete -c kubectl-crucible-clean -l keep-last -d 'Never delete the N newest finished objects of each test run (grouped by test-id)' -r
+complete -c kubectl-crucible-clean -l keep-succeeded-for -d 'Keep succeeded pods and complete jobs for DUR after they finished' -r
+complete -c kubectl-crucible-clean -l keep-failed-for -d 'Keep failed pods and jobs for DUR after they failed' -r
+complete -c kubectl-crucible-clean -l interval -d 'Time between two --watch cycles [default: 5m]' -r
+complete -c kubectl-crucible-clean -l dry-run -d 'Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All' -r -f -a "client\t''
+server\t''"
+complete -c kubectl-crucible-clean -l max-delete -d 'Abort before the first delete if more than N objects would be deleted' -r
+complete -c kubectl-crucible-clean -l cascade -d 'Deletion propagation for jobs' -r -f -a "background\t''
+foreground\t''
+orphan\t''"
+complete -c kubectl-crucible-clean -l grace-period -d 'Grace period passed with each delete [default: the server\'s]' -r
+complete -c kubectl-crucible-clean -l concurrency -d 'Deletes in flight at once' -r
+complete -c kubectl-crucible-clean -l timeout -d 'How long --wait waits' -r
+complete -c kubectl-crucible-clean -s o -l output -d 'Output format' -r -f -a "table\t''
+wide\t''
+json\t''
+yaml\t''
+name\t''"
+complete -c kubectl-crucible-clean -s v -l v -d 'Log verbosity on stderr (as kubectl\'s -v)' -r
+complete -c kubectl-crucible-clean -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, then ~/.kube/config]' -r -F
+complete -c kubectl-crucible-clean -l context -d 'The kubeconfig context to use' -r
+complete -c kubectl-crucible-clean -l request-timeout -d 'Timeout of each request to the API server (0 = none): 30s, 1m' -r
+complete -c kubectl-crucible-clean -s A -l all-namespaces -d 'Every namespace except kube-system, kube-public and kube-node-lease'
+complete -c kubectl-crucible-clean -l all -d 'Every finished object that matches the base selector'
+complete -c kubectl-crucible-clean -l include-running -d 'Also pending/running pods and active jobs (never pods of a running job)'
+complete -c kubectl-crucible-clean -l watch -d 'Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes; one JSON line per cycle with -o json)'
+complete -c kubectl-crucible-clean -s y -l yes -d 'Do not ask for confirmation'
+complete -c kubectl-crucible-clean -l wait -d 'Wait until the deleted objects are gone'
+complete -c kubectl-crucible-clean -l no-progress
+complete -c kubectl-crucible-clean -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kubectl-crucible-clean -s V -l version -d 'Print version'
