@@ -486,3 +486,90 @@ pub async fn can_delete(
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+    use kube::core::{Status, TypeMeta};
+    use std::sync::Mutex;
+
+    fn page(items: &[u32], next: Option<&str>) -> ObjectList<u32> {
+        ObjectList {
+            types: TypeMeta::default(),
+            metadata: ListMeta {
+                continue_: next.map(str::to_string),
+                ..Default::default()
+            },
+            items: items.to_vec(),
+        }
+    }
+
+    fn expired() -> kube::Error {
+        kube::Error::Api(Box::new(
+            Status::failure("continue token expired", "Expired").with_code(410),
+        ))
+    }
+
+    /// Serves scripted answers and records the continue token of each call.
+    async fn run(
+        script: Vec<Result<ObjectList<u32>, kube::Error>>,
+    ) -> (Result<Vec<u32>, kube::Error>, Vec<Option<String>>) {
+        let script = Mutex::new(script.into_iter());
+        let calls = Mutex::new(vec![]);
+        let mut out = vec![];
+        let r = paged(
+            |lp: ListParams| {
+                calls.lock().unwrap().push(lp.continue_token.clone());
+                assert_eq!(lp.limit, Some(PAGE_SIZE));
+                let next = script
+                    .lock()
+                    .unwrap()
+                    .next()
+                    .expect("no more scripted answers");
+                async move { next }
+            },
+            ListParams::default().limit(PAGE_SIZE),
+            &mut out,
+            |x| x,
+        )
+        .await;
+        (r.map(|_| out), calls.into_inner().unwrap())
+    }
+
+    #[tokio::test]
+    async fn follows_continue_tokens() {
+        let (r, calls) = run(vec![
+            Ok(page(&[1, 2], Some("c1"))),
+            Ok(page(&[3], Some(""))),
+        ])
+        .await;
+        assert_eq!(r.unwrap(), [1, 2, 3]);
+        assert_eq!(calls, [None, Some("c1".to_string())]);
+    }
+
+    #[tokio::test]
+    async fn restarts_once_on_410_expired_then_gives_up() {
+        let (r, calls) = run(vec![
+            Ok(page(&[1, 2], Some("c1"))),
+            Err(expired()),
+            Ok(page(&[7], Some("c2"))),
+            Ok(page(&[8], None)),
+        ])
+        .await;
+        assert_eq!(
+            r.unwrap(),
+            [7, 8],
+            "the restarted list replaces the partial one"
+        );
+        assert_eq!(calls, [None, Some("c1".into()), None, Some("c2".into())]);
+
+        let (r, _) = run(vec![
+            Ok(page(&[1], Some("c1"))),
+            Err(expired()),
+            Ok(page(&[2], Some("c2"))),
+            Err(expired()),
+        ])
+        .await;
+        assert!(matches!(r, Err(kube::Error::Api(s)) if s.code == 410));
+    }
+}
