@@ -19,20 +19,26 @@ pub struct Target {
     pub server: String,
 }
 
+/// The kubeconfig kubectl would use: `--kubeconfig`, else `KUBECONFIG` (its
+/// files merged), else `~/.kube/config`; `None` when there is none.
+pub fn kubeconfig(conn: &Connection) -> Result<Option<Kubeconfig>> {
+    let read =
+        |path: &std::path::Path| Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(e, conn));
+    if let Some(path) = &conn.kubeconfig {
+        return read(path).map(Some);
+    }
+    if let Some(k) = Kubeconfig::from_env().map_err(|e| kubeconfig_error(e, conn))? {
+        return Ok(Some(k));
+    }
+    match home_kubeconfig() {
+        Some(path) if path.exists() => read(&path).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// Resolves the configuration without contacting the cluster.
 pub async fn config(conn: &Connection) -> Result<(Config, Target)> {
-    let kubeconfig = match &conn.kubeconfig {
-        Some(path) => Some(Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(e, conn))?),
-        None => match Kubeconfig::from_env().map_err(|e| kubeconfig_error(e, conn))? {
-            Some(k) => Some(k),
-            None => match home_kubeconfig() {
-                Some(path) if path.exists() => {
-                    Some(Kubeconfig::read_from(&path).map_err(|e| kubeconfig_error(e, conn))?)
-                }
-                _ => None,
-            },
-        },
-    };
+    let kubeconfig = kubeconfig(conn)?;
 
     let (mut config, context) = match kubeconfig {
         Some(kc) => {

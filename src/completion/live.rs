@@ -4,13 +4,11 @@
 //! cluster yields what was read so far, usually nothing, never a hung shell.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ListParams, PartialObjectMeta};
-use kube::config::Kubeconfig;
 use kube::{Api, Client};
 
 use super::kubectl::{command, Candidate, Line};
@@ -67,17 +65,7 @@ pub async fn live_values(live: Live, line: &Line) -> Vec<Candidate> {
 /// The contexts of the kubeconfig the plugin would use (`--kubeconfig`, else
 /// `KUBECONFIG`, else `~/.kube/config`), with their cluster as description.
 fn contexts(line: &Line) -> Vec<Candidate> {
-    let kubeconfig = match &line.kubeconfig {
-        Some(path) => Kubeconfig::read_from(path).ok(),
-        None => match Kubeconfig::from_env() {
-            Ok(Some(k)) => Some(k),
-            Ok(None) => std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".kube").join("config"))
-                .filter(|p| p.exists())
-                .and_then(|p| Kubeconfig::read_from(p).ok()),
-            Err(_) => None,
-        },
-    };
+    let kubeconfig = crate::client::kubeconfig(&line.connection()).ok().flatten();
     let Some(kc) = kubeconfig else { return vec![] };
     let mut out: Vec<Candidate> = kc
         .contexts
