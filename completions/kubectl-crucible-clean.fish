@@ -50,6 +50,5 @@ complete -c kubectl-crucible-clean -l include-running -d 'Also pending/running p
 complete -c kubectl-crucible-clean -l watch -d 'Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes; one JSON line per cycle with -o json)'
 complete -c kubectl-crucible-clean -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-crucible-clean -l wait -d 'Wait until the deleted objects are gone'
-complete -c kubectl-crucible-clean -l no-progress
 complete -c kubectl-crucible-clean -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-crucible-clean -s V -l version -d 'Print version'

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{Parser, ValueEnum};
 
 use crate::duration;
 
@@ -184,9 +184,6 @@ pub struct Cli {
     /// Timeout of each request to the API server (0 = none): 30s, 1m
     #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Connection")]
     pub request_timeout: Option<Duration>,
-
-    #[arg(long, action = ArgAction::SetTrue, hide = true)]
-    pub no_progress: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

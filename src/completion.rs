@@ -31,8 +31,8 @@ pub const KUBECTL_COMPLETE_NAMES: [&str; 2] = [
     "kubectl_complete-crucible_clean",
     "kubectl_complete-crucible-clean",
 ];
-/// The hidden first argument that writes the generated files.
-pub const GENERATE_FLAG: &str = "--generate";
+/// How to regenerate the checked-in files, from the repository root.
+pub const REGENERATE: &str = "cargo run -q --example generate -- .";
 
 /// True when the binary was started as `kubectl_complete-crucible_clean` (or
 /// the two-word variant), with or without `.exe`.

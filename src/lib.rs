@@ -255,22 +255,20 @@ async fn execute_plan(
         })
     };
     let n = plan.delete_count();
-    let bar = (req.progress
-        && n >= PROGRESS_FROM
-        && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-    .then(|| {
-        let b = indicatif::ProgressBar::with_draw_target(
-            Some(n as u64),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
+    let bar =
+        (n >= PROGRESS_FROM && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(n as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
     let opts = execute::Options {
         server_dry_run: req.mode == Mode::DryRunServer,
         cascade: req.cascade,

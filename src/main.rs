@@ -3,8 +3,6 @@
 //!
 //! * as `kubectl_complete-crucible_clean WORDS…`: answer kubectl's completion
 //!   request (see `completion`);
-//! * as `kubectl-crucible-clean --generate [DIR]` (hidden, first argument
-//!   only): write the completion scripts and the man page under DIR;
 //! * otherwise: the cleanup.
 
 use clap::Parser;
@@ -18,10 +16,6 @@ fn main() {
     if completion::is_kubectl_complete(&argv0) {
         let words = args.map(|a| a.to_string_lossy().into_owned()).collect();
         std::process::exit(completion::run_kubectl_complete(words));
-    }
-    let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
-    if rest.first().map(String::as_str) == Some(completion::GENERATE_FLAG) {
-        std::process::exit(completion::run_generate(&rest[1..]));
     }
 
     let cli = match Cli::try_parse() {

@@ -114,7 +114,6 @@ pub struct Request {
     pub output: Output,
     pub connection: Connection,
     pub verbosity: u8,
-    pub progress: bool,
     /// What the flags ask for, defaults filled in (the rule without `--policy`).
     pub params: Params,
     /// `--policy`, with the flags merged into each rule.
@@ -222,7 +221,6 @@ impl Request {
                 request_timeout: cli.request_timeout.filter(|d| !d.is_zero()),
             },
             verbosity: cli.verbosity,
-            progress: !cli.no_progress,
             params: flags.complete(strategy),
             policy,
             capacity: cli.capacity,

@@ -1,6 +1,6 @@
 //! The generated files: bash/zsh/fish/PowerShell completion scripts for the
 //! binary run by its own name, and the man page, from `cli::Cli`. Written by
-//! the hidden `kubectl-crucible-clean --generate DIR`; `tests/completions.rs`
+//! `cargo run -q --example generate -- DIR` (tools/generate.rs); `tests/completions.rs`
 //! fails when the checked-in copies are stale.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use super::{BIN_NAME, GENERATE_FLAG};
+use super::{BIN_NAME, REGENERATE};
 use crate::cli::Cli;
 
 /// One generated file, its path relative to the repository root.
@@ -67,13 +67,15 @@ pub fn write_generated(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// The entry point for `kubectl-crucible-clean --generate [DIR]`.
+/// The entry point of tools/generate.rs: `generate [DIR]`.
 pub fn run_generate(args: &[String]) -> i32 {
     let dir = match args {
         [] => Path::new("."),
         [dir] => Path::new(dir.as_str()),
         _ => {
-            eprintln!("usage: {BIN_NAME} {GENERATE_FLAG} [DIR]  (writes DIR/completions/* and DIR/man/*; DIR defaults to .)");
+            eprintln!(
+                "usage: {REGENERATE}  (writes DIR/completions/* and DIR/man/*; DIR defaults to .)"
+            );
             return crate::error::exit::USAGE;
         }
     };
