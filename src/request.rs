@@ -178,7 +178,7 @@ impl Request {
             None if criteria.older_than.is_some() => Strategy::Age,
             None => {
                 return Err(Error::usage(
-                    "no selection given: add --test-id ID, --eval-id ID, --older-than DUR, --all or --strategy \
+                    "no selection given: add --test-id ID, --eval-id ID, --older-than DUR, --all, --strategy or --policy \
                      (nothing is deleted without one)",
                 ))
             }
