@@ -421,20 +421,12 @@ async fn terminating_objects_are_reported_not_deleted_again() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lists_in_pages_of_500() {
-    use futures::StreamExt;
     let ns = TestNamespace::for_current_test().await;
     let n = 520;
-    futures::stream::iter(0..n)
-        .for_each_concurrent(24, |i| {
-            let ns = &ns;
-            async move {
-                ns.create_pod(
-                    &BarePod::succeeded(&format!("p-{i:04}")).evaluation(&format!("e{i}")),
-                )
-                .await;
-            }
-        })
-        .await;
+    ns.create_pods(
+        (0..n).map(|i| BarePod::succeeded(&format!("p-{i:04}")).evaluation(&format!("e{i}"))),
+    )
+    .await;
     let out = ns
         .plugin()
         .args(["-n", ns.name(), "--all", "--dry-run", "-o", "name"])

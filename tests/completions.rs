@@ -7,6 +7,7 @@
 //! * an unreachable or silent API server does not hang completion.
 
 mod support;
+use support::{kubectl, plugin_binary, repo_root};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -14,26 +15,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crucible_clean::completion::REGENERATE;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn plugin_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kubectl-crucible-clean"))
-}
-
-/// The kubectl on this process's PATH (`KUBECTL` overrides).
-fn kubectl() -> PathBuf {
-    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-        return PathBuf::from(k);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl is needed on PATH for these tests")
-}
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -3,24 +3,11 @@
 //! plugin up, so `kubectl crucible-clean` needs the file `kubectl-crucible_clean`
 //! and the file `kubectl-crucible-clean` answers only to `kubectl crucible clean`.
 
-use std::path::{Path, PathBuf};
+mod support;
+use support::{kubectl, plugin_binary};
+
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn plugin_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kubectl-crucible-clean"))
-}
-
-/// The kubectl on this process's PATH (`KUBECTL` overrides).
-fn kubectl() -> PathBuf {
-    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-        return PathBuf::from(k);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl is needed on PATH for these tests")
-}
 
 /// A directory holding the plugin under `names`, used as the whole PATH.
 struct OnlyPath {

@@ -8,6 +8,9 @@
 //! that it exists). `KREW_NO_UPGRADE_CHECK=1` keeps krew from looking for a
 //! newer release of itself (an unstamped build skips that check anyway).
 
+mod support;
+use support::{kubectl, plugin_binary, repo_root};
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,28 +20,8 @@ use std::sync::OnceLock;
 const PLUGIN: &str = "crucible-clean";
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn plugin_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kubectl-crucible-clean"))
-}
-
 fn tag() -> String {
     format!("v{}", env!("CARGO_PKG_VERSION"))
-}
-
-/// The kubectl on this process's PATH (`KUBECTL` overrides).
-fn kubectl() -> PathBuf {
-    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-        return PathBuf::from(k);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .expect("kubectl is needed on PATH for these tests")
 }
 
 /// The directory with `kubectl-krew` and `validate-krew-manifest`, built once.

@@ -467,20 +467,12 @@ async fn a_pod_recreated_under_the_same_name_is_a_conflict_not_a_delete() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_starts_no_new_deletes_and_prints_the_partial_report() {
-    use futures::StreamExt;
     let ns = TestNamespace::for_current_test().await;
     let n = 150;
-    futures::stream::iter(0..n)
-        .for_each_concurrent(24, |i| {
-            let ns = &ns;
-            async move {
-                ns.create_pod(
-                    &BarePod::succeeded(&format!("p-{i:03}")).evaluation(&format!("e{i}")),
-                )
-                .await;
-            }
-        })
-        .await;
+    ns.create_pods(
+        (0..n).map(|i| BarePod::succeeded(&format!("p-{i:03}")).evaluation(&format!("e{i}"))),
+    )
+    .await;
     let bin = assert_cmd::cargo::cargo_bin(PLUGIN_BIN);
     let child = std::process::Command::new(bin)
         .args(["-n", ns.name(), "--all", "--yes", "--concurrency", "1"])

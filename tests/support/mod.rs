@@ -111,6 +111,23 @@ impl Cluster {
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
 /// The repository root (where Cargo.toml is).
+/// The plugin binary cargo built for these tests.
+pub fn plugin_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kubectl-crucible-clean"))
+}
+
+/// The kubectl on this process's PATH (`KUBECTL` overrides).
+pub fn kubectl() -> PathBuf {
+    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
+        return PathBuf::from(k);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .expect("kubectl is needed on PATH for these tests")
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -375,6 +392,16 @@ impl TestNamespace {
     /// Creates a bare pod in this namespace (see [`BarePod`]).
     pub async fn create_pod(&self, pod: &BarePod) -> Pod {
         create_bare_pod(&self.client, &self.name, pod).await
+    }
+
+    /// Creates many bare pods, 24 at a time.
+    pub async fn create_pods(&self, pods: impl IntoIterator<Item = BarePod>) {
+        use futures::StreamExt;
+        futures::stream::iter(pods)
+            .for_each_concurrent(24, |pod| async move {
+                self.create_pod(&pod).await;
+            })
+            .await;
     }
 
     pub async fn wait_job_complete(&self, name: &str) -> Job {
