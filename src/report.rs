@@ -222,8 +222,10 @@ fn table(report: &CleanupReport, wide: bool) -> String {
     if !rows.is_empty() {
         let mut t = Table::new();
         t.load_style(presets::NOTHING).force_no_tty();
+        // As kubectl: a NAMESPACE column with -A (and in wide output).
+        let with_ns = wide || report.namespace.is_none();
         let mut header = vec![];
-        if wide {
+        if with_ns {
             header.push("NAMESPACE");
         }
         header.extend(["KIND", "NAME", "PHASE", "AGE", "TEST-ID", "EVAL-ID"]);
@@ -235,7 +237,7 @@ fn table(report: &CleanupReport, wide: bool) -> String {
         let now_age = |i: &Item| human(chrono::Duration::seconds(i.age_seconds));
         for i in rows {
             let mut row = vec![];
-            if wide {
+            if with_ns {
                 row.push(i.namespace.clone());
             }
             row.extend([
@@ -390,6 +392,20 @@ mod tests {
         let wide = render(&r, Output::Wide);
         assert!(wide.contains("kept: crucible-clean/keep=true"), "{wide}");
         assert!(wide.starts_with("NAMESPACE   KIND"), "{wide}");
+        let all_ns = build(
+            &sample(),
+            &[],
+            &Context {
+                namespace: None,
+                ..ctx(Mode::DryRunClient)
+            },
+        );
+        let out = render(&all_ns, Output::Table);
+        assert!(out.starts_with("NAMESPACE   KIND   NAME"), "{out}");
+        assert!(
+            out.ends_with("dry run: would delete 2 objects in all namespaces; 1 kept, 0 skipped\n"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -458,3 +458,44 @@ async fn lists_in_pages_of_500() {
         "a second page was fetched: {lists:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_namespaces_never_touches_the_protected_ones() {
+    let ns = TestNamespace::for_current_test().await;
+    let run = unique_name("all-ns-run");
+    ns.create_pod(&BarePod::succeeded("mine").evaluation("e1").test_id(&run))
+        .await;
+    let client = admin_client().await;
+    create_bare_pod(
+        &client,
+        "kube-system",
+        &BarePod::succeeded(&run).evaluation("e2").test_id(&run),
+    )
+    .await;
+
+    let out = ns
+        .plugin()
+        .args(["-A", "--test-id", &run, "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("NAMESPACE "), "{table}");
+    assert!(
+        table.contains("deleted 1,") && table.contains("in all namespaces"),
+        "{table}"
+    );
+    assert!(ns.pod_names().await.is_empty());
+    let kube_system: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client, "kube-system");
+    assert!(
+        kube_system.get_opt(&run).await.unwrap().is_some(),
+        "kube-system is never cleaned"
+    );
+    kube_system.delete(&run, &Default::default()).await.unwrap();
+}
