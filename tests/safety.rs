@@ -386,8 +386,23 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    on_a_terminal_until(ns, args, "[y/N]", answer, at_prompt).await
+}
+
+/// As `on_a_terminal`, waiting for `expect` on the screen instead of the prompt.
+async fn on_a_terminal_until<F, Fut>(
+    ns: &TestNamespace,
+    args: &[&str],
+    expect: &str,
+    answer: &str,
+    at_prompt: F,
+) -> (i32, String)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("expect"), "[y/N]").unwrap();
+    std::fs::write(dir.path().join("expect"), expect).unwrap();
     let bin = assert_cmd::cargo::cargo_bin(PLUGIN_BIN);
     let mut child = tokio::process::Command::new("python3")
         .arg(repo_root().join("tests/tty/drive.py"))
@@ -401,7 +416,7 @@ where
         .spawn()
         .unwrap();
     poll_until(
-        "the confirmation prompt",
+        &format!("{expect:?} on the terminal"),
         Duration::from_secs(60),
         || async {
             if dir.path().join("seen").exists() {
@@ -503,4 +518,31 @@ async fn ctrl_c_starts_no_new_deletes_and_prints_the_partial_report() {
     assert!(stdout.contains("not started (interrupted)"), "{stdout}");
     let left = ns.pod_names().await.len();
     assert!(left > 0 && left < n, "some deleted, some left: {left}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_progress_bar_shows_on_a_terminal_when_many_objects_go() {
+    let ns = TestNamespace::for_current_test().await;
+    let n = 40;
+    ns.create_pods(
+        (0..n).map(|i| BarePod::succeeded(&format!("p-{i:02}")).evaluation(&format!("e{i}"))),
+    )
+    .await;
+    let args = ["-n", ns.name(), "--all", "--yes", "--concurrency", "1"];
+    let (code, screen) = on_a_terminal_until(&ns, &args, "deleted 40,", "", || async {}).await;
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains(&format!("/{n} [")),
+        "a progress bar was drawn: {screen}"
+    );
+    assert!(ns.pod_names().await.is_empty());
+
+    // Not on a terminal: no bar, stdout and stderr stay clean for scripts.
+    ns.create_pods(
+        (0..n).map(|i| BarePod::succeeded(&format!("q-{i:02}")).evaluation(&format!("e{i}"))),
+    )
+    .await;
+    let out = ns.plugin().args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr(&out), "");
 }
