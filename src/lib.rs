@@ -138,37 +138,10 @@ pub async fn cycle(
         }
     };
 
-    let mut code = exit::OK;
-    let failed: Vec<&execute::Result> = results
-        .iter()
-        .filter(|r| r.outcome == execute::Outcome::Failed)
-        .collect();
-    if !failed.is_empty() {
-        code = if failed.iter().all(|r| matches!(r.code, Some(401 | 403))) {
-            exit::CLUSTER
-        } else {
-            exit::FAILED
-        };
-    }
+    let mut code = exit_code(&results);
     if req.mode == Mode::Apply && code == exit::OK {
         if let Some(timeout) = req.wait {
-            let deleted: Vec<&model::Candidate> = plan
-                .to_delete()
-                .filter(|i| {
-                    results
-                        .iter()
-                        .any(|r| r.uid == i.candidate.uid && r.outcome == execute::Outcome::Deleted)
-                })
-                .map(|i| &i.candidate)
-                .collect();
-            let left = execute::wait_gone(client, &deleted, timeout, stop.clone()).await;
-            if !left.is_empty() && !stop.load(Ordering::SeqCst) {
-                eprintln!(
-                    "error: timed out after {}s waiting for {} objects to go: {}",
-                    timeout.as_secs(),
-                    left.len(),
-                    left.join(", ")
-                );
+            if !wait_for_deleted(client, &plan, &results, timeout, stop.clone()).await {
                 code = exit::FAILED;
             }
         }
@@ -180,6 +153,54 @@ pub async fn cycle(
         report: rep,
         interrupted: stop.load(Ordering::SeqCst),
     })
+}
+
+/// 0 unless deletions failed: 4 when every failure was an RBAC or
+/// authentication refusal, else 1.
+fn exit_code(results: &[execute::Result]) -> i32 {
+    let failed: Vec<&execute::Result> = results
+        .iter()
+        .filter(|r| r.outcome == execute::Outcome::Failed)
+        .collect();
+    if failed.is_empty() {
+        exit::OK
+    } else if failed.iter().all(|r| matches!(r.code, Some(401 | 403))) {
+        exit::CLUSTER
+    } else {
+        exit::FAILED
+    }
+}
+
+/// `--wait`: until every object this run deleted is gone. False (after
+/// saying which) when the timeout ran out first.
+async fn wait_for_deleted(
+    client: &kube::Client,
+    plan: &plan::Plan,
+    results: &[execute::Result],
+    timeout: Duration,
+    stop: Arc<AtomicBool>,
+) -> bool {
+    let deleted: std::collections::HashSet<&str> = results
+        .iter()
+        .filter(|r| r.outcome == execute::Outcome::Deleted)
+        .map(|r| r.uid.as_str())
+        .collect();
+    let items: Vec<&model::Candidate> = plan
+        .to_delete()
+        .map(|i| &i.candidate)
+        .filter(|c| deleted.contains(c.uid.as_str()))
+        .collect();
+    let left = execute::wait_gone(client, &items, timeout, stop.clone()).await;
+    if left.is_empty() || stop.load(Ordering::SeqCst) {
+        return true;
+    }
+    eprintln!(
+        "error: timed out after {}s waiting for {} objects to go: {}",
+        timeout.as_secs(),
+        left.len(),
+        left.join(", ")
+    );
+    false
 }
 
 fn report_for(

@@ -499,3 +499,51 @@ async fn all_namespaces_never_touches_the_protected_ones() {
     );
     kube_system.delete(&run, &Default::default()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_gives_up_after_its_timeout_with_exit_1() {
+    let ns = TestNamespace::for_current_test().await;
+    ns.create_pod(&BarePod::succeeded("held").evaluation("e1"))
+        .await;
+    // A finalizer keeps the pod after its delete is accepted.
+    let hold = serde_json::json!({"metadata": {"finalizers": ["crucible.test/hold"]}});
+    let pp = kube::api::PatchParams::default();
+    ns.pods()
+        .patch("held", &pp, &kube::api::Patch::Merge(&hold))
+        .await
+        .unwrap();
+
+    let t0 = std::time::Instant::now();
+    let out = ns
+        .plugin()
+        .args([
+            "-n",
+            ns.name(),
+            "--all",
+            "--yes",
+            "--wait",
+            "--timeout",
+            "2s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "error: timed out after 2s waiting for 1 objects to go: pod/held"
+    );
+
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    ns.pods()
+        .patch("held", &pp, &kube::api::Patch::Merge(&release))
+        .await
+        .unwrap();
+    ns.wait_pod_gone("held").await;
+}
