@@ -212,6 +212,22 @@ pub fn render(report: &CleanupReport, output: Output) -> String {
     }
 }
 
+/// A table as kubectl prints one: no borders, upper-case headers, columns
+/// three spaces apart (cli-runtime's tabwriter padding), no trailing blanks.
+pub(crate) fn kubectl_table(header: Vec<&str>, rows: Vec<Vec<String>>) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING).force_no_tty();
+    t.set_header(header);
+    for row in rows {
+        t.add_row(row);
+    }
+    let n = t.column_count();
+    for (idx, col) in t.column_iter_mut().enumerate() {
+        col.set_padding((0, if idx + 1 == n { 0 } else { 3 }));
+    }
+    t.trim_fmt() + "\n"
+}
+
 fn table(report: &CleanupReport, wide: bool) -> String {
     let rows: Vec<&Item> = report
         .items
@@ -220,8 +236,6 @@ fn table(report: &CleanupReport, wide: bool) -> String {
         .collect();
     let mut out = String::new();
     if !rows.is_empty() {
-        let mut t = Table::new();
-        t.load_style(presets::NOTHING).force_no_tty();
         // As kubectl: a NAMESPACE column with -A (and in wide output).
         let with_ns = wide || report.namespace.is_none();
         let mut header = vec![];
@@ -233,8 +247,8 @@ fn table(report: &CleanupReport, wide: bool) -> String {
             header.extend(["FINISHED", "OWNER", "MATCHED-BY"]);
         }
         header.push("REASON");
-        t.set_header(header);
         let now_age = |i: &Item| human(chrono::Duration::seconds(i.age_seconds));
+        let mut cells = vec![];
         for i in rows {
             let mut row = vec![];
             if with_ns {
@@ -260,14 +274,9 @@ fn table(report: &CleanupReport, wide: bool) -> String {
                 );
             }
             row.push(reason_cell(i));
-            t.add_row(row);
+            cells.push(row);
         }
-        let n = t.column_count();
-        for (idx, col) in t.column_iter_mut().enumerate() {
-            col.set_padding((0, if idx + 1 == n { 0 } else { 3 }));
-        }
-        out.push_str(&t.trim_fmt());
-        out.push('\n');
+        out.push_str(&kubectl_table(header, cells));
     }
     out.push_str(&summary_line(report));
     out.push('\n');

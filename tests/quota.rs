@@ -45,24 +45,6 @@ async fn wait_used(ns: &TestNamespace, quota: &str, resource: &str, want: &str) 
     .await
 }
 
-/// Runs the plugin in the namespace with `-o json`; returns the exit code, the report and stderr.
-fn run_json(ns: &TestNamespace, args: &[&str]) -> (i32, Value, String) {
-    let out = ns
-        .plugin()
-        .args(["-n", ns.name(), "-o", "json"])
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    (out.status.code().unwrap_or(-1), report, stderr)
-}
-
 fn names_where(report: &Value, pred: impl Fn(&Value) -> bool) -> Vec<String> {
     let mut v: Vec<String> = report["items"]
         .as_array()
@@ -120,10 +102,8 @@ async fn preview_figures_for_count_pods_and_pods_with_finished_and_running_pods(
     wait_used(&ns, "live", "pods", "2").await;
 
     // Finished pods only: 5/10 ≥ 40% → below means 3 → the two oldest; pods (2/4) stays.
-    let (code, r, err) = run_json(
-        &ns,
-        &["--strategy", "pressure", "--threshold", "0.4", "--dry-run"],
-    );
+    let (code, r, err) =
+        ns.run_json(&["--strategy", "pressure", "--threshold", "0.4", "--dry-run"]);
     assert_eq!(code, 0, "{err}");
     let cp = line(&r, "count/pods");
     assert_eq!(
@@ -160,17 +140,14 @@ async fn preview_figures_for_count_pods_and_pods_with_finished_and_running_pods(
     );
 
     // With --include-running a running pod relieves `pods` too.
-    let (code, r, err) = run_json(
-        &ns,
-        &[
-            "--strategy",
-            "pressure",
-            "--threshold",
-            "0.4",
-            "--include-running",
-            "--dry-run",
-        ],
-    );
+    let (code, r, err) = ns.run_json(&[
+        "--strategy",
+        "pressure",
+        "--threshold",
+        "0.4",
+        "--include-running",
+        "--dry-run",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         names_where(&r, |i| i["action"] == "delete"),
@@ -229,7 +206,7 @@ async fn pressure_cleanup_lowers_count_pods_and_leaves_running_pods() {
     wait_used(&ns, "objects", "count/pods", "9").await;
 
     // 9/10 ≥ 80%: below it means 7, so the two oldest finished pods go.
-    let (code, r, err) = run_json(&ns, &["--strategy", "pressure", "--yes"]);
+    let (code, r, err) = ns.run_json(&["--strategy", "pressure", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         names_where(&r, |i| i["result"] == "deleted"),
@@ -241,7 +218,7 @@ async fn pressure_cleanup_lowers_count_pods_and_leaves_running_pods() {
     assert_eq!(ns.pod_names().await, expected);
 
     // Now below the threshold: nothing relievable is over it, nothing goes, exit 0.
-    let (code, r, err) = run_json(&ns, &["--strategy", "pressure", "--yes"]);
+    let (code, r, err) = ns.run_json(&["--strategy", "pressure", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(r["summary"]["planned"], 0);
     let msg = r["quota"]["decisions"][0]["message"].as_str().unwrap();
@@ -264,18 +241,15 @@ async fn deleting_jobs_frees_their_pods_in_count_pods() {
     }
     wait_used(&ns, "objects", "count/pods", "3").await;
     // 3/4 ≥ 50%: below means 1: two jobs go, each with its pod.
-    let (code, r, err) = run_json(
-        &ns,
-        &[
-            "--strategy",
-            "pressure",
-            "--threshold",
-            "0.5",
-            "--level",
-            "all",
-            "--yes",
-        ],
-    );
+    let (code, r, err) = ns.run_json(&[
+        "--strategy",
+        "pressure",
+        "--threshold",
+        "0.5",
+        "--level",
+        "all",
+        "--yes",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         names_where(&r, |i| i["result"] == "deleted"),
@@ -295,7 +269,7 @@ async fn watermark_stops_exactly_at_the_low_watermark() {
     let done = finished_pods(&ns, "p", 16, 0).await;
     wait_used(&ns, "objects", "count/pods", "16").await;
     // 16/20 = 80% reaches the high watermark; 50% of 20 is 10: six go, oldest first.
-    let (code, r, err) = run_json(&ns, &["--strategy", "watermark", "--yes"]);
+    let (code, r, err) = ns.run_json(&["--strategy", "watermark", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         names_where(&r, |i| i["result"] == "deleted"),
@@ -314,7 +288,7 @@ async fn watermark_stops_exactly_at_the_low_watermark() {
     wait_used(&ns, "objects", "count/pods", "10").await;
     assert_eq!(ns.pod_names().await, done[6..].to_vec());
     // At 50% it is below the high watermark: nothing more.
-    let (code, r, _) = run_json(&ns, &["--strategy", "watermark", "--yes"]);
+    let (code, r, _) = ns.run_json(&["--strategy", "watermark", "--yes"]);
     assert_eq!((code, r["summary"]["planned"].as_u64()), (0, Some(0)));
 }
 
@@ -332,10 +306,8 @@ async fn watermark_reports_a_shortfall_when_finished_objects_are_too_few() {
     }
     wait_used(&ns, "objects", "count/pods", "9").await;
     // Down to 30% means 3: six must go, only the four unkept finished ones may.
-    let (code, r, err) = run_json(
-        &ns,
-        &["--strategy", "watermark", "--low-watermark", "0.3", "--yes"],
-    );
+    let (code, r, err) =
+        ns.run_json(&["--strategy", "watermark", "--low-watermark", "0.3", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(names_where(&r, |i| i["result"] == "deleted"), done);
     assert_eq!(names_where(&r, |i| i["result"] == "kept"), ["kept"]);
@@ -364,10 +336,7 @@ async fn prefer_failed_deletes_failed_ones_first() {
     let done = finished_pods(&ns, "p", 8, 2).await;
     wait_used(&ns, "objects", "count/pods", "8").await;
     // 80% → 50% = 5: three go, failed first: p01, p03, p05.
-    let (code, r, err) = run_json(
-        &ns,
-        &["--strategy", "watermark", "--prefer", "failed", "--yes"],
-    );
+    let (code, r, err) = ns.run_json(&["--strategy", "watermark", "--prefer", "failed", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         names_where(&r, |i| i["result"] == "deleted"),
@@ -398,10 +367,7 @@ async fn watermark_without_quota_uses_capacity_or_explains_both() {
         "{err}"
     );
     // --capacity 6: 5 stored pods (83%) → 3 (50%): the two oldest of ours.
-    let (code, r, err) = run_json(
-        &ns,
-        &["--strategy", "watermark", "--capacity", "6", "--yes"],
-    );
+    let (code, r, err) = ns.run_json(&["--strategy", "watermark", "--capacity", "6", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         names_where(&r, |i| i["result"] == "deleted"),

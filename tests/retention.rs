@@ -13,23 +13,6 @@ use support::*;
 
 const H: u64 = 3600;
 
-fn run_json(ns: &TestNamespace, args: &[&str]) -> (i32, Value, String) {
-    let out = ns
-        .plugin()
-        .args(["-n", ns.name(), "-o", "json"])
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    (out.status.code().unwrap_or(-1), report, stderr)
-}
-
 fn item<'a>(r: &'a Value, name: &str) -> &'a Value {
     r["items"]
         .as_array()
@@ -85,19 +68,16 @@ async fn keep_last_and_separate_success_and_failure_retention_are_honoured() {
     )
     .await; // decoy: running
 
-    let (code, r, err) = run_json(
-        &ns,
-        &[
-            "--all",
-            "--keep-last",
-            "1",
-            "--keep-succeeded-for",
-            "1h",
-            "--keep-failed-for",
-            "4h",
-            "--yes",
-        ],
-    );
+    let (code, r, err) = ns.run_json(&[
+        "--all",
+        "--keep-last",
+        "1",
+        "--keep-succeeded-for",
+        "1h",
+        "--keep-failed-for",
+        "4h",
+        "--yes",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         names_where(&r, |i| i["result"] == "deleted"),
@@ -156,10 +136,7 @@ async fn keep_last_groups_jobs_by_test_run() {
         ns.wait_job_complete(&format!("evaluation-job-{id}")).await;
         tokio::time::sleep(Duration::from_millis(1100)).await; // distinct creation seconds
     }
-    let (code, r, err) = run_json(
-        &ns,
-        &["--all", "--level", "all", "--keep-last", "1", "--yes"],
-    );
+    let (code, r, err) = ns.run_json(&["--all", "--level", "all", "--keep-last", "1", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         names_where(&r, |i| i["result"] == "deleted"),
@@ -214,22 +191,19 @@ async fn hybrid_rows_carry_every_rule_that_matched_them() {
     .await;
 
     // 8/10 = 80% reaches 0.8; 50% is 5: the watermark rule alone picks the three oldest.
-    let (code, r, err) = run_json(
-        &ns,
-        &[
-            "--strategy",
-            "hybrid",
-            "--test-id",
-            "run-42",
-            "--older-than",
-            "1h",
-            "--age-from",
-            "finished",
-            "--high-watermark",
-            "0.8",
-            "--yes",
-        ],
-    );
+    let (code, r, err) = ns.run_json(&[
+        "--strategy",
+        "hybrid",
+        "--test-id",
+        "run-42",
+        "--older-than",
+        "1h",
+        "--age-from",
+        "finished",
+        "--high-watermark",
+        "0.8",
+        "--yes",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         r["selector"], "app=evaluation",

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use comfy_table::{presets, Table};
 use serde::Serialize;
 
 use crate::model::{Candidate, Kind, Quota};
@@ -142,8 +141,6 @@ pub fn join(parts: &[String]) -> String {
 pub fn block(q: &QuotaSection, all_namespaces: bool) -> String {
     let mut out = String::new();
     if !q.resources.is_empty() {
-        let mut t = Table::new();
-        t.load_style(presets::NOTHING).force_no_tty();
         let mut header = vec![];
         if all_namespaces {
             header.push("NAMESPACE");
@@ -159,7 +156,7 @@ pub fn block(q: &QuotaSection, all_namespaces: bool) -> String {
             "AFTER-RATIO",
             "COUNTS",
         ]);
-        t.set_header(header);
+        let mut cells = vec![];
         for l in &q.resources {
             let mut row = vec![];
             if all_namespaces {
@@ -176,14 +173,9 @@ pub fn block(q: &QuotaSection, all_namespaces: bool) -> String {
                 percent(l.projected_ratio),
                 l.counts.describe().to_string(),
             ]);
-            t.add_row(row);
+            cells.push(row);
         }
-        let n = t.column_count();
-        for (idx, col) in t.column_iter_mut().enumerate() {
-            col.set_padding((0, if idx + 1 == n { 0 } else { 3 }));
-        }
-        out.push_str(&t.trim_fmt());
-        out.push('\n');
+        out.push_str(&super::kubectl_table(header, cells));
     }
     out.push_str(&q.summary);
     out.push('\n');

@@ -384,6 +384,25 @@ impl TestNamespace {
         plugin_command(self.home.path())
     }
 
+    /// Runs the plugin on this namespace with `-o json` and `args`; returns the
+    /// exit code, the parsed report and stderr (panics when stdout is not JSON).
+    pub fn run_json(&self, args: &[&str]) -> (i32, serde_json::Value, String) {
+        let out = self
+            .plugin()
+            .args(["-n", self.name(), "-o", "json"])
+            .args(args)
+            .output()
+            .expect("run the plugin");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}\n{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap_or(-1), report, stderr)
+    }
+
     /// Creates an evaluation Job in this namespace.
     pub async fn create_job(&self, job: &EvalJob) -> Job {
         create_eval_job(&self.client, &self.name, job).await
