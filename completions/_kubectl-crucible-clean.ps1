@@ -44,7 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'kubectl-crucible-clean' -Script
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All')
             [CompletionResult]::new('--max-delete', '--max-delete', [CompletionResultType]::ParameterName, 'Abort before the first delete if more than N objects would be deleted')
             [CompletionResult]::new('--cascade', '--cascade', [CompletionResultType]::ParameterName, 'Deletion propagation for jobs')
-            [CompletionResult]::new('--grace-period', '--grace-period', [CompletionResultType]::ParameterName, 'Grace period passed with each delete [default: the server''s]')
+            [CompletionResult]::new('--grace-period', '--grace-period', [CompletionResultType]::ParameterName, 'Grace period passed with each delete, at least 1 [default: the server''s]')
             [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Deletes in flight at once')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long --wait waits')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')

@@ -32,7 +32,7 @@ complete -c kubectl-crucible-clean -l max-delete -d 'Abort before the first dele
 complete -c kubectl-crucible-clean -l cascade -d 'Deletion propagation for jobs' -r -f -a "background\t''
 foreground\t''
 orphan\t''"
-complete -c kubectl-crucible-clean -l grace-period -d 'Grace period passed with each delete [default: the server\'s]' -r
+complete -c kubectl-crucible-clean -l grace-period -d 'Grace period passed with each delete, at least 1 [default: the server\'s]' -r
 complete -c kubectl-crucible-clean -l concurrency -d 'Deletes in flight at once' -r
 complete -c kubectl-crucible-clean -l timeout -d 'How long --wait waits' -r
 complete -c kubectl-crucible-clean -s o -l output -d 'Output format' -r -f -a "table\t''

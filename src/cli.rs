@@ -142,7 +142,7 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Cascade::Background, value_name = "MODE", help_heading = "Deletion")]
     pub cascade: Cascade,
 
-    /// Grace period passed with each delete [default: the server's]
+    /// Grace period passed with each delete, at least 1 [default: the server's]
     #[arg(long, value_name = "SECONDS", help_heading = "Deletion")]
     pub grace_period: Option<u32>,
 

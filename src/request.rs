@@ -192,6 +192,13 @@ impl Request {
         };
         let watch = crate::watch::interval(cli)?;
 
+        if cli.grace_period == Some(0) {
+            // As kubectl without --force: 0 would remove running pods from the
+            // API at once while their processes may go on running on the node.
+            return Err(Error::usage(
+                "--grace-period 0 would force-delete pods whose processes may keep running; use 1 or more",
+            ));
+        }
         if cli.timeout.is_zero() && cli.wait {
             return Err(Error::usage("--timeout must be more than 0 with --wait"));
         }
@@ -360,6 +367,15 @@ mod tests {
                 .server_selector()
                 .to_string(),
             "team=x"
+        );
+    }
+
+    #[test]
+    fn grace_period_zero_is_refused() {
+        assert!(usage_message(&["--all", "--grace-period", "0"]).contains("force-delete"));
+        assert_eq!(
+            req(&["--all", "--grace-period", "1"]).unwrap().grace_period,
+            Some(1)
         );
     }
 

@@ -178,6 +178,7 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
         vec!["--all", "--kubeconfig", "/nonexistent/kubeconfig"],
         vec!["--all", "-n", "kube-system"],
         vec!["--all", "--level", "everything"],
+        vec!["--all", "--grace-period", "0"],
         vec![],
     ];
     for args in cases {
