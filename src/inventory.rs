@@ -109,32 +109,18 @@ pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<
             fields(Some(format!("status.phase={}", phase_name(*phase)))),
         );
         if needs.pod_status {
-            paged(
-                |lp| {
-                    let api = pods_api.clone();
-                    async move { api.list(&lp).await }
-                },
-                lp,
-                &mut pods,
-                |p: Pod| {
-                    let mut c = pod_candidate(&p.metadata, *phase, pod_finished_at(&p));
-                    if !phase.is_finished() {
-                        c.charges = crate::quota::pod_charges(&p);
-                    }
-                    c
-                },
-            )
+            list_full(&pods_api, lp, &mut pods, |p: Pod| {
+                let mut c = pod_candidate(&p.metadata, *phase, pod_finished_at(&p));
+                if !phase.is_finished() {
+                    c.charges = crate::quota::pod_charges(&p);
+                }
+                c
+            })
             .await
         } else {
-            paged(
-                |lp| {
-                    let api = pods_api.clone();
-                    async move { api.list_metadata(&lp).await }
-                },
-                lp,
-                &mut pods,
-                |p| pod_candidate(&p.metadata, *phase, None),
-            )
+            list_meta(&pods_api, lp, &mut pods, |p| {
+                pod_candidate(&p.metadata, *phase, None)
+            })
             .await
         }
         .map_err(|e| Error::from_kube("cannot list pods", e))?;
@@ -143,17 +129,9 @@ pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<
     let mut jobs = Vec::new();
     if needs.jobs || pods.iter().any(|p| p.owner_job().is_some()) {
         let lp = list_params(&needs.label_selector, fields(None));
-        paged(
-            |lp| {
-                let api = jobs_api.clone();
-                async move { api.list(&lp).await }
-            },
-            lp,
-            &mut jobs,
-            |j: Job| job_candidate(&j),
-        )
-        .await
-        .map_err(|e| Error::from_kube("cannot list jobs", e))?;
+        list_full(&jobs_api, lp, &mut jobs, |j: Job| job_candidate(&j))
+            .await
+            .map_err(|e| Error::from_kube("cannot list jobs", e))?;
     }
 
     let owners = owner_states(client, &pods, &jobs).await?;
@@ -164,27 +142,16 @@ pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<
     let mut quotas = Vec::new();
     if needs.quotas {
         let lp = list_params("", fields(None));
-        paged(
-            |lp| {
-                let api = quota_api.clone();
-                async move { api.list(&lp).await }
-            },
-            lp,
-            &mut quotas,
-            |q: ResourceQuota| quota(&q),
-        )
-        .await
-        .map_err(|e| Error::from_kube("cannot list resourcequotas", e))?;
+        list_full(&quota_api, lp, &mut quotas, |q: ResourceQuota| quota(&q))
+            .await
+            .map_err(|e| Error::from_kube("cannot list resourcequotas", e))?;
     }
     if let Some(capacity) = needs.capacity {
         // Every stored pod counts against the budget, ours or not: count them
         // all (metadata only), by namespace.
         let mut namespaces = Vec::new();
-        paged(
-            |lp| {
-                let api = pods_api.clone();
-                async move { api.list_metadata(&lp).await }
-            },
+        list_meta(
+            &pods_api,
             list_params("", fields(None)),
             &mut namespaces,
             |p| p.metadata.namespace.unwrap_or_default(),
@@ -226,6 +193,38 @@ fn list_params(labels: &str, fields: Option<String>) -> ListParams {
         lp = lp.fields(&f);
     }
     lp
+}
+
+/// Every object of a list, page by page (see `paged`).
+async fn list_full<K, C>(
+    api: &Api<K>,
+    lp: ListParams,
+    out: &mut Vec<C>,
+    convert: impl FnMut(K) -> C,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    paged(|lp| async move { api.list(&lp).await }, lp, out, convert).await
+}
+
+/// Every object's metadata only, page by page (see `paged`).
+async fn list_meta<K, C>(
+    api: &Api<K>,
+    lp: ListParams,
+    out: &mut Vec<C>,
+    convert: impl FnMut(kube::core::PartialObjectMeta<K>) -> C,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    paged(
+        |lp| async move { api.list_metadata(&lp).await },
+        lp,
+        out,
+        convert,
+    )
+    .await
 }
 
 /// Walks every page of a list. On 410 Expired (the continue token outlived
