@@ -97,7 +97,7 @@ pub async fn cycle(
 
     let interactive = gate::is_interactive();
     let will_prompt = interactive && req.mode == Mode::Apply && !req.yes && plan.delete_count() > 0;
-    if will_prompt || (req.mode == Mode::Apply && plan.delete_count() > 0) {
+    if req.mode == Mode::Apply && plan.delete_count() > 0 {
         // Ask before prompting: a user should not confirm what RBAC will refuse.
         preflight(client, &plan).await?;
     }

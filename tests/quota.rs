@@ -45,18 +45,6 @@ async fn wait_used(ns: &TestNamespace, quota: &str, resource: &str, want: &str) 
     .await
 }
 
-fn names_where(report: &Value, pred: impl Fn(&Value) -> bool) -> Vec<String> {
-    let mut v: Vec<String> = report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| pred(i))
-        .map(|i| i["name"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
 fn line<'a>(report: &'a Value, resource: &str) -> &'a Value {
     report["quota"]["resources"]
         .as_array()

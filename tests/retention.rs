@@ -22,18 +22,6 @@ fn item<'a>(r: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no item {name}: {r}"))
 }
 
-fn names_where(r: &Value, pred: impl Fn(&Value) -> bool) -> Vec<String> {
-    let mut v: Vec<String> = r["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| pred(i))
-        .map(|i| i["name"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
 /// A finished bare pod of test run `run`, finished `ago` seconds ago.
 async fn done(ns: &TestNamespace, name: &str, run: &str, failed: bool, ago: u64) {
     let pod = if failed {

@@ -111,6 +111,22 @@ impl Cluster {
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
 /// The repository root (where Cargo.toml is).
+/// The sorted names of a CleanupReport's items for which `pred` holds.
+pub fn names_where(
+    report: &serde_json::Value,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<String> {
+    let mut v: Vec<String> = report["items"]
+        .as_array()
+        .expect("a CleanupReport has items")
+        .iter()
+        .filter(|i| pred(i))
+        .map(|i| i["name"].as_str().expect("an item has a name").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
 /// The plugin binary cargo built for these tests.
 pub fn plugin_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kubectl-crucible-clean"))
