@@ -3,7 +3,7 @@ complete -c kubectl-crucible-clean -s l -l selector -d 'Base label selector (kub
 complete -c kubectl-crucible-clean -l test-id -d 'Objects labelled test-id=ID (repeatable)' -r
 complete -c kubectl-crucible-clean -l eval-id -d 'Objects labelled eval-id=ID (repeatable)' -r
 complete -c kubectl-crucible-clean -l older-than -d 'Objects older than DUR: 90s, 30m, 2h, 7d, 1h30m' -r
-complete -c kubectl-crucible-clean -l age-from -d 'What --older-than measures age from' -r -f -a "created\t''
+complete -c kubectl-crucible-clean -l age-from -d 'What --older-than measures age from [default: created]' -r -f -a "created\t''
 finished\t''"
 complete -c kubectl-crucible-clean -l level -d 'Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods)' -r -f -a "none\t''
 pods\t''
@@ -34,7 +34,7 @@ foreground\t''
 orphan\t''"
 complete -c kubectl-crucible-clean -l grace-period -d 'Grace period passed with each delete, at least 1 [default: the server\'s]' -r
 complete -c kubectl-crucible-clean -l concurrency -d 'Deletes in flight at once' -r
-complete -c kubectl-crucible-clean -l timeout -d 'How long --wait waits' -r
+complete -c kubectl-crucible-clean -l timeout -d 'How long --wait waits [default: 5m]' -r
 complete -c kubectl-crucible-clean -s o -l output -d 'Output format' -r -f -a "table\t''
 wide\t''
 json\t''
@@ -43,7 +43,7 @@ name\t''"
 complete -c kubectl-crucible-clean -s v -l v -d 'Log verbosity on stderr (as kubectl\'s -v)' -r
 complete -c kubectl-crucible-clean -l kubeconfig -d 'Path to the kubeconfig file [default: $KUBECONFIG, then ~/.kube/config]' -r -F
 complete -c kubectl-crucible-clean -l context -d 'The kubeconfig context to use' -r
-complete -c kubectl-crucible-clean -l request-timeout -d 'Timeout of each request to the API server (0 = none): 30s, 1m' -r
+complete -c kubectl-crucible-clean -l request-timeout -d 'Timeout of each request to the API server, as kubectl\'s: 30s, 1m, or a number of seconds; 0 = none [default: 30s]' -r
 complete -c kubectl-crucible-clean -s A -l all-namespaces -d 'Every namespace except kube-system, kube-public and kube-node-lease'
 complete -c kubectl-crucible-clean -l all -d 'Every finished object that matches the base selector'
 complete -c kubectl-crucible-clean -l include-running -d 'Also pending/running pods and active jobs (never pods of a running job)'

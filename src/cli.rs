@@ -57,9 +57,9 @@ pub struct Cli {
     #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Selection")]
     pub older_than: Option<Duration>,
 
-    /// What --older-than measures age from
-    #[arg(long, value_enum, default_value_t = AgeFrom::Created, value_name = "FROM", help_heading = "Selection")]
-    pub age_from: AgeFrom,
+    /// What --older-than measures age from [default: created]
+    #[arg(long, value_enum, value_name = "FROM", help_heading = "Selection")]
+    pub age_from: Option<AgeFrom>,
 
     /// Every finished object that matches the base selector
     #[arg(long, help_heading = "Selection")]
@@ -155,9 +155,9 @@ pub struct Cli {
     #[arg(long, help_heading = "Deletion")]
     pub wait: bool,
 
-    /// How long --wait waits
-    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = duration::clap_parse, help_heading = "Deletion")]
-    pub timeout: Duration,
+    /// How long --wait waits [default: 5m]
+    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Deletion")]
+    pub timeout: Option<Duration>,
 
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table, value_name = "FORMAT", help_heading = "Output")]
@@ -181,8 +181,9 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", help_heading = "Connection")]
     pub context: Option<String>,
 
-    /// Timeout of each request to the API server (0 = none): 30s, 1m
-    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Connection")]
+    /// Timeout of each request to the API server, as kubectl's: 30s, 1m, or a number of seconds; 0 = none
+    /// [default: 30s]
+    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse_seconds, help_heading = "Connection")]
     pub request_timeout: Option<Duration>,
 }
 

@@ -1,6 +1,8 @@
 //! Builds the API client from kubectl-style connection flags: `--kubeconfig`,
 //! `KUBECONFIG` (several paths, merged as kubectl merges them), `--context`,
 //! `--request-timeout`; in a pod without a kubeconfig, the in-cluster config.
+//! A kubeconfig or context that cannot be used is exit 4, as an unreachable
+//! cluster is: the command line was fine, the connection is not.
 
 use std::time::Duration;
 
@@ -58,12 +60,16 @@ pub async fn config(conn: &Connection) -> Result<(Config, Target)> {
         }
         None => {
             if conn.context.is_some() {
-                return Err(Error::usage(
-                    "--context given, but no kubeconfig found (use --kubeconfig or KUBECONFIG)",
+                return Err(Error::Cluster(
+                    "--context given, but no kubeconfig found (use --kubeconfig or KUBECONFIG)"
+                        .into(),
                 ));
             }
             let config = Config::incluster().map_err(|_| {
-                Error::usage("no kubeconfig found: pass --kubeconfig PATH or set KUBECONFIG (or run inside a pod)")
+                Error::Cluster(
+                    "no kubeconfig found: pass --kubeconfig PATH or set KUBECONFIG (or run inside a pod)"
+                        .into(),
+                )
             })?;
             (config, "in-cluster".to_string())
         }
@@ -103,15 +109,15 @@ fn home_kubeconfig() -> Option<std::path::PathBuf> {
 fn kubeconfig_error(e: KubeconfigError, conn: &Connection) -> Error {
     match e {
         KubeconfigError::ReadConfig(io, path) => {
-            Error::usage(format!("cannot read kubeconfig {}: {io}", path.display()))
+            Error::Cluster(format!("cannot read kubeconfig {}: {io}", path.display()))
         }
         KubeconfigError::LoadContext(ctx) => {
-            Error::usage(format!("context {ctx:?} not found in the kubeconfig"))
+            Error::Cluster(format!("context {ctx:?} not found in the kubeconfig"))
         }
         KubeconfigError::CurrentContextNotSet => {
-            Error::usage("the kubeconfig has no current context: pass --context NAME")
+            Error::Cluster("the kubeconfig has no current context: pass --context NAME".into())
         }
-        KubeconfigError::LoadClusterOfContext(c) => Error::usage(format!(
+        KubeconfigError::LoadClusterOfContext(c) => Error::Cluster(format!(
             "cluster {c:?} of the context is not in the kubeconfig"
         )),
         other => {
@@ -120,7 +126,7 @@ fn kubeconfig_error(e: KubeconfigError, conn: &Connection) -> Error {
                 .as_deref()
                 .map(|c| format!(" (context {c:?})"))
                 .unwrap_or_default();
-            Error::usage(format!(
+            Error::Cluster(format!(
                 "invalid kubeconfig{ctx}: {}",
                 crate::error::source_chain(&other)
             ))

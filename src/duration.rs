@@ -56,6 +56,15 @@ pub fn human(d: chrono::Duration) -> String {
     }
 }
 
+/// clap value parser that also takes a bare number as seconds, as kubectl's
+/// `--request-timeout` does.
+pub fn clap_parse_seconds(input: &str) -> Result<Duration, String> {
+    match input.trim().parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => clap_parse(input),
+    }
+}
+
 /// clap value parser.
 pub fn clap_parse(input: &str) -> Result<Duration, String> {
     parse(input)

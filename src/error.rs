@@ -21,9 +21,15 @@ pub enum Error {
     /// Stopped before any deletion: declined, `--yes` needed, `--max-delete` exceeded.
     #[error("{0}")]
     Aborted(String),
-    /// Cluster unreachable, authentication failed, or forbidden by RBAC.
+    /// Cluster unreachable, authentication failed, or a broken kubeconfig.
     #[error("{0}")]
     Cluster(String),
+    /// Forbidden by RBAC; `hint` (printed after the message) says what would allow it.
+    #[error("{message}")]
+    Forbidden {
+        message: String,
+        hint: Option<String>,
+    },
     /// Anything else that went wrong at run time.
     #[error("{0}")]
     Runtime(String),
@@ -37,9 +43,38 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::Aborted(_) => exit::ABORTED,
-            Error::Cluster(_) => exit::CLUSTER,
+            Error::Cluster(_) | Error::Forbidden { .. } => exit::CLUSTER,
             Error::Runtime(_) => exit::FAILED,
             Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    /// Lines to print after the one-line message (the Role a refusal needs).
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Error::Forbidden { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Adds a hint to an RBAC refusal that has none yet.
+    pub fn with_forbidden_hint(self, hint: impl FnOnce() -> String) -> Self {
+        match self {
+            Error::Forbidden {
+                message,
+                hint: None,
+            } => Error::Forbidden {
+                message,
+                hint: Some(hint()),
+            },
+            other => other,
+        }
+    }
+
+    pub fn forbidden(msg: impl Into<String>) -> Self {
+        Error::Forbidden {
+            message: msg.into(),
+            hint: None,
         }
     }
 
@@ -56,7 +91,7 @@ impl Error {
                     "{context}: authentication failed: {}",
                     status.message
                 )),
-                403 => Error::Cluster(format!("{context}: forbidden: {}", status.message)),
+                403 => Error::forbidden(format!("{context}: forbidden: {}", status.message)),
                 _ => Error::Runtime(format!("{context}: {} ({})", status.message, status.code)),
             },
             kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {

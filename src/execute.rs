@@ -1,9 +1,10 @@
 //! Execution: the only writes to the API. Bounded concurrency, a uid
-//! precondition on every delete, short retries for transient answers, and a
-//! stop flag (Ctrl-C) that lets in-flight deletes finish but starts no more.
+//! precondition on every delete, short retries for transient answers, a stop
+//! (Ctrl-C) that starts no more deletes and gives those in flight a moment to
+//! answer, and a breaker that stops starting deletes once the API server has
+//! stopped answering.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
@@ -17,6 +18,15 @@ use crate::cli::Cascade;
 use crate::model::{Candidate, Kind};
 use crate::plan::Plan;
 use crate::retry::with_retry;
+use crate::stop::Stop;
+
+/// After a stop, how long deletes already sent may still answer.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
+/// This many deletes in a row without any answer from the server (timeouts,
+/// refused or dropped connections) and no more are started.
+const UNANSWERED_IN_A_ROW: usize = 8;
+/// The error of a delete the breaker did not start.
+pub const NOT_ATTEMPTED: &str = "not attempted: the API server stopped answering";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -113,33 +123,70 @@ pub async fn delete_one(client: &Client, c: &Candidate, opts: &Options) -> Resul
     }
 }
 
+/// What `execute` did.
+#[derive(Debug, Default)]
+pub struct Executed {
+    pub results: Vec<Result>,
+    /// The breaker tripped: the server stopped answering.
+    pub unanswered: bool,
+}
+
 /// Deletes every `Delete` item of the plan, at most `concurrency` at once.
 pub async fn execute(
     client: &Client,
     plan: &Plan,
     opts: &Options,
-    stop: Arc<AtomicBool>,
+    stop: &Stop,
     on_done: impl Fn(&Result) + Send + Sync,
-) -> Vec<Result> {
-    stream::iter(plan.to_delete().map(|i| &i.candidate))
+) -> Executed {
+    let in_a_row = AtomicUsize::new(0);
+    let tripped = AtomicBool::new(false);
+    let results = stream::iter(plan.to_delete().map(|i| &i.candidate))
         .map(|c| {
-            let stop = stop.clone();
+            let (in_a_row, tripped) = (&in_a_row, &tripped);
             async move {
-                if stop.load(Ordering::SeqCst) {
-                    return Result {
-                        uid: c.uid.clone(),
-                        outcome: Outcome::Cancelled,
-                        error: None,
-                        code: None,
-                    };
+                let not_started = |error: Option<&str>| Result {
+                    uid: c.uid.clone(),
+                    outcome: Outcome::Cancelled,
+                    error: error.map(str::to_string),
+                    code: None,
+                };
+                if stop.is_set() {
+                    return not_started(None);
                 }
-                delete_one(client, c, opts).await
+                if tripped.load(Ordering::SeqCst) {
+                    return not_started(Some(NOT_ATTEMPTED));
+                }
+                let r = tokio::select! {
+                    r = delete_one(client, c, opts) => r,
+                    _ = async {
+                        stop.wait().await;
+                        tokio::time::sleep(IN_FLIGHT_GRACE).await;
+                    } => Result {
+                        uid: c.uid.clone(),
+                        outcome: Outcome::Failed,
+                        error: Some("interrupted before the server answered: the object may or may not be deleted".into()),
+                        code: None,
+                    },
+                };
+                if r.outcome == Outcome::Failed && r.code.is_none() {
+                    if in_a_row.fetch_add(1, Ordering::SeqCst) + 1 >= UNANSWERED_IN_A_ROW {
+                        tripped.store(true, Ordering::SeqCst);
+                    }
+                } else {
+                    in_a_row.store(0, Ordering::SeqCst);
+                }
+                r
             }
         })
         .buffer_unordered(opts.concurrency.max(1))
         .inspect(|r| on_done(r))
         .collect()
-        .await
+        .await;
+    Executed {
+        results,
+        unanswered: tripped.load(Ordering::SeqCst),
+    }
 }
 
 /// Waits until each deleted object is gone (or replaced by a new uid).
@@ -148,23 +195,29 @@ pub async fn wait_gone(
     client: &Client,
     items: &[&Candidate],
     timeout: Duration,
-    stop: Arc<AtomicBool>,
+    stop: &Stop,
 ) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     let mut remaining: Vec<&Candidate> = items.to_vec();
-    while !remaining.is_empty() && Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
-        let still: Vec<bool> = stream::iter(remaining.iter())
+    while !remaining.is_empty() && Instant::now() < deadline && !stop.is_set() {
+        let check = stream::iter(remaining.iter())
             .map(|c| async move { exists(client, c).await })
             .buffered(16)
-            .collect()
-            .await;
+            .collect::<Vec<bool>>();
+        let still = tokio::select! {
+            still = check => still,
+            _ = stop.wait() => break,
+        };
         remaining = remaining
             .into_iter()
             .zip(still)
             .filter_map(|(c, s)| s.then_some(c))
             .collect();
         if !remaining.is_empty() {
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = stop.wait() => {}
+            }
         }
     }
     remaining.iter().map(|c| c.display_name()).collect()

@@ -91,6 +91,7 @@ pub fn decide(
         Ok(false) => Err(Error::Aborted(
             "aborted at the prompt; nothing deleted".into(),
         )),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(Error::Interrupted),
         Err(e) => Err(Error::Aborted(format!(
             "cannot ask for confirmation ({e}); pass --yes; nothing deleted"
         ))),
@@ -107,6 +108,8 @@ pub fn is_interactive() -> bool {
 
 /// The real prompt: dialoguer on stderr, default No.
 pub fn ask(question: &str) -> std::io::Result<bool> {
+    // A signal while the prompt owns the terminal exits at once (see `stop`).
+    let _prompting = crate::stop::Prompting::start();
     dialoguer::Confirm::new()
         .with_prompt(question)
         .default(false)

@@ -134,8 +134,33 @@ pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<
             .map_err(|e| Error::from_kube("cannot list jobs", e))?;
     }
 
-    let owners = owner_states(client, &pods, &jobs).await?;
-    if !needs.jobs {
+    let (owners, mut kept_jobs) = owner_states(client, &pods, &jobs).await?;
+    kept_jobs.extend(
+        jobs.iter()
+            .filter(|j| j.keep)
+            .map(|j| (j.uid.clone(), j.name.clone())),
+    );
+    let mut kept_pods = BTreeMap::new();
+    if needs.jobs {
+        // Deleting a job deletes its pods, whatever their labels or phase: a
+        // keep marker on any of them must be seen. Metadata of every pod.
+        let mut marked = Vec::new();
+        list_meta(&pods_api, list_params("", fields(None)), &mut marked, |p| {
+            let owner = pod_candidate(&p.metadata, Phase::Unknown, None);
+            (owner.keep)
+                .then(|| {
+                    owner
+                        .owner_job()
+                        .map(|o| (o.uid.clone(), owner.name.clone()))
+                })
+                .flatten()
+        })
+        .await
+        .map_err(|e| Error::from_kube("cannot list pods", e))?;
+        for (job_uid, pod) in marked.into_iter().flatten() {
+            kept_pods.entry(job_uid).or_insert(pod);
+        }
+    } else {
         jobs.clear();
     }
 
@@ -179,6 +204,8 @@ pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<
         pods,
         jobs,
         owners,
+        kept_jobs,
+        kept_pods,
         quotas,
         taken_at,
     })
@@ -265,14 +292,15 @@ where
     }
 }
 
-/// For each job that owns a listed pod: finished, unfinished, or gone.
-/// Jobs already listed answer for themselves; the others are fetched by name
+/// For each job that owns a listed pod: finished, unfinished, or gone; and
+/// those of the fetched owners that are marked keep (uid → name). Jobs
+/// already listed answer for themselves; the others are fetched by name
 /// (they may lack the base label) and compared by uid.
 async fn owner_states(
     client: &Client,
     pods: &[Candidate],
     jobs: &[Candidate],
-) -> Result<BTreeMap<String, OwnerState>> {
+) -> Result<(BTreeMap<String, OwnerState>, BTreeMap<String, String>)> {
     let mut states: BTreeMap<String, OwnerState> = jobs
         .iter()
         .map(|j| {
@@ -294,34 +322,40 @@ async fn owner_states(
         })
         .filter(|(_, _, uid)| !states.contains_key(uid))
         .collect();
-    let fetched: Vec<Result<(String, OwnerState)>> = stream::iter(missing)
+    let fetched: Vec<Result<(String, OwnerState, Option<String>)>> = stream::iter(missing)
         .map(|(ns, name, uid)| {
             let api: Api<Job> = Api::namespaced(client.clone(), &ns);
             async move {
                 let job = with_retry(|| api.get_opt(&name))
                     .await
                     .map_err(|e| Error::from_kube("cannot read owner job", e))?;
-                let state = match job {
+                let (state, kept) = match job {
                     Some(j) if j.metadata.uid.as_deref() == Some(uid.as_str()) => {
-                        if job_candidate(&j).phase.is_finished() {
+                        let c = job_candidate(&j);
+                        let state = if c.phase.is_finished() {
                             OwnerState::Finished
                         } else {
                             OwnerState::Unfinished
-                        }
+                        };
+                        (state, c.keep.then_some(c.name))
                     }
-                    _ => OwnerState::Gone,
+                    _ => (OwnerState::Gone, None),
                 };
-                Ok((uid, state))
+                Ok((uid, state, kept))
             }
         })
         .buffer_unordered(16)
         .collect()
         .await;
+    let mut kept = BTreeMap::new();
     for r in fetched {
-        let (uid, state) = r?;
+        let (uid, state, keep) = r?;
+        if let Some(name) = keep {
+            kept.insert(uid.clone(), name);
+        }
         states.insert(uid, state);
     }
-    Ok(states)
+    Ok((states, kept))
 }
 
 fn phase_name(p: Phase) -> &'static str {

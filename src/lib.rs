@@ -14,16 +14,16 @@ pub mod plan;
 pub mod policy;
 pub mod quantity;
 pub mod quota;
+pub mod rbac;
 pub mod report;
 pub mod request;
 pub mod retry;
 pub mod select;
 pub mod selector;
+pub mod stop;
 pub mod watch;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use cli::{Cli, Output};
@@ -31,6 +31,7 @@ use error::{exit, Error, Result};
 use gate::Decision;
 use model::Kind;
 use request::{Mode, Request};
+use stop::Stop;
 
 /// After a prompt this slow, the plan is re-read before anything is deleted.
 const STALE_AFTER: Duration = Duration::from_secs(5);
@@ -46,6 +47,15 @@ pub fn log(req_verbosity: u8, level: u8, msg: impl AsRef<str>) {
 /// Runs the pipeline once and returns the exit code.
 pub async fn run(cli: &Cli) -> Result<i32> {
     let req = Request::from_cli(cli)?;
+    run_request(&req)
+        .await
+        .map_err(|e| e.with_forbidden_hint(|| rbac::hint(&req)))
+}
+
+async fn run_request(req: &Request) -> Result<i32> {
+    // From here to exit, Ctrl-C and SIGTERM stop the run (see `stop`).
+    let stop = Stop::default();
+    let _listener = stop::listen(stop.clone());
     let (client, target) = client::connect(&req.connection).await?;
     log(
         req.verbosity,
@@ -53,10 +63,16 @@ pub async fn run(cli: &Cli) -> Result<i32> {
         format!("context {:?}, server {}", target.context, target.server),
     );
     if let Some(interval) = req.watch {
-        return watch::watch(&client, &target, &req, interval).await;
+        return watch::watch(&client, &target, req, interval, &stop).await;
     }
-    let done = cycle(&client, &target, &req, None).await?;
+    let done = cycle(&client, &target, req, None, &stop).await?;
     print!("{}", report::render(&done.report, req.output));
+    if req.output == Output::Name {
+        // `-o name` lists only what went; say what did not on stderr.
+        for line in report::failures(&done.report) {
+            eprintln!("error: {line}");
+        }
+    }
     if done.interrupted {
         return Err(Error::Interrupted);
     }
@@ -78,9 +94,10 @@ pub async fn cycle(
     target: &client::Target,
     req: &Request,
     number: Option<u64>,
+    stop: &Stop,
 ) -> Result<Cycle> {
     let t0 = std::time::Instant::now();
-    let inv = inventory::take(client, req).await?;
+    let inv = until_stopped(stop, inventory::take(client, req)).await?;
     log(
         req.verbosity,
         4,
@@ -93,13 +110,16 @@ pub async fn cycle(
     );
     let selection = select::select(req, &inv)?;
     let decisions = selection.decisions;
+    for d in decisions.iter().filter(|d| d.inactive) {
+        eprintln!("note: {}", d.message);
+    }
     let mut plan = plan::plan_with(selection.selected, &inv, &selection.guards);
 
     let interactive = gate::is_interactive();
     let will_prompt = interactive && req.mode == Mode::Apply && !req.yes && plan.delete_count() > 0;
     if req.mode == Mode::Apply && plan.delete_count() > 0 {
         // Ask before prompting: a user should not confirm what RBAC will refuse.
-        preflight(client, &plan).await?;
+        until_stopped(stop, preflight(client, &plan)).await?;
     }
     if will_prompt && req.max_delete.is_none_or(|m| plan.delete_count() <= m) {
         let preview = report_for(
@@ -114,17 +134,19 @@ pub async fn cycle(
         eprint!("{}", report::render(&preview, Output::Table));
     }
     let decision = gate::decide(&plan, req, target, interactive, gate::ask)?;
+    if stop.is_set() {
+        return Err(Error::Interrupted);
+    }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let results = match decision {
-        Decision::Nothing => vec![],
-        Decision::Preview if req.mode == Mode::DryRunClient => vec![],
+    let executed = match decision {
+        Decision::Nothing => Default::default(),
+        Decision::Preview if req.mode == Mode::DryRunClient => Default::default(),
         Decision::Preview | Decision::Proceed { .. } => {
             if let Decision::Proceed { prompted: true } = decision {
                 if chrono::Utc::now() - inv.taken_at
                     > chrono::Duration::from_std(STALE_AFTER).unwrap_or_default()
                 {
-                    let fresh_inv = inventory::take(client, req).await?;
+                    let fresh_inv = until_stopped(stop, inventory::take(client, req)).await?;
                     let fresh_sel = select::select(req, &fresh_inv)?;
                     let fresh = plan::plan_with(fresh_sel.selected, &fresh_inv, &fresh_sel.guards);
                     let (restricted, dropped) = plan::restrict_to(fresh, &plan);
@@ -134,25 +156,43 @@ pub async fn cycle(
                     plan = restricted;
                 }
             }
-            execute_plan(client, req, &plan, stop.clone()).await
+            execute_plan(client, req, &plan, stop).await
         }
     };
+    let results = &executed.results;
 
-    let mut code = exit_code(&results);
-    if req.mode == Mode::Apply && code == exit::OK {
+    let mut code = exit_code(results);
+    if executed.unanswered {
+        eprintln!(
+            "error: the API server stopped answering; the deletes not yet sent were not attempted"
+        );
+        code = exit::CLUSTER;
+    }
+    if req.mode == Mode::Apply && code == exit::OK && !stop.is_set() {
         if let Some(timeout) = req.wait {
-            if !wait_for_deleted(client, &plan, &results, timeout, stop.clone()).await {
+            if !wait_for_deleted(client, &plan, results, timeout, stop).await {
                 code = exit::FAILED;
             }
         }
     }
-    let mut rep = report_for(req, target, &plan, &results, req.mode, &inv, &decisions);
+    let mut rep = report_for(req, target, &plan, results, req.mode, &inv, &decisions);
     rep.cycle = number;
     Ok(Cycle {
         code,
         report: rep,
-        interrupted: stop.load(Ordering::SeqCst),
+        interrupted: stop.is_set(),
     })
+}
+
+/// `work`, unless a stop comes first: then `Error::Interrupted`.
+async fn until_stopped<T>(
+    stop: &Stop,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        _ = stop.wait() => Err(Error::Interrupted),
+    }
 }
 
 /// 0 unless deletions failed: 4 when every failure was an RBAC or
@@ -178,7 +218,7 @@ async fn wait_for_deleted(
     plan: &plan::Plan,
     results: &[execute::Result],
     timeout: Duration,
-    stop: Arc<AtomicBool>,
+    stop: &Stop,
 ) -> bool {
     let deleted: std::collections::HashSet<&str> = results
         .iter()
@@ -190,8 +230,8 @@ async fn wait_for_deleted(
         .map(|i| &i.candidate)
         .filter(|c| deleted.contains(c.uid.as_str()))
         .collect();
-    let left = execute::wait_gone(client, &items, timeout, stop.clone()).await;
-    if left.is_empty() || stop.load(Ordering::SeqCst) {
+    let left = execute::wait_gone(client, &items, timeout, stop).await;
+    if left.is_empty() || stop.is_set() {
         return true;
     }
     eprintln!(
@@ -253,7 +293,7 @@ async fn preflight(client: &kube::Client, plan: &plan::Plan) -> Result<()> {
             } else {
                 format!("{resource}.{group}")
             };
-            return Err(Error::Cluster(format!(
+            return Err(Error::forbidden(format!(
                 "forbidden: you may not delete {what} in namespace {ns} (RBAC verb \"delete\" on {what} is missing); nothing deleted"
             )));
         }
@@ -265,16 +305,8 @@ async fn execute_plan(
     client: &kube::Client,
     req: &Request,
     plan: &plan::Plan,
-    stop: Arc<AtomicBool>,
-) -> Vec<execute::Result> {
-    let listener = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            stop.store(true, Ordering::SeqCst);
-            eprintln!("interrupted: no new deletes start; waiting for those in flight");
-        })
-    };
+    stop: &Stop,
+) -> execute::Executed {
     let n = plan.delete_count();
     let bar =
         (n >= PROGRESS_FROM && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
@@ -305,29 +337,5 @@ async fn execute_plan(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    listener.abort();
     results
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -37,6 +37,9 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
+            if let Some(hint) = e.hint() {
+                eprint!("{hint}");
+            }
             e.exit_code()
         }
     };

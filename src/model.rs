@@ -150,6 +150,12 @@ pub struct Inventory {
     pub jobs: Vec<Candidate>,
     /// State of every job that owns a listed pod, by job uid.
     pub owners: BTreeMap<String, OwnerState>,
+    /// Jobs marked keep (listed ones and owners of listed pods): uid → name.
+    /// Their pods are kept too.
+    pub kept_jobs: BTreeMap<String, String>,
+    /// For each job with a pod marked keep: job uid → that pod's name. Such
+    /// a job is kept, since deleting it would take the pod with it.
+    pub kept_pods: BTreeMap<String, String>,
     pub quotas: Vec<Quota>,
     pub taken_at: DateTime<Utc>,
 }

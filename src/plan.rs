@@ -22,6 +22,10 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protection {
     Kept,
+    /// A job one of whose pods is marked keep: the cascade would take it.
+    KeptPod(String),
+    /// A pod whose job is marked keep.
+    KeptJob(String),
     Terminating,
     OwnerRunning(String),
     NotFinished,
@@ -33,13 +37,15 @@ pub enum Protection {
 impl Protection {
     pub fn action(&self) -> Action {
         match self {
-            Protection::Kept => Action::Keep,
+            Protection::Kept | Protection::KeptPod(_) | Protection::KeptJob(_) => Action::Keep,
             _ => Action::Skip,
         }
     }
     pub fn reason(&self) -> String {
         match self {
             Protection::Kept => format!("{KEEP_KEY}=true"),
+            Protection::KeptPod(pod) => format!("its pod {pod} is marked {KEEP_KEY}=true"),
+            Protection::KeptJob(job) => format!("its job {job} is marked {KEEP_KEY}=true"),
             Protection::Terminating => "terminating".into(),
             Protection::OwnerRunning(job) => format!("job {job} has not finished"),
             Protection::NotFinished => "not finished (add --include-running)".into(),
@@ -82,6 +88,18 @@ pub fn protection(c: &Candidate, inv: &Inventory, include_running: bool) -> Opti
     }
     if c.keep {
         return Some(Protection::Kept);
+    }
+    match c.kind {
+        Kind::Job => {
+            if let Some(pod) = inv.kept_pods.get(&c.uid) {
+                return Some(Protection::KeptPod(pod.clone()));
+            }
+        }
+        Kind::Pod => {
+            if let Some(job) = c.owner_job().and_then(|o| inv.kept_jobs.get(&o.uid)) {
+                return Some(Protection::KeptJob(job.clone()));
+            }
+        }
     }
     if c.kind == Kind::Pod {
         if let Some(owner) = c.owner_job() {
@@ -281,6 +299,43 @@ mod tests {
         assert_eq!(
             (p.items[0].action, p.items[0].reason.as_str()),
             (Action::Skip, "newest of its run")
+        );
+    }
+
+    #[test]
+    fn a_keep_marker_protects_across_ownership() {
+        let (j1, j2) = (job("j1", Phase::Complete, 0), job("j2", Phase::Complete, 0));
+        let of_j2 = owned_by(pod("p2", Phase::Succeeded, 0), &j2);
+        let inv = Inventory {
+            owners: [
+                (j1.uid.clone(), OwnerState::Finished),
+                (j2.uid.clone(), OwnerState::Finished),
+            ]
+            .into(),
+            kept_pods: [(j1.uid.clone(), "p1".to_string())].into(),
+            kept_jobs: [(j2.uid.clone(), "j2".to_string())].into(),
+            ..Default::default()
+        };
+        let p = plan(vec![sel(&j1), sel(&of_j2)], &inv, false);
+        let got: Vec<(&str, Action, &str)> = p
+            .items
+            .iter()
+            .map(|i| (i.candidate.name.as_str(), i.action, i.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "j1",
+                    Action::Keep,
+                    "its pod p1 is marked crucible-clean/keep=true"
+                ),
+                (
+                    "p2",
+                    Action::Keep,
+                    "its job j2 is marked crucible-clean/keep=true"
+                ),
+            ]
         );
     }
 

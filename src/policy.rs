@@ -66,6 +66,9 @@ pub struct Partial {
     pub high_watermark: Option<f64>,
     pub low_watermark: Option<f64>,
     pub prefer: Option<Prefer>,
+    /// `all: true` in a rule; from the command line, `--all` or ids (which
+    /// narrow every rule). A rule needs a criterion beyond its selector.
+    pub all: Option<bool>,
 }
 
 impl Partial {
@@ -80,6 +83,7 @@ impl Partial {
             high_watermark: cli.high_watermark,
             low_watermark: cli.low_watermark,
             prefer: cli.prefer,
+            all: (cli.all || !cli.test_id.is_empty() || !cli.eval_id.is_empty()).then_some(true),
         }
     }
 
@@ -95,6 +99,7 @@ impl Partial {
             high_watermark: self.high_watermark.or(under.high_watermark),
             low_watermark: self.low_watermark.or(under.low_watermark),
             prefer: self.prefer.or(under.prefer),
+            all: self.all.or(under.all),
         }
     }
 
@@ -190,6 +195,8 @@ pub fn load(path: &Path, flags: &Partial) -> Result<Policy> {
 pub fn parse(file: &str, text: &str, flags: &Partial) -> Result<Policy> {
     let doc: FileSpec = serde_norway::from_str(text).map_err(|e| located(file, &e))?;
     let mut rules = Vec::with_capacity(doc.rules.len());
+    // Reported once every rule parsed, so that other errors come first.
+    let mut unbounded: Option<Error> = None;
     for (i, spec) in doc.rules.into_iter().enumerate() {
         let nth = rules.iter().filter(|r: &&Rule| r.name == spec.name).count();
         let at = |msg: String| {
@@ -232,11 +239,24 @@ pub fn parse(file: &str, text: &str, flags: &Partial) -> Result<Policy> {
         if strategy == Strategy::Age && params.older_than.is_none() {
             return Err(at("strategy age needs olderThan (or --older-than)".into()));
         }
+        let criterion = params.older_than.is_some()
+            || !matches!(strategy, Strategy::Label | Strategy::Age)
+            || merged.all == Some(true);
+        if !criterion {
+            unbounded.get_or_insert_with(|| {
+                at("no criterion beyond its selector: add olderThan, a quota strategy \
+                    (pressure, watermark, hybrid) or `all: true` to clean every finished object it matches"
+                    .into())
+            });
+        }
         rules.push(Rule {
             name: spec.name,
             selector: spec.selector,
             params,
         });
+    }
+    if let Some(e) = unbounded {
+        return Err(e);
     }
     Ok(Policy {
         file: file.to_string(),

@@ -317,6 +317,9 @@ pub struct Decision {
     pub targets: Vec<Target>,
     /// The decision in plain words.
     pub message: String,
+    /// The rule could not run here (no budget) and was left out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inactive: bool,
 }
 
 /// Where a budgeted strategy wants one quota resource to end up.

@@ -195,10 +195,11 @@ pub fn render(report: &CleanupReport, output: Output) -> String {
         }
         Output::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
         Output::Yaml => serde_norway::to_string(report).unwrap_or_default(),
+        // Only what was deleted (in a dry run: what would be), as kubectl.
         Output::Name => report
             .items
             .iter()
-            .filter(|i| i.action == Action::Delete)
+            .filter(|i| matches!(i.result.as_str(), "deleted" | "wouldDelete" | "planned"))
             .map(|i| format!("{}/{}\n", i.kind.resource(), i.name))
             .collect(),
         Output::Table | Output::Wide => {
@@ -210,6 +211,23 @@ pub fn render(report: &CleanupReport, output: Output) -> String {
             block + &table(report, output == Output::Wide)
         }
     }
+}
+
+/// One line per planned deletion that did not happen (`failed`, `conflict`,
+/// `cancelled`): what `-o name` leaves out, for stderr.
+pub fn failures(report: &CleanupReport) -> Vec<String> {
+    report
+        .items
+        .iter()
+        .filter(|i| matches!(i.result.as_str(), "failed" | "conflict" | "cancelled"))
+        .map(|i| {
+            let why = i.error.clone().unwrap_or_else(|| match i.result.as_str() {
+                "cancelled" => "not deleted: interrupted".to_string(),
+                other => other.to_string(),
+            });
+            format!("{}/{} ({}): {why}", i.kind.resource(), i.name, i.result)
+        })
+        .collect()
 }
 
 /// A table as kubectl prints one: no borders, upper-case headers, columns
@@ -464,6 +482,25 @@ mod tests {
     fn name_output_lists_only_deletions() {
         let r = build(&sample(), &[], &ctx(Mode::DryRunClient));
         assert_eq!(render(&r, Output::Name), "job.batch/job-x\npod/pod-a\n");
+        assert!(failures(&r).is_empty());
+        // A refused delete is not listed; it is named on stderr instead.
+        let results = vec![
+            execute::Result {
+                uid: "uid-job-x".into(),
+                outcome: Outcome::Deleted,
+                error: None,
+                code: None,
+            },
+            execute::Result {
+                uid: "uid-pod-a".into(),
+                outcome: Outcome::Failed,
+                error: Some("denied by policy".into()),
+                code: Some(403),
+            },
+        ];
+        let r = build(&sample(), &results, &ctx(Mode::Apply));
+        assert_eq!(render(&r, Output::Name), "job.batch/job-x\n");
+        assert_eq!(failures(&r), ["pod/pod-a (failed): denied by policy"]);
     }
 
     #[test]

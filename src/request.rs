@@ -11,6 +11,11 @@ use crate::policy::{self, Params, Policy};
 use crate::selector::{self, Selector};
 
 pub const DEFAULT_NAMESPACE: &str = "crucible";
+/// How long `--wait` waits without `--timeout`.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Each request's timeout without `--request-timeout` (kubectl gives up on
+/// a silent server after about as long). `--request-timeout 0` means none.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -62,7 +67,50 @@ pub enum Strategy {
     Policy,
 }
 
+/// The flags that only some strategies read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaFlag {
+    Threshold,
+    HighWatermark,
+    LowWatermark,
+    Prefer,
+    Capacity,
+}
+
+impl QuotaFlag {
+    pub fn name(self) -> &'static str {
+        match self {
+            QuotaFlag::Threshold => "--threshold",
+            QuotaFlag::HighWatermark => "--high-watermark",
+            QuotaFlag::LowWatermark => "--low-watermark",
+            QuotaFlag::Prefer => "--prefer",
+            QuotaFlag::Capacity => "--capacity",
+        }
+    }
+}
+
 impl Strategy {
+    /// The strategies `--strategy` offers.
+    pub const SELECTABLE: [Strategy; 5] = [
+        Strategy::Label,
+        Strategy::Age,
+        Strategy::Pressure,
+        Strategy::Watermark,
+        Strategy::Hybrid,
+    ];
+
+    /// Whether this strategy reads `flag`.
+    pub fn reads(self, flag: QuotaFlag) -> bool {
+        use QuotaFlag::*;
+        match self {
+            Strategy::Label | Strategy::Age | Strategy::Policy => false,
+            Strategy::Pressure => matches!(flag, Threshold | Prefer | Capacity),
+            Strategy::Watermark | Strategy::Hybrid => {
+                matches!(flag, HighWatermark | LowWatermark | Prefer | Capacity)
+            }
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Label => "label",
@@ -142,6 +190,14 @@ impl Request {
 
         let base = Selector::parse(&cli.selector)
             .map_err(|e| Error::usage(format!("-l/--selector: {e}")))?;
+        if base.is_empty() {
+            // An empty selector matches every object: an unset shell variable
+            // must never widen a cleanup to the whole namespace.
+            return Err(Error::usage(format!(
+                "-l/--selector {:?} is empty and would match every object; give a selector such as app=evaluation",
+                cli.selector
+            )));
+        }
         for (flag, ids) in [("--test-id", &cli.test_id), ("--eval-id", &cli.eval_id)] {
             for id in ids {
                 if id.is_empty() {
@@ -155,7 +211,7 @@ impl Request {
             test_ids: cli.test_id.clone(),
             eval_ids: cli.eval_id.clone(),
             older_than: cli.older_than,
-            age_from: cli.older_than.map(|_| cli.age_from),
+            age_from: cli.age_from.or(cli.older_than.map(|_| AgeFrom::Created)),
             all: cli.all,
         };
 
@@ -184,12 +240,19 @@ impl Request {
             }
         };
 
+        if cli.older_than.is_some_and(|d| d.is_zero()) {
+            return Err(Error::usage(
+                "--older-than must be more than 0, e.g. --older-than 30m (use --all for every finished object)",
+            ));
+        }
         let flags = policy::Partial::from_cli(cli);
         policy::validate_flags(&flags)?;
         let policy = match &cli.policy {
             Some(path) => Some(policy::load(path, &flags)?),
             None => None,
         };
+        let params = flags.complete(strategy);
+        refuse_unread_flags(cli, &params, policy.as_ref())?;
         let watch = crate::watch::interval(cli)?;
 
         if cli.grace_period == Some(0) {
@@ -199,9 +262,17 @@ impl Request {
                 "--grace-period 0 would force-delete pods whose processes may keep running; use 1 or more",
             ));
         }
-        if cli.timeout.is_zero() && cli.wait {
-            return Err(Error::usage("--timeout must be more than 0 with --wait"));
-        }
+        let timeout = match (cli.wait, cli.timeout) {
+            (false, Some(_)) => {
+                return Err(Error::usage(
+                    "--timeout has no effect without --wait: add --wait, or drop --timeout",
+                ))
+            }
+            (true, Some(t)) if t.is_zero() => {
+                return Err(Error::usage("--timeout must be more than 0 with --wait"))
+            }
+            (_, t) => t.unwrap_or(DEFAULT_WAIT_TIMEOUT),
+        };
 
         Ok(Request {
             scope,
@@ -220,15 +291,19 @@ impl Request {
             cascade: cli.cascade,
             grace_period: cli.grace_period,
             concurrency: usize::from(cli.concurrency),
-            wait: cli.wait.then_some(cli.timeout),
+            wait: cli.wait.then_some(timeout),
             output: cli.output,
             connection: Connection {
                 kubeconfig: cli.kubeconfig.clone(),
                 context: cli.context.clone(),
-                request_timeout: cli.request_timeout.filter(|d| !d.is_zero()),
+                request_timeout: match cli.request_timeout {
+                    None => Some(DEFAULT_REQUEST_TIMEOUT),
+                    Some(t) if t.is_zero() => None,
+                    Some(t) => Some(t),
+                },
             },
             verbosity: cli.verbosity,
-            params: flags.complete(strategy),
+            params,
             policy,
             capacity: cli.capacity,
             watch,
@@ -255,6 +330,49 @@ impl Request {
             .with_in(crate::model::TEST_ID, &self.criteria.test_ids)
             .with_in(crate::model::EVAL_ID, &self.criteria.eval_ids)
     }
+}
+
+/// A flag that the chosen strategies do not read would do nothing: refuse it,
+/// naming the flag and what would give it meaning.
+fn refuse_unread_flags(cli: &Cli, params: &Params, policy: Option<&Policy>) -> Result<()> {
+    let strategies: Vec<Strategy> = match policy {
+        Some(p) => p.rules.iter().map(|r| r.params.strategy).collect(),
+        None => vec![params.strategy],
+    };
+    let reads = |flag: QuotaFlag| strategies.iter().any(|s| s.reads(flag));
+    for (flag, given) in [
+        (QuotaFlag::Threshold, cli.threshold.is_some()),
+        (QuotaFlag::HighWatermark, cli.high_watermark.is_some()),
+        (QuotaFlag::LowWatermark, cli.low_watermark.is_some()),
+        (QuotaFlag::Prefer, cli.prefer.is_some()),
+        (QuotaFlag::Capacity, cli.capacity.is_some()),
+    ] {
+        if given && !reads(flag) {
+            let readers: Vec<String> = Strategy::SELECTABLE
+                .iter()
+                .filter(|s| s.reads(flag))
+                .map(|s| format!("--strategy {}", s.name()))
+                .collect();
+            return Err(Error::usage(format!(
+                "{} has no effect with the {} strategy: add {}",
+                flag.name(),
+                strategies
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                readers.join(" or ")
+            )));
+        }
+    }
+    let age_rule = cli.older_than.is_some()
+        || policy.is_some_and(|p| p.rules.iter().any(|r| r.params.older_than.is_some()));
+    if cli.age_from.is_some() && !age_rule {
+        return Err(Error::usage(
+            "--age-from has no effect without an age rule: add --older-than DUR",
+        ));
+    }
+    Ok(())
 }
 
 fn validate_namespace(ns: &str) -> Result<()> {
@@ -371,6 +489,67 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_selector_is_refused() {
+        for sel in ["", "   "] {
+            let m = usage_message(&["-l", sel, "--all"]);
+            assert!(m.contains("empty") && m.contains("every object"), "{m}");
+        }
+    }
+
+    #[test]
+    fn flags_without_effect_are_refused() {
+        for (args, flag) in [
+            (&["--test-id", "t", "--threshold", "0.5"][..], "--threshold"),
+            (
+                &["--test-id", "t", "--high-watermark", "0.9"][..],
+                "--high-watermark",
+            ),
+            (
+                &["--test-id", "t", "--low-watermark", "0.1"][..],
+                "--low-watermark",
+            ),
+            (
+                &["--older-than", "1h", "--prefer", "failed"][..],
+                "--prefer",
+            ),
+            (&["--all", "--capacity", "10"][..], "--capacity"),
+            (
+                &["--strategy", "pressure", "--high-watermark", "0.9"][..],
+                "--high-watermark",
+            ),
+            (
+                &["--strategy", "watermark", "--threshold", "0.9"][..],
+                "--threshold",
+            ),
+            (
+                &["--test-id", "t", "--age-from", "finished"][..],
+                "--age-from",
+            ),
+        ] {
+            let m = usage_message(args);
+            assert!(
+                m.starts_with(flag) && m.contains("no effect"),
+                "{args:?}: {m}"
+            );
+        }
+        assert!(usage_message(&["--threshold", "0.5", "--all"]).contains("--strategy pressure"));
+        assert!(usage_message(&["--older-than", "0"]).contains("more than 0"));
+        assert!(usage_message(&["--older-than", "0s"]).contains("more than 0"));
+        // Read by the strategy: accepted.
+        req(&[
+            "--strategy",
+            "pressure",
+            "--threshold",
+            "0.5",
+            "--prefer",
+            "failed",
+        ])
+        .unwrap();
+        req(&["--strategy", "hybrid", "--test-id", "t", "--capacity", "9"]).unwrap();
+        req(&["--older-than", "1h", "--age-from", "finished"]).unwrap();
+    }
+
+    #[test]
     fn grace_period_zero_is_refused() {
         assert!(usage_message(&["--all", "--grace-period", "0"]).contains("force-delete"));
         assert_eq!(
@@ -394,13 +573,18 @@ mod tests {
             req(&["--all", "--wait", "--timeout", "30s"]).unwrap().wait,
             Some(Duration::from_secs(30))
         );
-        assert_eq!(req(&["--all", "--timeout", "30s"]).unwrap().wait, None);
+        assert!(usage_message(&["--all", "--timeout", "30s"]).contains("without --wait"));
         assert_eq!(
-            req(&["--all", "--request-timeout", "0"])
-                .unwrap()
-                .connection
-                .request_timeout,
-            None
+            req(&["--all", "--wait"]).unwrap().wait,
+            Some(DEFAULT_WAIT_TIMEOUT)
+        );
+        let timeout = |args: &[&str]| req(args).unwrap().connection.request_timeout;
+        assert_eq!(timeout(&["--all", "--request-timeout", "0"]), None);
+        assert_eq!(timeout(&["--all"]), Some(DEFAULT_REQUEST_TIMEOUT));
+        assert_eq!(
+            timeout(&["--all", "--request-timeout", "5"]),
+            Some(Duration::from_secs(5)),
+            "a bare number is seconds, as kubectl's"
         );
     }
 

@@ -8,7 +8,9 @@ pub const ATTEMPTS: u32 = 4;
 const BASE: Duration = Duration::from_millis(200);
 const MAX_WAIT: Duration = Duration::from_secs(10);
 
-/// Whether an error is worth another try, and how long the server asked us to wait.
+/// Whether an error is worth another try, and how long the server asked us to
+/// wait. A timed-out request is not retried: the timeout already bounds how
+/// long one request may take, and a silent server must end the run.
 pub fn transient(err: &kube::Error) -> Option<Option<Duration>> {
     match err {
         kube::Error::Api(s) if s.code == 429 || (500..=599).contains(&s.code) => {
@@ -18,10 +20,8 @@ pub fn transient(err: &kube::Error) -> Option<Option<Duration>> {
             });
             Some(hint)
         }
-        kube::Error::HyperError(e) if is_timeout(e) => Some(None),
-        kube::Error::Service(e)
-            if e.to_string().to_lowercase().contains("timed out")
-                || e.to_string().contains("elapsed") =>
+        kube::Error::HyperError(_) | kube::Error::Service(_)
+            if !is_timeout(err) && is_dropped(err) =>
         {
             Some(None)
         }
@@ -29,9 +29,29 @@ pub fn transient(err: &kube::Error) -> Option<Option<Duration>> {
     }
 }
 
-fn is_timeout(e: &dyn std::error::Error) -> bool {
+/// The request ran out of time.
+pub fn is_timeout(e: &dyn std::error::Error) -> bool {
     let s = crate::error::source_chain(e).to_lowercase();
-    s.contains("timed out") || s.contains("timeout")
+    s.contains("timed out") || s.contains("timeout") || s.contains("deadline has elapsed")
+}
+
+/// The connection broke before an answer came: the request may or may not
+/// have been processed, so only idempotent requests (every one we send:
+/// reads, and deletes with a uid precondition) may be retried.
+fn is_dropped(e: &dyn std::error::Error) -> bool {
+    let s = crate::error::source_chain(e).to_lowercase();
+    [
+        "connection closed",
+        "connection reset",
+        "broken pipe",
+        "incomplete message",
+        "unexpected eof",
+        "unexpected end of file",
+        "channel closed",
+        "connection error",
+    ]
+    .iter()
+    .any(|m| s.contains(m))
 }
 
 /// Full jitter: a random wait in [0, base·2^attempt], at least the server's hint.

@@ -3,20 +3,19 @@
 //! so `--yes` is required (`Request::from_cli` checks). Each cycle prints its
 //! report; with `-o json` that is one compact JSON line carrying `cycle`.
 //!
-//! A signal between cycles ends the loop cleanly: exit 0. A signal during a
-//! cycle lets in-flight deletes finish, starts no new ones, prints the
-//! partial report and exits 130, as a single run does.
+//! A signal between cycles ends the loop: exit 0, or 1 when any cycle failed.
+//! A signal during a cycle stops its deletes as in a single run: no new ones
+//! start, the partial report is printed, exit 130.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::Cli;
 use crate::client::Target;
 use crate::error::{exit, Error, Result};
 use crate::request::Request;
-use crate::{cycle, log, report, wait_for_signal};
+use crate::stop::Stop;
+use crate::{cycle, log, report};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -45,30 +44,20 @@ pub async fn watch(
     target: &Target,
     req: &Request,
     interval: Duration,
+    stop: &Stop,
 ) -> Result<i32> {
-    // Listen from the start: a signal that arrives while a cycle lists or
-    // plans must not be lost (nor kill the process with the default action).
-    let stopped = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let listener = {
-        let stopped = stopped.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            stopped.store(true, Ordering::SeqCst);
-            let _ = tx.send(true);
-        })
-    };
-    let mut n: u64 = 0;
-    let outcome = loop {
+    let (mut n, mut failed): (u64, u64) = (0, 0);
+    loop {
         n += 1;
-        match cycle(client, target, req, Some(n)).await {
+        match cycle(client, target, req, Some(n), stop).await {
             Ok(done) => {
                 print!("{}", report::render(&done.report, req.output));
                 let _ = std::io::stdout().flush();
                 if done.interrupted {
-                    break Err(Error::Interrupted);
+                    return Err(Error::Interrupted);
                 }
                 if done.code != exit::OK {
+                    failed += 1;
                     eprintln!(
                         "watch: cycle {n} ended with exit code {}; next cycle in {}",
                         done.code,
@@ -76,34 +65,39 @@ pub async fn watch(
                     );
                 }
             }
+            Err(Error::Interrupted) => return Err(Error::Interrupted),
             // Bad input does not get better by waiting.
-            Err(e) if e.exit_code() == exit::USAGE => break Err(e),
-            Err(e) => eprintln!(
-                "error: watch cycle {n}: {e}; next cycle in {}",
-                human(interval)
-            ),
-        }
-        if stopped.load(Ordering::SeqCst) {
-            break Ok(exit::OK);
+            Err(e) if e.exit_code() == exit::USAGE => return Err(e),
+            Err(e) => {
+                failed += 1;
+                eprintln!(
+                    "error: watch cycle {n}: {e}; next cycle in {}",
+                    human(interval)
+                );
+            }
         }
         log(
             req.verbosity,
             2,
             format!("watch: cycle {n} done; next in {}", human(interval)),
         );
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = rx.wait_for(|s| *s) => {}
+        if !stop.is_set() {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.wait() => {}
+            }
         }
-        if stopped.load(Ordering::SeqCst) {
-            break Ok(exit::OK);
+        if stop.is_set() {
+            break;
         }
-    };
-    listener.abort();
-    if outcome.is_ok() {
-        eprintln!("watch: stopped by signal after {n} cycles");
     }
-    outcome
+    if failed == 0 {
+        eprintln!("watch: stopped by signal after {n} cycles");
+        Ok(exit::OK)
+    } else {
+        eprintln!("watch: stopped by signal after {n} cycles, {failed} of which failed");
+        Ok(exit::FAILED)
+    }
 }
 
 fn human(d: Duration) -> String {

@@ -547,3 +547,107 @@ async fn wait_gives_up_after_its_timeout_with_exit_1() {
         .unwrap();
     ns.wait_pod_gone("held").await;
 }
+
+/// Merges `labels` and `annotations` into an object's metadata (JSON merge
+/// patch; a null value removes the key).
+async fn patch_meta<K>(api: &kube::Api<K>, name: &str, meta: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({ "metadata": meta })),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("patch {name}: {e}"));
+}
+
+fn row<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no row {name} in {report}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_pod_keeps_its_job_and_a_kept_job_keeps_its_pods() {
+    let ns = TestNamespace::for_current_test().await;
+    for id in ["k1", "k2", "k3", "k4"] {
+        ns.create_job(&EvalJob::succeeding(id).test_id("t1")).await;
+    }
+    for id in ["k1", "k2", "k3", "k4"] {
+        ns.wait_job_complete(&format!("evaluation-job-{id}")).await;
+        ns.wait_job_pods_phase(&format!("evaluation-job-{id}"), "Succeeded")
+            .await;
+    }
+    // k1's pod is kept by label; k2's pod by annotation, and it no longer
+    // even matches the base selector (its app label is gone); k3's Job is kept.
+    let k1_pod = pods_of(&ns, "evaluation-job-k1").await.remove(0);
+    let k2_pod = pods_of(&ns, "evaluation-job-k2").await.remove(0);
+    let k3_pod = pods_of(&ns, "evaluation-job-k3").await.remove(0);
+    patch_meta(
+        &ns.pods(),
+        &k1_pod,
+        serde_json::json!({"labels": {"crucible-clean/keep": "true"}}),
+    )
+    .await;
+    patch_meta(
+        &ns.pods(),
+        &k2_pod,
+        serde_json::json!({"labels": {"app": null}, "annotations": {"crucible-clean/keep": "true"}}),
+    )
+    .await;
+    patch_meta(
+        &ns.jobs(),
+        "evaluation-job-k3",
+        serde_json::json!({"annotations": {"crucible-clean/keep": "true"}}),
+    )
+    .await;
+
+    // --level pods: the pod of the kept job k3 stays, named with its job.
+    let (code, report, err) = ns.run_json(&["--test-id", "t1", "--level", "pods", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    let k3 = row(&report, &k3_pod);
+    assert_eq!(k3["result"], "kept", "{k3}");
+    assert_eq!(
+        k3["reason"],
+        "its job evaluation-job-k3 is marked crucible-clean/keep=true"
+    );
+    assert!(ns.pods().get_opt(&k3_pod).await.unwrap().is_some());
+    assert!(pods_of(&ns, "evaluation-job-k4").await.is_empty());
+
+    // --level jobs and all: the jobs of kept pods stay (the cascade would
+    // take the pods), each reported kept naming its pod.
+    for level in ["jobs", "all"] {
+        let (code, report, err) = ns.run_json(&["--test-id", "t1", "--level", level, "--yes"]);
+        assert_eq!(code, 0, "{err}");
+        for (job, pod) in [
+            ("evaluation-job-k1", &k1_pod),
+            ("evaluation-job-k2", &k2_pod),
+        ] {
+            let r = row(&report, job);
+            assert_eq!(r["result"], "kept", "{level}: {r}");
+            assert_eq!(
+                r["reason"],
+                format!("its pod {pod} is marked crucible-clean/keep=true"),
+                "{level}"
+            );
+        }
+        assert_eq!(row(&report, "evaluation-job-k3")["result"], "kept");
+    }
+    ns.wait_job_gone("evaluation-job-k4").await;
+    assert_eq!(
+        ns.job_names().await,
+        [
+            "evaluation-job-k1",
+            "evaluation-job-k2",
+            "evaluation-job-k3"
+        ]
+    );
+    let mut pods = vec![k1_pod, k2_pod, k3_pod];
+    pods.sort();
+    assert_eq!(ns.pod_names().await, pods, "no kept pod was lost");
+}

@@ -174,21 +174,24 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
         vec!["-l", "app=eval uation", "--all"],
         vec!["--all", "-o", "xml"],
         vec!["--all", "--concurrency", "0"],
-        vec!["--all", "--context", "no-such-context"],
-        vec!["--all", "--kubeconfig", "/nonexistent/kubeconfig"],
         vec!["--all", "-n", "kube-system"],
         vec!["--all", "--level", "everything"],
         vec!["--all", "--grace-period", "0"],
         vec![],
     ];
-    for args in cases {
+    // An unusable kubeconfig or context is a connection problem: exit 4.
+    let cases = cases.into_iter().map(|c| (c, 2)).chain([
+        (vec!["--all", "--context", "no-such-context"], 4),
+        (vec!["--all", "--kubeconfig", "/nonexistent/kubeconfig"], 4),
+    ]);
+    for (args, want) in cases {
         let mut cmd = ns.plugin();
         if !args.contains(&"-n") {
             cmd.args(["-n", ns.name()]);
         }
         let out = cmd.args(&args).args(["--yes"]).output().unwrap();
         let err = stderr(&out);
-        assert_eq!(code(&out), Some(2), "{args:?}: {err}");
+        assert_eq!(code(&out), Some(want), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
         assert!(err.starts_with("error: "), "{args:?}: {err}");
     }
@@ -546,4 +549,322 @@ async fn a_progress_bar_shows_on_a_terminal_when_many_objects_go() {
     let out = ns.plugin().args(args).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stderr(&out), "");
+}
+
+/// A TCP server that accepts connections and never answers (nor completes TLS).
+fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = vec![];
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    port
+}
+
+/// While alive, DELETEs of pods in `ns` hang in admission for up to
+/// `seconds` (a webhook that never answers), then fail.
+struct HangingDeletes {
+    name: String,
+}
+
+impl HangingDeletes {
+    async fn install(ns: &TestNamespace, seconds: u32) -> Self {
+        use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+        let name = format!("hang-{}", ns.name());
+        let port = silent_server();
+        let config: ValidatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "webhooks": [{
+                "name": "hang.crucible.test",
+                "clientConfig": {"url": format!("https://127.0.0.1:{port}/hang")},
+                "rules": [{"operations": ["DELETE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name()}},
+                "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": seconds,
+            }]
+        }))
+        .unwrap();
+        let api: kube::Api<ValidatingWebhookConfiguration> = kube::Api::all(ns.client());
+        api.create(&Default::default(), &config).await.unwrap();
+        // The webhook is active once a server-side dry-run delete hangs on it.
+        let pods = ns.pods();
+        ns.create_pod(&BarePod::succeeded("probe").label("probe", "true"))
+            .await;
+        poll_until(
+            "the webhook to take effect",
+            Duration::from_secs(30),
+            || {
+                let pods = pods.clone();
+                async move {
+                    let dp = kube::api::DeleteParams {
+                        dry_run: true,
+                        ..Default::default()
+                    };
+                    let t0 = Instant::now();
+                    let r =
+                        tokio::time::timeout(Duration::from_millis(700), pods.delete("probe", &dp))
+                            .await;
+                    match r {
+                        Err(_) => Ok(()),
+                        Ok(Err(_)) if t0.elapsed() > Duration::from_millis(500) => Ok(()),
+                        Ok(other) => Err(format!("{:?}", other.map(|_| ()))),
+                    }
+                }
+            },
+        )
+        .await;
+        HangingDeletes { name }
+    }
+}
+
+impl Drop for HangingDeletes {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(kubectl())
+            .args([
+                "delete",
+                "validatingwebhookconfiguration",
+                &self.name,
+                "--wait=false",
+            ])
+            .env("KUBECONFIG", kubeconfig_path())
+            .output();
+    }
+}
+
+fn spawn_plugin(ns: &TestNamespace, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin(PLUGIN_BIN))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("HOME", ns.home())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Waits for the child, at most `limit` after now; returns its output and how long it took.
+fn finish_within(child: std::process::Child, limit: Duration) -> (std::process::Output, Duration) {
+    let t0 = Instant::now();
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(limit + Duration::from_secs(30));
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    });
+    let out = child.wait_with_output().unwrap();
+    let took = t0.elapsed();
+    drop(watchdog);
+    assert!(
+        took <= limit,
+        "took {took:?}, more than {limit:?}: {}",
+        stderr(&out)
+    );
+    (out, took)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_while_listing_from_a_silent_server_exits_130_at_once() {
+    let ns = TestNamespace::for_current_test().await;
+    let port = silent_server();
+    let kc = kubeconfig_with_server(ns.home(), &format!("https://127.0.0.1:{port}"));
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin(PLUGIN_BIN))
+        .args(["--all", "--yes"])
+        .env("KUBECONFIG", &kc)
+        .env("HOME", ns.home())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "INT");
+    let (out, took) = finish_within(child, Duration::from_millis(1500));
+    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
+    eprintln!("SIGINT while listing: exit 130 after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_during_wait_exits_130_with_the_report() {
+    let ns = TestNamespace::for_current_test().await;
+    // A finalizer holds the pod in Terminating, so --wait would wait a minute.
+    ns.create_pod(&BarePod::succeeded("held").evaluation("e1").test_id("t1"))
+        .await;
+    ns.pods()
+        .patch(
+            "held",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"metadata": {"finalizers": ["crucible.test/hold"]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let child = spawn_plugin(
+        &ns,
+        &[
+            "-n",
+            ns.name(),
+            "--test-id",
+            "t1",
+            "--yes",
+            "--wait",
+            "--timeout",
+            "2m",
+            "-o",
+            "json",
+        ],
+    );
+    let pods = ns.pods();
+    poll_until("the pod to be terminating", Duration::from_secs(20), || {
+        let pods = pods.clone();
+        async move {
+            match pods.get("held").await {
+                Ok(p) if p.metadata.deletion_timestamp.is_some() => Ok(()),
+                other => Err(format!(
+                    "{:?}",
+                    other.map(|p| p.metadata.deletion_timestamp)
+                )),
+            }
+        }
+    })
+    .await;
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "INT");
+    let (out, took) = finish_within(child, Duration::from_millis(1500));
+    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["items"][0]["result"], "deleted", "{report}");
+    eprintln!("SIGINT during --wait: exit 130 after {took:?}");
+    ns.pods()
+        .patch(
+            "held",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigint_while_deletes_hang_exits_130_and_a_second_exits_at_once() {
+    let ns = TestNamespace::for_current_test().await;
+    ns.create_pods((0..6).map(|i| {
+        BarePod::succeeded(&format!("p-{i}"))
+            .evaluation(&format!("e{i}"))
+            .test_id("t1")
+    }))
+    .await;
+    let _hang = HangingDeletes::install(&ns, 25).await;
+    let args = [
+        "-n",
+        ns.name(),
+        "--test-id",
+        "t1",
+        "--yes",
+        "-o",
+        "json",
+        "--concurrency",
+        "2",
+    ];
+
+    // One signal: no new deletes; those in flight get a moment; the partial
+    // report is printed; exit 130.
+    let child = spawn_plugin(&ns, &args);
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&child, "INT");
+    let (out, took) = finish_within(child, Duration::from_secs(4));
+    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results: Vec<&str> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| **r == "deleted").count(),
+        0,
+        "{report}"
+    );
+    assert!(results.contains(&"cancelled"), "{report}");
+    eprintln!("SIGINT while deletes hang: exit 130 after {took:?}");
+
+    // Two signals: out at once.
+    let child = spawn_plugin(&ns, &args);
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, "INT");
+    let (out, took) = finish_within(child, Duration::from_secs(1));
+    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
+    eprintln!("second SIGINT: exit 130 after {took:?}");
+
+    // --watch: SIGTERM stops the current cycle's deletes too.
+    let child = spawn_plugin(
+        &ns,
+        &[
+            "-n",
+            ns.name(),
+            "--test-id",
+            "t1",
+            "--yes",
+            "--watch",
+            "--interval",
+            "1h",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&child, "TERM");
+    let (out, took) = finish_within(child, Duration::from_secs(4));
+    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
+    eprintln!("SIGTERM in a watch cycle: exit 130 after {took:?}");
+    assert_eq!(ns.pod_names().await.len(), 7, "nothing was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_stopped_between_cycles_exits_1_when_a_cycle_failed() {
+    let ns = TestNamespace::for_current_test().await;
+    ns.create_pod(&BarePod::succeeded("p").evaluation("e1").test_id("t1"))
+        .await;
+    // Deletes fail fast: the webhook times out after 1 s, and admission fails.
+    let _hang = HangingDeletes::install(&ns, 1).await;
+    let child = spawn_plugin(
+        &ns,
+        &[
+            "-n",
+            ns.name(),
+            "--test-id",
+            "t1",
+            "--yes",
+            "--watch",
+            "--interval",
+            "1h",
+            "-o",
+            "json",
+        ],
+    );
+    // The cycle retries a few times and fails; then the watch sleeps.
+    std::thread::sleep(Duration::from_secs(15));
+    signal(&child, "TERM");
+    let (out, _) = finish_within(child, Duration::from_secs(2));
+    let err = stderr(&out);
+    assert_eq!(code(&out), Some(1), "{err}");
+    assert!(err.contains("1 of which failed"), "{err}");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!(report["items"][0]["result"], "failed", "{report}");
 }

@@ -21,6 +21,7 @@ pub(super) struct FileSpec {
     _api_version: (),
     #[serde(default, rename = "kind", deserialize_with = "kind")]
     _kind: (),
+    #[serde(default, deserialize_with = "label_key")]
     pub(super) priority_label: Option<String>,
     #[serde(default)]
     pub(super) priorities: BTreeMap<String, Factor>,
@@ -51,6 +52,8 @@ pub(super) struct RuleSpec {
     low_watermark: Option<f64>,
     #[serde(default, deserialize_with = "prefer")]
     prefer: Option<Prefer>,
+    /// Every finished object the selector matches (the rule's only criterion).
+    all: Option<bool>,
 }
 
 impl RuleSpec {
@@ -65,6 +68,7 @@ impl RuleSpec {
             high_watermark: self.high_watermark,
             low_watermark: self.low_watermark,
             prefer: self.prefer,
+            all: self.all,
         }
     }
 }
@@ -166,15 +170,34 @@ fn non_empty<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<RuleSpe
 }
 
 fn selector<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Selector, D::Error> {
-    text(
-        d,
-        "a label selector such as app=evaluation,test-id",
-        Selector::parse,
-    )
+    text(d, "a label selector such as app=evaluation,test-id", |s| {
+        let sel = Selector::parse(s)?;
+        if sel.is_empty() {
+            return Err(
+                "an empty selector would match every object; give one such as app=evaluation"
+                    .into(),
+            );
+        }
+        Ok(sel)
+    })
+}
+
+fn label_key<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    text(d, "a label key such as crucible-clean/priority", |s| {
+        crate::selector::validate_key(s)?;
+        Ok(Some(s.to_string()))
+    })
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Duration>, D::Error> {
-    text(d, "a duration such as 30m", crate::duration::parse).map(Some)
+    text(d, "a duration such as 30m", |s| {
+        let d = crate::duration::parse(s)?;
+        if d.is_zero() {
+            return Err("a duration must be more than 0, e.g. 30m".into());
+        }
+        Ok(d)
+    })
+    .map(Some)
 }
 
 fn fraction<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<f64>, D::Error> {

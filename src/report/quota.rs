@@ -260,6 +260,7 @@ mod tests {
             triggered: true,
             targets: vec![],
             message: "pressure: …".into(),
+            inactive: false,
         };
         let s = section(&inv.quotas, &ix, &units, vec![d]);
         assert_eq!(

@@ -71,6 +71,22 @@ impl<'r, 'a> Budgets<'r, 'a> {
             let before = self.planned.get(&ns).cloned().unwrap_or_default();
             let already = self.index.relief_of(before.iter().copied());
             let mut walk = if params.strategy == Strategy::Pressure {
+                if !inv.quotas.iter().any(|q| q.namespace == ns) {
+                    let why = no_quota(rule, &ns);
+                    if req.scope != Scope::AllNamespaces {
+                        return Err(Error::usage(why));
+                    }
+                    self.decisions.push(Decision {
+                        namespace: ns.clone(),
+                        rule: rule.map(str::to_string),
+                        strategy: "pressure",
+                        triggered: false,
+                        targets: vec![],
+                        message: format!("pressure: {why}; namespace skipped"),
+                        inactive: true,
+                    });
+                    continue;
+                }
                 let obstacle = |r: &str| {
                     (!quota::relievable(r, req.level, req.cascade, req.include_running))
                         .then(|| quota::why_not_relievable(r, req.level))
@@ -85,6 +101,22 @@ impl<'r, 'a> Budgets<'r, 'a> {
                 )
             } else {
                 let Some(budget) = watermark::budget(&inv.quotas, &ns) else {
+                    if params.strategy == Strategy::Hybrid {
+                        // Hybrid runs the rules it can (design §5): the
+                        // watermark rule is reported inactive, not fatal.
+                        self.decisions.push(Decision {
+                            namespace: ns.clone(),
+                            rule: rule.map(str::to_string),
+                            strategy: "watermark",
+                            triggered: false,
+                            targets: vec![],
+                            message: format!(
+                                "watermark rule inactive in namespace {ns}: no count/pods quota and no --capacity"
+                            ),
+                            inactive: true,
+                        });
+                        continue;
+                    }
                     let why = no_budget(rule, params, &ns);
                     if req.scope != Scope::AllNamespaces {
                         return Err(Error::usage(why));
@@ -97,6 +129,7 @@ impl<'r, 'a> Budgets<'r, 'a> {
                         triggered: false,
                         targets: vec![],
                         message: format!("watermark: {why}; namespace skipped"),
+                        inactive: true,
                     });
                     continue;
                 };
@@ -120,6 +153,17 @@ impl<'r, 'a> Budgets<'r, 'a> {
         }
         Ok(picked)
     }
+}
+
+fn no_quota(rule: Option<&str>, ns: &str) -> String {
+    let who = match rule {
+        Some(rule) => format!("rule {rule} of the policy (pressure strategy)"),
+        None => "--strategy pressure".to_string(),
+    };
+    format!(
+        "{who} needs a quota to measure: namespace {ns} has no ResourceQuota and --capacity was not given; \
+         create a ResourceQuota, or pass --capacity N (the number of pods the namespace may hold)"
+    )
 }
 
 fn no_budget(rule: Option<&str>, params: &Params, ns: &str) -> String {

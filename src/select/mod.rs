@@ -319,6 +319,7 @@ mod tests {
             jobs: vec![j1, j2],
             quotas: vec![],
             taken_at: t(1000),
+            ..Default::default()
         }
     }
 

@@ -57,6 +57,7 @@ pub fn walk<'a>(
         triggered: false,
         targets: vec![],
         message: String::new(),
+        inactive: false,
     };
     let mut lines: Vec<Line> = vec![];
     let mut unrelievable: Vec<String> = vec![];

@@ -57,6 +57,7 @@ pub fn walk<'a>(budget: &Quota, high: f64, low: f64, already: f64, pool: &[Entry
         triggered: quota::reached(used, hard, high),
         targets: vec![],
         message: String::new(),
+        inactive: false,
     };
     if !decision.triggered {
         decision.message = format!(

@@ -1,0 +1,99 @@
+//! The least a run needs from RBAC, written as a Role a cluster admin can pipe
+//! into `kubectl apply -f -`. Printed after a refusal (exit 4) so the fix is
+//! one command away. Pure.
+
+use crate::cli::Level;
+use crate::inventory::Needs;
+use crate::request::{Mode, Request, Scope};
+
+/// The Role (a ClusterRole with `-A`) that allows `req`, as YAML.
+pub fn minimal_role(req: &Request) -> String {
+    let needs = Needs::of(req);
+    let deletes = req.mode != Mode::DryRunClient;
+    let mut pod_verbs = vec!["list"];
+    let mut job_verbs = vec!["get", "list"];
+    if req.wait.is_some() {
+        pod_verbs.insert(0, "get");
+    }
+    if deletes && matches!(req.level, Level::Pods | Level::All) {
+        pod_verbs.push("delete");
+    }
+    if deletes && matches!(req.level, Level::Jobs | Level::All) {
+        job_verbs.push("delete");
+    }
+    let mut rules = vec![("\"\"", "pods", pod_verbs), ("batch", "jobs", job_verbs)];
+    if needs.quotas {
+        rules.push(("\"\"", "resourcequotas", vec!["list"]));
+    }
+    let (kind, namespace) = match &req.scope {
+        Scope::Namespace(ns) => ("Role", format!("\n  namespace: {ns}")),
+        Scope::AllNamespaces => ("ClusterRole", String::new()),
+    };
+    let mut out = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: {kind}\nmetadata:\n  name: crucible-clean{namespace}\nrules:\n"
+    );
+    for (group, resource, verbs) in rules {
+        let verbs: Vec<String> = verbs.iter().map(|v| format!("\"{v}\"")).collect();
+        out.push_str(&format!(
+            "- apiGroups: [{group}]\n  resources: [\"{resource}\"]\n  verbs: [{}]\n",
+            verbs.join(", ")
+        ));
+    }
+    out
+}
+
+/// What follows the one-line refusal on stderr.
+pub fn hint(req: &Request) -> String {
+    let bind = match &req.scope {
+        Scope::Namespace(ns) => format!(
+            "kubectl create rolebinding crucible-clean --role crucible-clean --user USER -n {ns}"
+        ),
+        Scope::AllNamespaces => {
+            "kubectl create clusterrolebinding crucible-clean --clusterrole crucible-clean --user USER"
+                .to_string()
+        }
+    };
+    format!(
+        "# This run needs the permissions below. Apply them with `kubectl apply -f -`,\n# then bind them: {bind}\n{}",
+        minimal_role(req)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn role(args: &[&str]) -> String {
+        let mut argv = vec!["x"];
+        argv.extend_from_slice(args);
+        minimal_role(&Request::from_cli(&Cli::try_parse_from(argv).unwrap()).unwrap())
+    }
+
+    #[test]
+    fn verbs_follow_the_run() {
+        let r = role(&["--test-id", "t", "-n", "team-a"]);
+        assert!(
+            r.contains("kind: Role\n") && r.contains("namespace: team-a"),
+            "{r}"
+        );
+        assert!(
+            r.contains("resources: [\"pods\"]\n  verbs: [\"list\", \"delete\"]"),
+            "{r}"
+        );
+        assert!(
+            r.contains("resources: [\"jobs\"]\n  verbs: [\"get\", \"list\"]\n"),
+            "{r}"
+        );
+        let r = role(&["--all", "--level", "all", "--wait"]);
+        assert!(r.contains("verbs: [\"get\", \"list\", \"delete\"]"), "{r}");
+        let r = role(&["--all", "--dry-run"]);
+        assert!(!r.contains("delete"), "{r}");
+        let r = role(&["--strategy", "pressure", "-A"]);
+        assert!(
+            r.contains("kind: ClusterRole") && r.contains("resourcequotas"),
+            "{r}"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! Stopping a run: Ctrl-C or SIGTERM at any stage. The first signal sets the
+//! shared `Stop`; every stage that waits (listing, deletes, `--wait`, the
+//! pause between `--watch` cycles) selects on it, so no new work starts and
+//! the partial report is printed (exit 130). A second signal exits at once,
+//! and so does a signal while the confirmation prompt blocks the terminal
+//! (nothing has been deleted then).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::error::exit;
+
+/// Set when the run must stop; cheap to clone and to check.
+#[derive(Debug, Clone)]
+pub struct Stop(Arc<watch::Sender<bool>>);
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop(Arc::new(watch::Sender::new(false)))
+    }
+}
+
+impl Stop {
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    pub fn set(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Returns once the stop is set (at once if it already is).
+    pub async fn wait(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// True while the confirmation prompt owns the terminal.
+static PROMPTING: AtomicBool = AtomicBool::new(false);
+
+/// Marks the prompt's span: a signal then exits at once.
+pub struct Prompting;
+
+impl Prompting {
+    pub fn start() -> Self {
+        PROMPTING.store(true, Ordering::SeqCst);
+        Prompting
+    }
+}
+
+impl Drop for Prompting {
+    fn drop(&mut self) {
+        PROMPTING.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Listens for SIGINT and SIGTERM for the rest of the process's life. The
+/// handlers are installed before this returns, so no signal is missed.
+pub fn listen(stop: Stop) -> tokio::task::JoinHandle<()> {
+    let mut signals = Signals::install();
+    tokio::spawn(async move {
+        signals.next().await;
+        if PROMPTING.load(Ordering::SeqCst) {
+            eprintln!("\ninterrupted at the prompt; nothing deleted");
+            std::process::exit(exit::INTERRUPTED);
+        }
+        stop.set();
+        eprintln!("interrupted: no new work starts; press Ctrl-C again to exit at once");
+        signals.next().await;
+        eprintln!("interrupted again: exiting now");
+        std::process::exit(exit::INTERRUPTED);
+    })
+}
+
+/// SIGINT and SIGTERM on Unix, Ctrl-C elsewhere.
+struct Signals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                .ok();
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((int, term)) = &mut self.streams {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_returns_once_set_and_at_once_after() {
+        let stop = Stop::default();
+        assert!(!stop.is_set());
+        let waiter = {
+            let stop = stop.clone();
+            tokio::spawn(async move { stop.wait().await })
+        };
+        stop.set();
+        waiter.await.unwrap();
+        assert!(stop.is_set());
+        stop.wait().await;
+    }
+}
