@@ -49,6 +49,7 @@ pub async fn config(conn: &Connection) -> Result<(Config, Target)> {
                 .clone()
                 .or_else(|| kc.current_context.clone())
                 .unwrap_or_default();
+            check_user_of_context(&kc, &context)?;
             let opts = KubeConfigOptions {
                 context: conn.context.clone(),
                 ..Default::default()
@@ -102,6 +103,28 @@ pub async fn connect(conn: &Connection) -> Result<(Client, Target)> {
     Ok((client, target))
 }
 
+/// kube falls back to anonymous requests when the context names a user the
+/// kubeconfig lacks; kubectl refuses. So do we, naming the user.
+fn check_user_of_context(kc: &Kubeconfig, context: &str) -> Result<()> {
+    let Some(user) = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.user.clone())
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(());
+    };
+    if kc.auth_infos.iter().any(|a| a.name == user) {
+        Ok(())
+    } else {
+        Err(Error::Cluster(format!(
+            "user {user:?} of context {context:?} is not in the kubeconfig"
+        )))
+    }
+}
+
 fn home_kubeconfig() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".kube").join("config"))
 }
@@ -126,9 +149,11 @@ fn kubeconfig_error(e: KubeconfigError, conn: &Connection) -> Error {
                 .as_deref()
                 .map(|c| format!(" (context {c:?})"))
                 .unwrap_or_default();
+            // Parsers add a source excerpt on further lines: one line is enough.
+            let chain = crate::error::source_chain(&other);
             Error::Cluster(format!(
                 "invalid kubeconfig{ctx}: {}",
-                crate::error::source_chain(&other)
+                chain.lines().next().unwrap_or_default().trim_end()
             ))
         }
     }

@@ -42,8 +42,17 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             .and_then(|v| total.checked_add(v))
             .ok_or_else(|| format!("duration {input:?} is too large"))?;
     }
+    if total > MAX.as_millis() as u64 {
+        return Err(format!(
+            "duration {input:?} is too large: at most 3650d (ten years)"
+        ));
+    }
     Ok(Duration::from_millis(total))
 }
+
+/// The longest duration accepted: beyond it, ages and deadlines stop being
+/// meaningful (and date arithmetic would overflow).
+const MAX: Duration = Duration::from_secs(3650 * 86_400);
 
 /// Compact human form used in tables: `45s`, `12m`, `3h`, `5d` (as kubectl's AGE).
 pub fn human(d: chrono::Duration) -> String {
@@ -94,6 +103,9 @@ mod tests {
         }
         assert!(parse("99999999999999999999d").is_err());
         assert!(parse("999999999999999w").unwrap_err().contains("too large"));
+        assert!(parse("99999999999d").unwrap_err().contains("too large"));
+        assert!(parse("3650d").is_ok());
+        assert!(parse("3651d").unwrap_err().contains("too large"));
     }
 
     #[test]
