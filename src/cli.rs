@@ -75,7 +75,7 @@ pub struct Cli {
 
     /// How to select [default: label with --test-id/--eval-id, else age]
     #[arg(long, value_enum, value_name = "STRATEGY", help_heading = "Selection")]
-    pub strategy: Option<StrategyArg>,
+    pub strategy: Option<Strategy>,
 
     /// Policy file (YAML): named rules, each a label selector with its strategy, retention and watermarks, plus
     /// retention multipliers by priority label. Flags given on the command line override the file
@@ -128,7 +128,7 @@ pub struct Cli {
     /// Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All
     #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true,
           default_missing_value = "client", help_heading = "Safety")]
-    pub dry_run: Option<DryRunArg>,
+    pub dry_run: Option<DryRun>,
 
     /// Do not ask for confirmation
     #[arg(short = 'y', long, help_heading = "Safety")]
@@ -201,13 +201,70 @@ pub enum Level {
     All,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StrategyArg {
+/// How objects are selected. `name` is the one spelling of each: clap's
+/// `--strategy` values, the policy file, completion, the help text and the
+/// report's `strategy` field all read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
     Label,
     Age,
     Pressure,
     Watermark,
     Hybrid,
+    /// Each rule of the policy file with its own strategy (not a flag value).
+    Policy,
+}
+
+impl Strategy {
+    /// What `--strategy` and a policy rule's `strategy:` accept.
+    pub const SELECTABLE: [Strategy; 5] = [
+        Strategy::Label,
+        Strategy::Age,
+        Strategy::Pressure,
+        Strategy::Watermark,
+        Strategy::Hybrid,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Label => "label",
+            Strategy::Age => "age",
+            Strategy::Pressure => "pressure",
+            Strategy::Watermark => "watermark",
+            Strategy::Hybrid => "hybrid",
+            Strategy::Policy => "policy",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Strategy::Label => "Objects labelled with the given test or evaluation ids",
+            Strategy::Age => "Objects older than --older-than",
+            Strategy::Pressure => {
+                "Oldest finished objects while a quota resource is at or above --threshold"
+            }
+            Strategy::Watermark => {
+                "Oldest finished objects from --high-watermark down to --low-watermark"
+            }
+            Strategy::Hybrid => "Label, age and watermark rules together",
+            Strategy::Policy => "Each rule of the policy file with its own strategy",
+        }
+    }
+}
+
+impl ValueEnum for Strategy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Strategy::SELECTABLE
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.help()))
+    }
+}
+
+impl serde::Serialize for Strategy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 /// The order in which pressure and watermark pick finished objects.
@@ -221,8 +278,10 @@ pub enum Prefer {
     Succeeded,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DryRunArg {
+/// `--dry-run=client|server`; the report's `dryRunMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DryRun {
     Client,
     Server,
 }
@@ -256,9 +315,9 @@ mod tests {
     #[test]
     fn bare_dry_run_means_client() {
         let cli = Cli::try_parse_from(["x", "--dry-run", "--all"]).unwrap();
-        assert_eq!(cli.dry_run, Some(DryRunArg::Client));
+        assert_eq!(cli.dry_run, Some(DryRun::Client));
         let cli = Cli::try_parse_from(["x", "--dry-run=server", "--all"]).unwrap();
-        assert_eq!(cli.dry_run, Some(DryRunArg::Server));
+        assert_eq!(cli.dry_run, Some(DryRun::Server));
         let cli = Cli::try_parse_from(["x", "--all"]).unwrap();
         assert_eq!(cli.dry_run, None);
     }

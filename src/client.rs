@@ -12,18 +12,18 @@ use kube::{Client, Config};
 use crate::error::{Error, Result};
 use crate::request::Connection;
 
-pub const USER_AGENT: &str = concat!("kubectl-crucible-clean/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("kubectl-crucible-clean/", env!("CARGO_PKG_VERSION"));
 
 /// What the report and the prompt say about where we are connected.
 #[derive(Debug, Clone, Default)]
-pub struct Target {
-    pub context: String,
-    pub server: String,
+pub(crate) struct Endpoint {
+    pub(crate) context: String,
+    pub(crate) server: String,
 }
 
 /// The kubeconfig kubectl would use: `--kubeconfig`, else `KUBECONFIG` (its
 /// files merged), else `~/.kube/config`; `None` when there is none.
-pub fn kubeconfig(conn: &Connection) -> Result<Option<Kubeconfig>> {
+pub(crate) fn kubeconfig(conn: &Connection) -> Result<Option<Kubeconfig>> {
     let read =
         |path: &std::path::Path| Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(e, conn));
     if let Some(path) = &conn.kubeconfig {
@@ -39,7 +39,7 @@ pub fn kubeconfig(conn: &Connection) -> Result<Option<Kubeconfig>> {
 }
 
 /// Resolves the configuration without contacting the cluster.
-pub async fn config(conn: &Connection) -> Result<(Config, Target)> {
+pub(crate) async fn config(conn: &Connection) -> Result<(Config, Endpoint)> {
     let kubeconfig = kubeconfig(conn)?;
 
     let (mut config, context) = match kubeconfig {
@@ -89,14 +89,14 @@ pub async fn config(conn: &Connection) -> Result<(Config, Target)> {
     if let Ok(v) = http::HeaderValue::from_str(USER_AGENT) {
         config.headers.push((http::header::USER_AGENT, v));
     }
-    let target = Target {
+    let target = Endpoint {
         context,
         server: config.cluster_url.to_string(),
     };
     Ok((config, target))
 }
 
-pub async fn connect(conn: &Connection) -> Result<(Client, Target)> {
+pub(crate) async fn connect(conn: &Connection) -> Result<(Client, Endpoint)> {
     let (config, target) = config(conn).await?;
     let client = Client::try_from(config)
         .map_err(|e| Error::Cluster(format!("cannot set up the client: {e}")))?;

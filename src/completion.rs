@@ -14,20 +14,16 @@ mod generate;
 mod kubectl;
 mod live;
 
-pub use generate::{generated_files, run_generate, write_generated, GeneratedFile, SHELLS};
-pub use kubectl::{
-    analyze, answer, directive, flag_candidates, run_kubectl_complete, value_source, Answer,
-    Candidate, Line, ValueSource, Want,
-};
-pub use live::{live_values, Live, CLUSTER_BUDGET};
+pub use generate::{run_generate, write_generated};
+pub use kubectl::run_kubectl_complete;
 
 /// The binary's name, and the name the static scripts and the man page are for.
-pub const BIN_NAME: &str = "kubectl-crucible-clean";
+pub(crate) const BIN_NAME: &str = "kubectl-crucible-clean";
 /// File stems under which the binary answers kubectl's completion requests:
 /// kubectl looks for `kubectl_complete-crucible_clean` to complete
 /// `kubectl crucible-clean`, and for `kubectl_complete-crucible-clean` to
 /// complete the two-word form `kubectl crucible clean`.
-pub const KUBECTL_COMPLETE_NAMES: [&str; 2] = [
+pub(crate) const KUBECTL_COMPLETE_NAMES: [&str; 2] = [
     "kubectl_complete-crucible_clean",
     "kubectl_complete-crucible-clean",
 ];

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Parses a sequence of `<integer><unit>` pairs, units `ms`, `s`, `m`, `h`,
 /// `d`, `w`. A bare `0` is accepted (as kubectl accepts it for timeouts).
-pub fn parse(input: &str) -> Result<Duration, String> {
+pub(crate) fn parse(input: &str) -> Result<Duration, String> {
     let s = input.trim();
     if s.is_empty() {
         return Err("empty duration; use e.g. 90s, 30m, 2h, 7d or 1h30m".into());
@@ -55,7 +55,7 @@ pub fn parse(input: &str) -> Result<Duration, String> {
 const MAX: Duration = Duration::from_secs(3650 * 86_400);
 
 /// Compact human form used in tables: `45s`, `12m`, `3h`, `5d` (as kubectl's AGE).
-pub fn human(d: chrono::Duration) -> String {
+pub(crate) fn human(d: chrono::Duration) -> String {
     let s = d.num_seconds().max(0);
     match s {
         0..=119 => format!("{s}s"),
@@ -67,7 +67,7 @@ pub fn human(d: chrono::Duration) -> String {
 
 /// clap value parser that also takes a bare number as seconds, as kubectl's
 /// `--request-timeout` does.
-pub fn clap_parse_seconds(input: &str) -> Result<Duration, String> {
+pub(crate) fn clap_parse_seconds(input: &str) -> Result<Duration, String> {
     match input.trim().parse::<u64>() {
         Ok(secs) => Ok(Duration::from_secs(secs)),
         Err(_) => clap_parse(input),
@@ -75,7 +75,7 @@ pub fn clap_parse_seconds(input: &str) -> Result<Duration, String> {
 }
 
 /// clap value parser.
-pub fn clap_parse(input: &str) -> Result<Duration, String> {
+pub(crate) fn clap_parse(input: &str) -> Result<Duration, String> {
     parse(input)
 }
 

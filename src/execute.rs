@@ -12,7 +12,6 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
 use kube::{Client, Resource};
-use serde::Serialize;
 
 use crate::cli::Cascade;
 use crate::model::{Candidate, Kind};
@@ -26,11 +25,10 @@ const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
 /// refused or dropped connections) and no more are started.
 const UNANSWERED_IN_A_ROW: usize = 8;
 /// The error of a delete the breaker did not start.
-pub const NOT_ATTEMPTED: &str = "not attempted: the API server stopped answering";
+pub(crate) const NOT_ATTEMPTED: &str = "not attempted: the API server stopped answering";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
     /// Deletion accepted (the object may linger while it terminates).
     Deleted,
     /// Server dry run: the server would have deleted it.
@@ -45,23 +43,23 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Result {
-    pub uid: String,
-    pub outcome: Outcome,
-    pub error: Option<String>,
+pub(crate) struct Deletion {
+    pub(crate) uid: String,
+    pub(crate) outcome: Outcome,
+    pub(crate) error: Option<String>,
     /// HTTP status of a failure, to tell RBAC refusals (403) apart.
-    pub code: Option<u16>,
+    pub(crate) code: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Options {
-    pub server_dry_run: bool,
-    pub cascade: Cascade,
-    pub grace_period: Option<u32>,
-    pub concurrency: usize,
+pub(crate) struct Options {
+    pub(crate) server_dry_run: bool,
+    pub(crate) cascade: Cascade,
+    pub(crate) grace_period: Option<u32>,
+    pub(crate) concurrency: usize,
 }
 
-pub fn delete_params(kind: Kind, uid: &str, opts: &Options) -> DeleteParams {
+pub(crate) fn delete_params(kind: Kind, uid: &str, opts: &Options) -> DeleteParams {
     DeleteParams {
         dry_run: opts.server_dry_run,
         grace_period_seconds: opts.grace_period,
@@ -99,7 +97,7 @@ fn delete_request(
     Ok(req)
 }
 
-pub async fn delete_one(client: &Client, c: &Candidate, opts: &Options) -> Result {
+pub(crate) async fn delete_one(client: &Client, c: &Candidate, opts: &Options) -> Deletion {
     let sent = with_retry(|| async {
         let req = delete_request(c, opts)?;
         client.request_text(req).await
@@ -115,7 +113,7 @@ pub async fn delete_one(client: &Client, c: &Candidate, opts: &Options) -> Resul
         Err(kube::Error::Api(s)) => (Outcome::Failed, Some(s.message.clone()), Some(s.code)),
         Err(e) => (Outcome::Failed, Some(crate::error::source_chain(&e)), None),
     };
-    Result {
+    Deletion {
         uid: c.uid.clone(),
         outcome,
         error,
@@ -125,19 +123,19 @@ pub async fn delete_one(client: &Client, c: &Candidate, opts: &Options) -> Resul
 
 /// What `execute` did.
 #[derive(Debug, Default)]
-pub struct Executed {
-    pub results: Vec<Result>,
+pub(crate) struct Executed {
+    pub(crate) results: Vec<Deletion>,
     /// The breaker tripped: the server stopped answering.
-    pub unanswered: bool,
+    pub(crate) unanswered: bool,
 }
 
 /// Deletes every `Delete` item of the plan, at most `concurrency` at once.
-pub async fn execute(
+pub(crate) async fn execute(
     client: &Client,
     plan: &Plan,
     opts: &Options,
     stop: &Stop,
-    on_done: impl Fn(&Result) + Send + Sync,
+    on_done: impl Fn(&Deletion) + Send + Sync,
 ) -> Executed {
     let in_a_row = AtomicUsize::new(0);
     let tripped = AtomicBool::new(false);
@@ -145,7 +143,7 @@ pub async fn execute(
         .map(|c| {
             let (in_a_row, tripped) = (&in_a_row, &tripped);
             async move {
-                let not_started = |error: Option<&str>| Result {
+                let not_started = |error: Option<&str>| Deletion {
                     uid: c.uid.clone(),
                     outcome: Outcome::Cancelled,
                     error: error.map(str::to_string),
@@ -162,7 +160,7 @@ pub async fn execute(
                     _ = async {
                         stop.wait().await;
                         tokio::time::sleep(IN_FLIGHT_GRACE).await;
-                    } => Result {
+                    } => Deletion {
                         uid: c.uid.clone(),
                         outcome: Outcome::Failed,
                         error: Some("interrupted before the server answered: the object may or may not be deleted".into()),
@@ -191,7 +189,7 @@ pub async fn execute(
 
 /// Waits until each deleted object is gone (or replaced by a new uid).
 /// Returns the names still present when the timeout ran out.
-pub async fn wait_gone(
+pub(crate) async fn wait_gone(
     client: &Client,
     items: &[&Candidate],
     timeout: Duration,

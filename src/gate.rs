@@ -2,16 +2,36 @@
 //! confirmation rules. Whether we are interactive and how the question is
 //! asked are injected, so the rules are unit-tested without a terminal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::client::Target;
+use crate::client::Endpoint;
 use crate::error::{Error, Result};
+use crate::inventory;
 use crate::model::Kind;
 use crate::plan::Plan;
 use crate::request::{Mode, Request};
 
+pub(crate) mod rbac;
+
+/// After a prompt this slow, the plan is re-read before anything is deleted.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether a plan confirmed at a prompt must be re-read first: the person
+/// took long enough for the namespace to change.
+pub(crate) fn must_replan(verdict: Verdict, planned_at: chrono::DateTime<chrono::Utc>) -> bool {
+    verdict == (Verdict::Proceed { prompted: true })
+        && chrono::Utc::now() - planned_at
+            > chrono::Duration::from_std(STALE_AFTER).unwrap_or_default()
+}
+
+/// Whether the permissions must be checked before the question: only a run
+/// that deletes for real.
+pub(crate) fn needs_permission(plan: &Plan, req: &Request) -> bool {
+    req.mode == Mode::Apply && plan.delete_count() > 0
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Verdict {
     /// Nothing to delete: go straight to the report.
     Nothing,
     /// Render (client dry run) or send with dryRun=All (server dry run).
@@ -21,7 +41,7 @@ pub enum Decision {
 }
 
 /// `8 pods (5 Succeeded, 3 Failed), 2 jobs (2 Complete)`.
-pub fn summary(plan: &Plan) -> String {
+pub(crate) fn summary(plan: &Plan) -> String {
     let mut by_kind: BTreeMap<Kind, BTreeMap<String, usize>> = BTreeMap::new();
     for item in plan.to_delete() {
         *by_kind
@@ -47,16 +67,20 @@ pub fn summary(plan: &Plan) -> String {
         .join(", ")
 }
 
-pub fn decide(
+/// Every rule between the plan and the first delete, in order: nothing to
+/// do; `--max-delete`; a dry run only previews; `--yes`; no terminal means no
+/// deletion; else `show_preview` and the question.
+pub(crate) fn decide(
     plan: &Plan,
     req: &Request,
-    target: &Target,
+    target: &Endpoint,
     interactive: bool,
+    show_preview: impl FnOnce(),
     confirm: impl FnOnce(&str) -> std::io::Result<bool>,
-) -> Result<Decision> {
+) -> Result<Verdict> {
     let n = plan.delete_count();
     if n == 0 {
-        return Ok(Decision::Nothing);
+        return Ok(Verdict::Nothing);
     }
     if let Some(max) = req.max_delete {
         if n > max {
@@ -66,10 +90,10 @@ pub fn decide(
         }
     }
     if req.mode != Mode::Apply {
-        return Ok(Decision::Preview);
+        return Ok(Verdict::Preview);
     }
     if req.yes {
-        return Ok(Decision::Proceed { prompted: false });
+        return Ok(Verdict::Proceed { prompted: false });
     }
     if !interactive {
         return Err(Error::Aborted(format!(
@@ -86,8 +110,9 @@ pub fn decide(
             &target.context
         }
     );
+    show_preview();
     match confirm(&question) {
-        Ok(true) => Ok(Decision::Proceed { prompted: true }),
+        Ok(true) => Ok(Verdict::Proceed { prompted: true }),
         Ok(false) => Err(Error::Aborted(
             "aborted at the prompt; nothing deleted".into(),
         )),
@@ -100,14 +125,14 @@ pub fn decide(
 
 /// Interactive means a human can answer: stdin and stderr are terminals and
 /// CI is not set. (console would otherwise read from /dev/tty behind a pipe.)
-pub fn is_interactive() -> bool {
+pub(crate) fn is_interactive() -> bool {
     use std::io::IsTerminal;
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     !ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// The real prompt: dialoguer on stderr, default No.
-pub fn ask(question: &str) -> std::io::Result<bool> {
+pub(crate) fn ask(question: &str) -> std::io::Result<bool> {
     // A signal while the prompt owns the terminal exits at once (see `stop`).
     let _prompting = crate::stop::Prompting::start();
     dialoguer::Confirm::new()
@@ -119,6 +144,32 @@ pub fn ask(question: &str) -> std::io::Result<bool> {
         })
 }
 
+/// Asks the API server, before any prompt, whether every planned delete is
+/// allowed: a user should not confirm what RBAC will refuse.
+pub(crate) async fn permitted(client: &kube::Client, plan: &Plan) -> Result<()> {
+    let needed: BTreeSet<(String, Kind)> = plan
+        .to_delete()
+        .map(|i| (i.candidate.namespace.clone(), i.candidate.kind))
+        .collect();
+    for (ns, kind) in needed {
+        let (group, resource) = match kind {
+            Kind::Pod => ("", "pods"),
+            Kind::Job => ("batch", "jobs"),
+        };
+        if !inventory::can_delete(client, &ns, group, resource).await? {
+            let what = if group.is_empty() {
+                resource.to_string()
+            } else {
+                format!("{resource}.{group}")
+            };
+            return Err(Error::forbidden(format!(
+                "forbidden: you may not delete {what} in namespace {ns} (RBAC verb \"delete\" on {what} is missing); nothing deleted"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,7 +177,7 @@ mod tests {
     use crate::model::fixtures::*;
     use crate::model::{Inventory, Phase};
     use crate::plan::plan;
-    use crate::select::{Rule, Selected};
+    use crate::select::{Criterion, Selected};
     use clap::Parser;
 
     fn req(args: &[&str]) -> Request {
@@ -146,7 +197,7 @@ mod tests {
                 .iter()
                 .map(|c| Selected {
                     candidate: c,
-                    matched_by: vec![Rule::All],
+                    matched_by: vec![Criterion::All],
                 })
                 .collect(),
             &Inventory::default(),
@@ -168,14 +219,21 @@ mod tests {
 
     #[test]
     fn rules_in_order() {
-        let t = Target::default();
+        let t = Endpoint::default();
         let p = three();
         assert_eq!(
-            decide(&Plan::default(), &req(&[]), &t, false, never).unwrap(),
-            Decision::Nothing
+            decide(&Plan::default(), &req(&[]), &t, false, || {}, never).unwrap(),
+            Verdict::Nothing
         );
         assert!(matches!(
-            decide(&p, &req(&["--max-delete", "2", "--yes"]), &t, true, never),
+            decide(
+                &p,
+                &req(&["--max-delete", "2", "--yes"]),
+                &t,
+                true,
+                || {},
+                never
+            ),
             Err(Error::Aborted(_))
         ));
         assert!(matches!(
@@ -184,6 +242,7 @@ mod tests {
                 &req(&["--max-delete", "2", "--dry-run"]),
                 &t,
                 true,
+                || {},
                 never
             ),
             Err(Error::Aborted(_))
@@ -194,34 +253,42 @@ mod tests {
                 &req(&["--max-delete", "3", "--dry-run"]),
                 &t,
                 false,
+                || {},
                 never
             )
             .unwrap(),
-            Decision::Preview
+            Verdict::Preview
         );
         assert_eq!(
-            decide(&p, &req(&["--yes"]), &t, false, never).unwrap(),
-            Decision::Proceed { prompted: false }
+            decide(&p, &req(&["--yes"]), &t, false, || {}, never).unwrap(),
+            Verdict::Proceed { prompted: false }
         );
-        let e = decide(&p, &req(&[]), &t, false, never).unwrap_err();
+        let e = decide(&p, &req(&[]), &t, false, || {}, never).unwrap_err();
         assert!(e.to_string().contains("--yes") && e.exit_code() == 3, "{e}");
     }
 
     #[test]
     fn the_prompt_names_namespace_context_and_counts() {
-        let t = Target {
+        let t = Endpoint {
             context: "admin".into(),
             server: String::new(),
         };
         let mut asked = String::new();
-        let d = decide(&three(), &req(&[]), &t, true, |q| {
-            asked = q.to_string();
-            Ok(true)
-        });
-        assert_eq!(d.unwrap(), Decision::Proceed { prompted: true });
+        let d = decide(
+            &three(),
+            &req(&[]),
+            &t,
+            true,
+            || {},
+            |q| {
+                asked = q.to_string();
+                Ok(true)
+            },
+        );
+        assert_eq!(d.unwrap(), Verdict::Proceed { prompted: true });
         assert_eq!(asked, "Delete 1 job (1 Complete), 2 pods (1 Failed, 1 Succeeded) in namespace crucible (context admin)?");
         assert!(matches!(
-            decide(&three(), &req(&[]), &t, true, |_| Ok(false)),
+            decide(&three(), &req(&[]), &t, true, || {}, |_| Ok(false)),
             Err(Error::Aborted(_))
         ));
     }

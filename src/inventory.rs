@@ -6,46 +6,45 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::{stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{ListParams, ObjectList};
 use kube::{Api, Client};
 
 use crate::error::{Error, Result};
-use crate::model::{
-    Candidate, Inventory, Kind, Owner, OwnerState, Phase, Quota, EVAL_ID, KEEP_KEY,
-    PROTECTED_NAMESPACES, TEST_ID,
-};
+use crate::model::{Candidate, Inventory, OwnerState, Phase, Quota, PROTECTED_NAMESPACES};
 use crate::request::{Request, Scope};
 use crate::retry::with_retry;
 
-pub const PAGE_SIZE: u32 = 500;
+mod convert;
+use convert::{job_candidate, phase_name, pod_candidate, pod_finished_at, quota};
+
+pub(crate) const PAGE_SIZE: u32 = 500;
 
 /// What to read: derived from the request by `Needs::of`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Needs {
-    pub label_selector: String,
-    pub pod_phases: Vec<Phase>,
+pub(crate) struct Needs {
+    pub(crate) label_selector: String,
+    pub(crate) pod_phases: Vec<Phase>,
     /// Full pod objects (for finish times) instead of metadata only.
-    pub pod_status: bool,
-    pub jobs: bool,
-    pub quotas: bool,
+    pub(crate) pod_status: bool,
+    pub(crate) jobs: bool,
+    pub(crate) quotas: bool,
     /// `--capacity`: where no ResourceQuota limits `count/pods`, count the
     /// namespace's pods and add this stand-in budget to the quotas.
-    pub capacity: Option<u64>,
+    pub(crate) capacity: Option<u64>,
 }
 
 impl Needs {
-    pub fn of(req: &Request) -> Self {
+    pub(crate) fn of(req: &Request) -> Self {
         use crate::cli::{AgeFrom, Level, Output};
         let mut pod_phases = vec![Phase::Succeeded, Phase::Failed];
         if req.include_running {
             pod_phases.extend([Phase::Pending, Phase::Running, Phase::Unknown]);
         }
-        let rules: Vec<&crate::policy::Params> = match &req.policy {
+        let rules: Vec<&crate::request::policy::Params> = match &req.policy {
             Some(p) => p.rules.iter().map(|r| &r.params).collect(),
             None => vec![&req.params],
         };
@@ -71,11 +70,11 @@ impl Needs {
     }
 }
 
-pub async fn take(client: &Client, req: &Request) -> Result<Inventory> {
+pub(crate) async fn take(client: &Client, req: &Request) -> Result<Inventory> {
     take_with(client, &req.scope, &Needs::of(req)).await
 }
 
-pub async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<Inventory> {
+pub(crate) async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<Inventory> {
     let taken_at = Utc::now();
     let (pods_api, jobs_api, quota_api): (Api<Pod>, Api<Job>, Api<ResourceQuota>) = match scope {
         Scope::Namespace(ns) => (
@@ -257,7 +256,7 @@ where
 /// Walks every page of a list. On 410 Expired (the continue token outlived
 /// etcd's compaction) the list restarts once from the beginning, so the
 /// result is one consistent snapshot rather than a stitched one.
-pub async fn paged<T, C, F, Fut>(
+pub(crate) async fn paged<T, C, F, Fut>(
     mut fetch: F,
     base: ListParams,
     out: &mut Vec<C>,
@@ -358,138 +357,10 @@ async fn owner_states(
     Ok((states, kept))
 }
 
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Pending => "Pending",
-        Phase::Running => "Running",
-        Phase::Succeeded => "Succeeded",
-        Phase::Failed => "Failed",
-        _ => "Unknown",
-    }
-}
-
-pub fn time(t: &Time) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
-        .unwrap_or_default()
-}
-
-fn marked_keep(meta: &ObjectMeta) -> bool {
-    let yes = |m: &Option<BTreeMap<String, String>>| {
-        m.as_ref()
-            .and_then(|m| m.get(KEEP_KEY))
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    };
-    yes(&meta.labels) || yes(&meta.annotations)
-}
-
-fn base_candidate(
-    kind: Kind,
-    meta: &ObjectMeta,
-    phase: Phase,
-    finished_at: Option<DateTime<Utc>>,
-) -> Candidate {
-    let labels = meta.labels.clone().unwrap_or_default();
-    Candidate {
-        kind,
-        namespace: meta.namespace.clone().unwrap_or_default(),
-        name: meta.name.clone().unwrap_or_default(),
-        uid: meta.uid.clone().unwrap_or_default(),
-        phase,
-        created_at: meta
-            .creation_timestamp
-            .as_ref()
-            .map(time)
-            .unwrap_or_default(),
-        finished_at,
-        test_id: labels.get(TEST_ID).cloned(),
-        eval_id: labels.get(EVAL_ID).cloned(),
-        keep: marked_keep(meta),
-        terminating: meta.deletion_timestamp.is_some(),
-        owner: meta.owner_references.as_ref().and_then(|refs| {
-            refs.iter()
-                .find(|r| r.controller == Some(true))
-                .map(|r| Owner {
-                    kind: r.kind.clone(),
-                    name: r.name.clone(),
-                    uid: r.uid.clone(),
-                })
-        }),
-        labels,
-        charges: BTreeMap::new(),
-    }
-}
-
-pub fn pod_candidate(
-    meta: &ObjectMeta,
-    phase: Phase,
-    finished_at: Option<DateTime<Utc>>,
-) -> Candidate {
-    base_candidate(Kind::Pod, meta, phase, finished_at)
-}
-
-/// When the last container stopped.
-pub fn pod_finished_at(p: &Pod) -> Option<DateTime<Utc>> {
-    let status = p.status.as_ref()?;
-    status
-        .container_statuses
-        .iter()
-        .flatten()
-        .filter_map(|cs| {
-            cs.state
-                .as_ref()?
-                .terminated
-                .as_ref()?
-                .finished_at
-                .as_ref()
-                .map(time)
-        })
-        .max()
-}
-
-pub fn job_candidate(j: &Job) -> Candidate {
-    let status = j.status.as_ref();
-    let cond = |t: &str| {
-        status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == t && c.status == "True"))
-    };
-    let (phase, finished_at) = if let Some(c) = cond("Complete") {
-        let at = status
-            .and_then(|s| s.completion_time.as_ref())
-            .or(c.last_transition_time.as_ref())
-            .map(time);
-        (Phase::Complete, at)
-    } else if let Some(c) = cond("Failed") {
-        (Phase::Failed, c.last_transition_time.as_ref().map(time))
-    } else {
-        (Phase::Active, None)
-    };
-    base_candidate(Kind::Job, &j.metadata, phase, finished_at)
-}
-
-fn quota(q: &ResourceQuota) -> Quota {
-    let read =
-        |m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
-            m.map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| crate::quantity::parse(&v.0).map(|n| (k.clone(), n)))
-                    .collect()
-            })
-            .unwrap_or_default()
-        };
-    let status = q.status.as_ref();
-    Quota {
-        namespace: q.metadata.namespace.clone().unwrap_or_default(),
-        name: q.metadata.name.clone().unwrap_or_default(),
-        hard: read(status.and_then(|s| s.hard.as_ref())),
-        used: read(status.and_then(|s| s.used.as_ref())),
-    }
-}
-
 /// Asks the API server whether we may delete `resource` in `namespace`
 /// (a SelfSubjectAccessReview: nothing is stored). Lets a run without the
 /// permission stop before the first delete, naming what is missing.
-pub async fn can_delete(
+pub(crate) async fn can_delete(
     client: &Client,
     namespace: &str,
     group: &str,

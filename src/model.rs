@@ -7,27 +7,30 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// Label and annotation that protect an object from any cleanup.
-pub const KEEP_KEY: &str = "crucible-clean/keep";
-pub const TEST_ID: &str = "test-id";
-pub const EVAL_ID: &str = "eval-id";
+pub(crate) const KEEP_KEY: &str = "crucible-clean/keep";
+pub(crate) const TEST_ID: &str = "test-id";
+pub(crate) const EVAL_ID: &str = "eval-id";
+/// The quota resource that counts every stored pod.
+pub(crate) const COUNT_PODS: &str = "count/pods";
 /// Namespaces that are never cleaned.
-pub const PROTECTED_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+pub(crate) const PROTECTED_NAMESPACES: [&str; 3] =
+    ["kube-system", "kube-public", "kube-node-lease"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Kind {
+pub(crate) enum Kind {
     Pod,
     Job,
 }
 
 impl Kind {
     /// The `kubectl -o name` prefix.
-    pub fn resource(self) -> &'static str {
+    pub(crate) fn resource(self) -> &'static str {
         match self {
             Kind::Pod => "pod",
             Kind::Job => "job.batch",
         }
     }
-    pub fn plural(self) -> &'static str {
+    pub(crate) fn plural(self) -> &'static str {
         match self {
             Kind::Pod => "pods",
             Kind::Job => "jobs",
@@ -36,7 +39,7 @@ impl Kind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Phase {
+pub(crate) enum Phase {
     Pending,
     Running,
     Succeeded,
@@ -49,66 +52,63 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn is_finished(self) -> bool {
+    pub(crate) fn is_finished(self) -> bool {
         matches!(self, Phase::Succeeded | Phase::Failed | Phase::Complete)
-    }
-    pub fn is_failure(self) -> bool {
-        self == Phase::Failed
     }
 }
 
 /// The controller that owns an object (ownerReferences[controller=true]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Owner {
-    pub kind: String,
-    pub name: String,
-    pub uid: String,
+pub(crate) struct Owner {
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) uid: String,
 }
 
 /// One pod or job, reduced to what selection, planning and reporting need.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub kind: Kind,
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub phase: Phase,
-    pub created_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub test_id: Option<String>,
-    pub eval_id: Option<String>,
+pub(crate) struct Candidate {
+    pub(crate) kind: Kind,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) uid: String,
+    pub(crate) phase: Phase,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
+    pub(crate) test_id: Option<String>,
+    pub(crate) eval_id: Option<String>,
     /// Labels kept for client-side selector checks (policy rules, priority).
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// `crucible-clean/keep=true` as label or annotation.
-    pub keep: bool,
+    pub(crate) keep: bool,
     /// `deletionTimestamp` is set.
-    pub terminating: bool,
-    pub owner: Option<Owner>,
+    pub(crate) terminating: bool,
+    pub(crate) owner: Option<Owner>,
     /// What a non-terminal pod is charged in compute quota (`requests.cpu`,
     /// `limits.memory`…), in thousandths so the record stays `Eq`. Empty for
     /// finished pods and jobs: quota does not count them, so deleting them
     /// frees none of it.
-    pub charges: BTreeMap<String, u64>,
+    pub(crate) charges: BTreeMap<String, u64>,
 }
 
 impl Candidate {
-    pub fn age(&self, now: DateTime<Utc>) -> chrono::Duration {
+    pub(crate) fn age(&self, now: DateTime<Utc>) -> chrono::Duration {
         now - self.created_at
     }
 
-    pub fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         format!("{}/{}", self.kind.resource(), self.name)
     }
 
     /// The job that controls this pod, if any.
-    pub fn owner_job(&self) -> Option<&Owner> {
+    pub(crate) fn owner_job(&self) -> Option<&Owner> {
         self.owner.as_ref().filter(|o| o.kind == "Job")
     }
 }
 
 /// What is known about the job that owns a pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnerState {
+pub(crate) enum OwnerState {
     Finished,
     Unfinished,
     /// The owner no longer exists: the pod is an orphan.
@@ -117,66 +117,60 @@ pub enum OwnerState {
 
 /// A ResourceQuota's figures, by resource name (`count/pods`, `pods`, `requests.cpu`…).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Quota {
-    pub namespace: String,
-    pub name: String,
-    pub hard: BTreeMap<String, f64>,
-    pub used: BTreeMap<String, f64>,
+pub(crate) struct Quota {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) hard: BTreeMap<String, f64>,
+    pub(crate) used: BTreeMap<String, f64>,
 }
 
 /// The name of the budget `--capacity N` stands in for, where a namespace has
 /// no ResourceQuota on `count/pods`.
-pub const CAPACITY_QUOTA: &str = "--capacity";
+pub(crate) const CAPACITY_QUOTA: &str = "--capacity";
 
 impl Quota {
     /// A `count/pods` budget from `--capacity`, with the pods actually stored.
-    pub fn capacity(namespace: &str, capacity: u64, stored_pods: u64) -> Self {
+    pub(crate) fn capacity(namespace: &str, capacity: u64, stored_pods: u64) -> Self {
         Quota {
             namespace: namespace.to_string(),
             name: CAPACITY_QUOTA.to_string(),
-            hard: BTreeMap::from([(crate::quota::COUNT_PODS.to_string(), capacity as f64)]),
-            used: BTreeMap::from([(crate::quota::COUNT_PODS.to_string(), stored_pods as f64)]),
+            hard: BTreeMap::from([(COUNT_PODS.to_string(), capacity as f64)]),
+            used: BTreeMap::from([(COUNT_PODS.to_string(), stored_pods as f64)]),
         }
     }
-    pub fn is_capacity(&self) -> bool {
+    pub(crate) fn is_capacity(&self) -> bool {
         self.name == CAPACITY_QUOTA
     }
 }
 
 /// A consistent snapshot of one or more namespaces.
 #[derive(Debug, Clone, Default)]
-pub struct Inventory {
-    pub pods: Vec<Candidate>,
-    pub jobs: Vec<Candidate>,
+pub(crate) struct Inventory {
+    pub(crate) pods: Vec<Candidate>,
+    pub(crate) jobs: Vec<Candidate>,
     /// State of every job that owns a listed pod, by job uid.
-    pub owners: BTreeMap<String, OwnerState>,
+    pub(crate) owners: BTreeMap<String, OwnerState>,
     /// Jobs marked keep (listed ones and owners of listed pods): uid → name.
     /// Their pods are kept too.
-    pub kept_jobs: BTreeMap<String, String>,
+    pub(crate) kept_jobs: BTreeMap<String, String>,
     /// For each job with a pod marked keep: job uid → that pod's name. Such
     /// a job is kept, since deleting it would take the pod with it.
-    pub kept_pods: BTreeMap<String, String>,
-    pub quotas: Vec<Quota>,
-    pub taken_at: DateTime<Utc>,
-}
-
-impl Inventory {
-    pub fn candidates(&self) -> impl Iterator<Item = &Candidate> {
-        self.jobs.iter().chain(self.pods.iter())
-    }
+    pub(crate) kept_pods: BTreeMap<String, String>,
+    pub(crate) quotas: Vec<Quota>,
+    pub(crate) taken_at: DateTime<Utc>,
 }
 
 #[cfg(test)]
-pub mod fixtures {
+pub(crate) mod fixtures {
     //! Hand-built candidates for unit tests of the pure stages.
     use super::*;
     use chrono::TimeZone;
 
-    pub fn t(secs: i64) -> DateTime<Utc> {
+    pub(crate) fn t(secs: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
     }
 
-    pub fn pod(name: &str, phase: Phase, created: i64) -> Candidate {
+    pub(crate) fn pod(name: &str, phase: Phase, created: i64) -> Candidate {
         Candidate {
             kind: Kind::Pod,
             namespace: "crucible".into(),
@@ -195,20 +189,20 @@ pub mod fixtures {
         }
     }
 
-    pub fn job(name: &str, phase: Phase, created: i64) -> Candidate {
+    pub(crate) fn job(name: &str, phase: Phase, created: i64) -> Candidate {
         Candidate {
             kind: Kind::Job,
             ..pod(name, phase, created)
         }
     }
 
-    pub fn with_test(mut c: Candidate, test_id: &str) -> Candidate {
+    pub(crate) fn with_test(mut c: Candidate, test_id: &str) -> Candidate {
         c.test_id = Some(test_id.into());
         c.labels.insert(TEST_ID.into(), test_id.into());
         c
     }
 
-    pub fn quota(name: &str, figures: &[(&str, f64, f64)]) -> Quota {
+    pub(crate) fn quota(name: &str, figures: &[(&str, f64, f64)]) -> Quota {
         Quota {
             namespace: "crucible".into(),
             name: name.into(),
@@ -223,12 +217,12 @@ pub mod fixtures {
         }
     }
 
-    pub fn labelled(mut c: Candidate, key: &str, value: &str) -> Candidate {
+    pub(crate) fn labelled(mut c: Candidate, key: &str, value: &str) -> Candidate {
         c.labels.insert(key.into(), value.into());
         c
     }
 
-    pub fn owned_by(mut c: Candidate, job: &Candidate) -> Candidate {
+    pub(crate) fn owned_by(mut c: Candidate, job: &Candidate) -> Candidate {
         c.owner = Some(Owner {
             kind: "Job".into(),
             name: job.name.clone(),

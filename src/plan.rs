@@ -1,16 +1,15 @@
 //! Planning: turn selected objects into an ordered plan, applying the guards
 //! that no strategy may override. Pure.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use crate::model::{Candidate, Inventory, Kind, OwnerState, KEEP_KEY, PROTECTED_NAMESPACES};
-use crate::select::{Rule, Selected};
+use crate::model::{Candidate, Inventory, Kind};
+use crate::select::guard::{guard, Guards};
+use crate::select::{Criterion, Selected};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     Delete,
     /// Marked `crucible-clean/keep=true`.
     Keep,
@@ -18,140 +17,38 @@ pub enum Action {
     Skip,
 }
 
-/// Why a guard stopped an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Protection {
-    Kept,
-    /// A job one of whose pods is marked keep: the cascade would take it.
-    KeptPod(String),
-    /// A pod whose job is marked keep.
-    KeptJob(String),
-    Terminating,
-    OwnerRunning(String),
-    NotFinished,
-    ProtectedNamespace,
-    /// Held back by retention (`--keep-last`, `--keep-succeeded-for`…), with the reason.
-    Retained(String),
-}
-
-impl Protection {
-    pub fn action(&self) -> Action {
-        match self {
-            Protection::Kept | Protection::KeptPod(_) | Protection::KeptJob(_) => Action::Keep,
-            _ => Action::Skip,
-        }
-    }
-    pub fn reason(&self) -> String {
-        match self {
-            Protection::Kept => format!("{KEEP_KEY}=true"),
-            Protection::KeptPod(pod) => format!("its pod {pod} is marked {KEEP_KEY}=true"),
-            Protection::KeptJob(job) => format!("its job {job} is marked {KEEP_KEY}=true"),
-            Protection::Terminating => "terminating".into(),
-            Protection::OwnerRunning(job) => format!("job {job} has not finished"),
-            Protection::NotFinished => "not finished (add --include-running)".into(),
-            Protection::ProtectedNamespace => "protected namespace".into(),
-            Protection::Retained(why) => why.clone(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlanItem {
-    pub candidate: Candidate,
-    pub matched_by: Vec<Rule>,
-    pub action: Action,
-    pub reason: String,
+pub(crate) struct PlanItem {
+    pub(crate) candidate: Candidate,
+    pub(crate) matched_by: Vec<Criterion>,
+    pub(crate) action: Action,
+    pub(crate) reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Plan {
-    pub items: Vec<PlanItem>,
+pub(crate) struct Plan {
+    pub(crate) items: Vec<PlanItem>,
 }
 
 impl Plan {
-    pub fn to_delete(&self) -> impl Iterator<Item = &PlanItem> {
+    pub(crate) fn to_delete(&self) -> impl Iterator<Item = &PlanItem> {
         self.items.iter().filter(|i| i.action == Action::Delete)
     }
-    pub fn delete_count(&self) -> usize {
+    pub(crate) fn delete_count(&self) -> usize {
         self.to_delete().count()
     }
 }
 
-/// The guard that stops a candidate, if any. Strategies that budget
-/// deletions (watermark) call this to count only what may really go.
-pub fn protection(c: &Candidate, inv: &Inventory, include_running: bool) -> Option<Protection> {
-    if PROTECTED_NAMESPACES.contains(&c.namespace.as_str()) {
-        return Some(Protection::ProtectedNamespace);
-    }
-    if c.terminating {
-        return Some(Protection::Terminating);
-    }
-    if c.keep {
-        return Some(Protection::Kept);
-    }
-    match c.kind {
-        Kind::Job => {
-            if let Some(pod) = inv.kept_pods.get(&c.uid) {
-                return Some(Protection::KeptPod(pod.clone()));
-            }
-        }
-        Kind::Pod => {
-            if let Some(job) = c.owner_job().and_then(|o| inv.kept_jobs.get(&o.uid)) {
-                return Some(Protection::KeptJob(job.clone()));
-            }
-        }
-    }
-    if c.kind == Kind::Pod {
-        if let Some(owner) = c.owner_job() {
-            // Unknown owner state counts as running: the safe side.
-            if inv.owners.get(&owner.uid) != Some(&OwnerState::Finished)
-                && inv.owners.get(&owner.uid) != Some(&OwnerState::Gone)
-            {
-                return Some(Protection::OwnerRunning(owner.name.clone()));
-            }
-        }
-    }
-    if !c.phase.is_finished() && !include_running {
-        return Some(Protection::NotFinished);
-    }
-    None
-}
-
-/// What the guards need besides the inventory.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Guards {
-    pub include_running: bool,
-    /// Objects retention holds back, by uid, with the reason (see `select::retention`).
-    pub retained: BTreeMap<String, String>,
-}
-
-impl Guards {
-    pub fn new(include_running: bool) -> Self {
-        Guards {
-            include_running,
-            retained: BTreeMap::new(),
-        }
-    }
-}
-
-/// `protection`, then retention: the full answer to "may this go now?".
-pub fn guard(c: &Candidate, inv: &Inventory, guards: &Guards) -> Option<Protection> {
-    protection(c, inv, guards.include_running).or_else(|| {
-        guards
-            .retained
-            .get(&c.uid)
-            .map(|why| Protection::Retained(why.clone()))
-    })
-}
-
-/// Orders the plan jobs first, then oldest first, so the preview reads like
-/// `kubectl get` sorted by age and deletes start with the most stale.
-pub fn plan(selected: Vec<Selected<'_>>, inv: &Inventory, include_running: bool) -> Plan {
+/// `plan_with` without retention (unit tests).
+#[cfg(test)]
+pub(crate) fn plan(selected: Vec<Selected<'_>>, inv: &Inventory, include_running: bool) -> Plan {
     plan_with(selected, inv, &Guards::new(include_running))
 }
 
-/// `plan` with retention guards too.
-pub fn plan_with(selected: Vec<Selected<'_>>, inv: &Inventory, guards: &Guards) -> Plan {
+/// Orders the plan jobs first, then oldest first, so the preview reads like
+/// `kubectl get` sorted by age and deletes start with the most stale; every
+/// selected object goes through the guards.
+pub(crate) fn plan_with(selected: Vec<Selected<'_>>, inv: &Inventory, guards: &Guards) -> Plan {
     let mut items: Vec<PlanItem> = selected
         .into_iter()
         .map(|s| {
@@ -159,7 +56,13 @@ pub fn plan_with(selected: Vec<Selected<'_>>, inv: &Inventory, guards: &Guards) 
             PlanItem {
                 candidate: s.candidate.clone(),
                 matched_by: s.matched_by,
-                action: guard.as_ref().map_or(Action::Delete, Protection::action),
+                action: guard.as_ref().map_or(Action::Delete, |g| {
+                    if g.is_keep() {
+                        Action::Keep
+                    } else {
+                        Action::Skip
+                    }
+                }),
                 reason: guard.map(|g| g.reason()).unwrap_or_default(),
             }
         })
@@ -181,7 +84,7 @@ pub fn plan_with(selected: Vec<Selected<'_>>, inv: &Inventory, guards: &Guards) 
 
 /// Keeps only the items of `fresh` whose uid was confirmed in `confirmed`:
 /// used after a slow prompt, when the plan is re-read before execution.
-pub fn restrict_to(fresh: Plan, confirmed: &Plan) -> (Plan, usize) {
+pub(crate) fn restrict_to(fresh: Plan, confirmed: &Plan) -> (Plan, usize) {
     let ok: std::collections::HashSet<&str> = confirmed
         .to_delete()
         .map(|i| i.candidate.uid.as_str())
@@ -200,15 +103,19 @@ pub fn restrict_to(fresh: Plan, confirmed: &Plan) -> (Plan, usize) {
 }
 
 #[cfg(test)]
+mod strategy_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::fixtures::*;
-    use crate::model::Phase;
+    use crate::model::{OwnerState, Phase};
+    use crate::select::guard::{protection, Protection};
 
     fn sel(c: &Candidate) -> Selected<'_> {
         Selected {
             candidate: c,
-            matched_by: vec![Rule::All],
+            matched_by: vec![Criterion::All],
         }
     }
 

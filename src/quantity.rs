@@ -1,6 +1,6 @@
 //! Kubernetes resource quantities (`5`, `1k`, `500m`, `2Gi`, `1e3`) as numbers.
 
-pub fn parse(s: &str) -> Option<f64> {
+pub(crate) fn parse(s: &str) -> Option<f64> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))

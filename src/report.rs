@@ -7,95 +7,94 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use comfy_table::{presets, Table};
 use serde::Serialize;
 
-use crate::cli::Output;
+use crate::cli::{DryRun, Output};
 use crate::duration::human;
 use crate::execute::{self, Outcome};
 use crate::model::Kind;
 use crate::plan::{Action, Plan};
 use crate::request::Mode;
-use crate::select::Rule;
+use crate::select::Criterion;
 
 mod quota;
-pub use quota::{section as quota_section, QuotaSection};
+pub(crate) use quota::{section as quota_section, QuotaSection};
 
-pub const API_VERSION: &str = "crucible-clean/v1";
+pub(crate) const API_VERSION: &str = "crucible-clean/v1";
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CleanupReport {
-    pub api_version: &'static str,
-    pub kind: &'static str,
+pub(crate) struct CleanupReport {
+    pub(crate) api_version: &'static str,
+    pub(crate) kind: &'static str,
     /// The namespace cleaned; null with --all-namespaces.
-    pub namespace: Option<String>,
-    pub context: String,
-    pub dry_run: bool,
+    pub(crate) namespace: Option<String>,
+    pub(crate) context: String,
+    pub(crate) dry_run: bool,
     /// `client` or `server` for a dry run, else null.
-    pub dry_run_mode: Option<&'static str>,
-    pub strategy: String,
-    pub selector: String,
-    pub items: Vec<Item>,
-    pub summary: Summary,
+    pub(crate) dry_run_mode: Option<DryRun>,
+    pub(crate) strategy: String,
+    pub(crate) selector: String,
+    pub(crate) items: Vec<Item>,
+    pub(crate) summary: Summary,
     /// Pressure, watermark and hybrid: every quota resource before and
     /// after the plan, and what the strategy decided.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub quota: Option<QuotaSection>,
+    pub(crate) quota: Option<QuotaSection>,
     /// `--watch`: the cycle number, from 1. The JSON report is then one line.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cycle: Option<u64>,
+    pub(crate) cycle: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Item {
-    pub kind: Kind,
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub phase: crate::model::Phase,
-    pub created_at: String,
-    pub finished_at: Option<String>,
-    pub age_seconds: i64,
-    pub test_id: Option<String>,
-    pub eval_id: Option<String>,
-    pub owner: Option<String>,
-    pub matched_by: Vec<Rule>,
-    pub action: Action,
-    pub reason: String,
-    /// planned | wouldDelete | deleted | gone | conflict | failed | cancelled | kept | skipped
-    pub result: String,
-    pub error: Option<String>,
+pub(crate) struct Item {
+    pub(crate) kind: Kind,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) uid: String,
+    pub(crate) phase: crate::model::Phase,
+    pub(crate) created_at: String,
+    pub(crate) finished_at: Option<String>,
+    pub(crate) age_seconds: i64,
+    pub(crate) test_id: Option<String>,
+    pub(crate) eval_id: Option<String>,
+    pub(crate) owner: Option<String>,
+    pub(crate) matched_by: Vec<Criterion>,
+    pub(crate) action: Action,
+    pub(crate) reason: String,
+    pub(crate) result: ItemResult,
+    pub(crate) error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub selected: usize,
-    pub planned: usize,
-    pub deleted: usize,
-    pub would_delete: usize,
-    pub gone: usize,
-    pub conflict: usize,
-    pub failed: usize,
-    pub cancelled: usize,
-    pub kept: usize,
-    pub skipped: usize,
+pub(crate) struct Summary {
+    pub(crate) selected: usize,
+    pub(crate) planned: usize,
+    pub(crate) deleted: usize,
+    pub(crate) would_delete: usize,
+    pub(crate) gone: usize,
+    pub(crate) conflict: usize,
+    pub(crate) failed: usize,
+    pub(crate) cancelled: usize,
+    pub(crate) kept: usize,
+    pub(crate) skipped: usize,
 }
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-pub struct Context<'a> {
-    pub namespace: Option<&'a str>,
-    pub context: &'a str,
-    pub mode: Mode,
-    pub strategy: &'a str,
-    pub selector: String,
-    pub now: DateTime<Utc>,
+pub(crate) struct Context<'a> {
+    pub(crate) namespace: Option<&'a str>,
+    pub(crate) context: &'a str,
+    pub(crate) mode: Mode,
+    pub(crate) strategy: &'a str,
+    pub(crate) selector: String,
+    pub(crate) now: DateTime<Utc>,
 }
 
-pub fn build(plan: &Plan, results: &[execute::Result], ctx: &Context) -> CleanupReport {
-    let by_uid: HashMap<&str, &execute::Result> =
+pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -> CleanupReport {
+    let by_uid: HashMap<&str, &execute::Deletion> =
         results.iter().map(|r| (r.uid.as_str(), r)).collect();
     let mut summary = Summary {
         selected: plan.items.len(),
@@ -109,16 +108,16 @@ pub fn build(plan: &Plan, results: &[execute::Result], ctx: &Context) -> Cleanup
             let (result, error) = match i.action {
                 Action::Keep => {
                     summary.kept += 1;
-                    ("kept".to_string(), None)
+                    (ItemResult::Kept, None)
                 }
                 Action::Skip => {
                     summary.skipped += 1;
-                    ("skipped".to_string(), None)
+                    (ItemResult::Skipped, None)
                 }
                 Action::Delete => {
                     summary.planned += 1;
                     match by_uid.get(c.uid.as_str()) {
-                        None => ("planned".to_string(), None),
+                        None => (ItemResult::Planned, None),
                         Some(r) => {
                             let counter = match r.outcome {
                                 Outcome::Deleted => &mut summary.deleted,
@@ -129,7 +128,7 @@ pub fn build(plan: &Plan, results: &[execute::Result], ctx: &Context) -> Cleanup
                                 Outcome::Cancelled => &mut summary.cancelled,
                             };
                             *counter += 1;
-                            (outcome_word(&r.outcome).to_string(), r.error.clone())
+                            (ItemResult::from(r.outcome), r.error.clone())
                         }
                     }
                 }
@@ -163,11 +162,7 @@ pub fn build(plan: &Plan, results: &[execute::Result], ctx: &Context) -> Cleanup
         namespace: ctx.namespace.map(str::to_string),
         context: ctx.context.to_string(),
         dry_run: ctx.mode.is_dry_run(),
-        dry_run_mode: match ctx.mode {
-            Mode::Apply => None,
-            Mode::DryRunClient => Some("client"),
-            Mode::DryRunServer => Some("server"),
-        },
+        dry_run_mode: ctx.mode.dry_run(),
         strategy: ctx.strategy.to_string(),
         selector: ctx.selector.clone(),
         items,
@@ -177,18 +172,79 @@ pub fn build(plan: &Plan, results: &[execute::Result], ctx: &Context) -> Cleanup
     }
 }
 
-fn outcome_word(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Deleted => "deleted",
-        Outcome::WouldDelete => "wouldDelete",
-        Outcome::Gone => "gone",
-        Outcome::Conflict => "conflict",
-        Outcome::Failed => "failed",
-        Outcome::Cancelled => "cancelled",
+/// What became of one row. Serialized as the word `as_str` gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ItemResult {
+    /// In the plan, not executed (client dry run, or before execution).
+    Planned,
+    WouldDelete,
+    Deleted,
+    Gone,
+    Conflict,
+    Failed,
+    Cancelled,
+    Kept,
+    Skipped,
+}
+
+impl ItemResult {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ItemResult::Planned => "planned",
+            ItemResult::WouldDelete => "wouldDelete",
+            ItemResult::Deleted => "deleted",
+            ItemResult::Gone => "gone",
+            ItemResult::Conflict => "conflict",
+            ItemResult::Failed => "failed",
+            ItemResult::Cancelled => "cancelled",
+            ItemResult::Kept => "kept",
+            ItemResult::Skipped => "skipped",
+        }
+    }
+
+    /// Listed by `-o name`: deleted, or (dry run) would be.
+    fn is_deletion(self) -> bool {
+        matches!(
+            self,
+            ItemResult::Deleted | ItemResult::WouldDelete | ItemResult::Planned
+        )
+    }
+
+    /// A planned deletion that did not happen.
+    fn is_miss(self) -> bool {
+        matches!(
+            self,
+            ItemResult::Failed | ItemResult::Conflict | ItemResult::Cancelled
+        )
     }
 }
 
-pub fn render(report: &CleanupReport, output: Output) -> String {
+impl From<Outcome> for ItemResult {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Deleted => ItemResult::Deleted,
+            Outcome::WouldDelete => ItemResult::WouldDelete,
+            Outcome::Gone => ItemResult::Gone,
+            Outcome::Conflict => ItemResult::Conflict,
+            Outcome::Failed => ItemResult::Failed,
+            Outcome::Cancelled => ItemResult::Cancelled,
+        }
+    }
+}
+
+impl std::fmt::Display for ItemResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ItemResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+pub(crate) fn render(report: &CleanupReport, output: Output) -> String {
     match output {
         Output::Json if report.cycle.is_some() => {
             serde_json::to_string(report).unwrap_or_default() + "\n"
@@ -199,7 +255,7 @@ pub fn render(report: &CleanupReport, output: Output) -> String {
         Output::Name => report
             .items
             .iter()
-            .filter(|i| matches!(i.result.as_str(), "deleted" | "wouldDelete" | "planned"))
+            .filter(|i| i.result.is_deletion())
             .map(|i| format!("{}/{}\n", i.kind.resource(), i.name))
             .collect(),
         Output::Table | Output::Wide => {
@@ -215,14 +271,14 @@ pub fn render(report: &CleanupReport, output: Output) -> String {
 
 /// One line per planned deletion that did not happen (`failed`, `conflict`,
 /// `cancelled`): what `-o name` leaves out, for stderr.
-pub fn failures(report: &CleanupReport) -> Vec<String> {
+pub(crate) fn failures(report: &CleanupReport) -> Vec<String> {
     report
         .items
         .iter()
-        .filter(|i| matches!(i.result.as_str(), "failed" | "conflict" | "cancelled"))
+        .filter(|i| i.result.is_miss())
         .map(|i| {
-            let why = i.error.clone().unwrap_or_else(|| match i.result.as_str() {
-                "cancelled" => "not deleted: interrupted".to_string(),
+            let why = i.error.clone().unwrap_or_else(|| match i.result {
+                ItemResult::Cancelled => "not deleted: interrupted".to_string(),
                 other => other.to_string(),
             });
             format!("{}/{} ({}): {why}", i.kind.resource(), i.name, i.result)
@@ -304,8 +360,8 @@ fn table(report: &CleanupReport, wide: bool) -> String {
 fn reason_cell(i: &Item) -> String {
     match i.action {
         Action::Delete => {
-            let r = match i.result.as_str() {
-                "planned" => format!(
+            let r = match i.result {
+                ItemResult::Planned => format!(
                     "matched {}",
                     i.matched_by
                         .iter()
@@ -324,7 +380,7 @@ fn reason_cell(i: &Item) -> String {
     }
 }
 
-pub fn summary_line(r: &CleanupReport) -> String {
+pub(crate) fn summary_line(r: &CleanupReport) -> String {
     let s = &r.summary;
     let scope = r
         .namespace
@@ -338,7 +394,7 @@ pub fn summary_line(r: &CleanupReport) -> String {
         );
     }
     match r.dry_run_mode {
-        Some("client") => format!(
+        Some(DryRun::Client) => format!(
             "dry run: would delete {} in {scope}; {guarded}",
             count(s.planned)
         ),
@@ -368,147 +424,4 @@ fn count(n: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::fixtures::*;
-    use crate::model::{Inventory, Phase};
-    use crate::plan::plan;
-    use crate::select::Selected;
-
-    fn sample() -> Plan {
-        let mut kept = with_test(pod("kept-pod", Phase::Succeeded, 5), "t1");
-        kept.keep = true;
-        let cands = [
-            with_test(pod("pod-a", Phase::Succeeded, 0), "t1"),
-            kept,
-            job("job-x", Phase::Complete, 0),
-        ];
-        let inv = Inventory::default();
-        let sel = cands
-            .iter()
-            .map(|c| Selected {
-                candidate: c,
-                matched_by: vec![Rule::Label],
-            })
-            .collect();
-        plan(sel, &inv, false)
-    }
-
-    fn ctx(mode: Mode) -> Context<'static> {
-        Context {
-            namespace: Some("crucible"),
-            context: "admin",
-            mode,
-            strategy: "label",
-            selector: "app=evaluation".into(),
-            now: t(3600),
-        }
-    }
-
-    #[test]
-    fn table_looks_like_kubectl() {
-        let r = build(&sample(), &[], &ctx(Mode::DryRunClient));
-        let out = render(&r, Output::Table);
-        assert_eq!(
-            out,
-            "KIND   NAME    PHASE       AGE   TEST-ID   EVAL-ID   REASON\n\
-             Job    job-x   Complete    60m   <none>    <none>    matched label\n\
-             Pod    pod-a   Succeeded   60m   t1        <none>    matched label\n\
-             dry run: would delete 2 objects in namespace crucible; 1 kept, 0 skipped\n"
-        );
-        let wide = render(&r, Output::Wide);
-        assert!(wide.contains("kept: crucible-clean/keep=true"), "{wide}");
-        assert!(wide.starts_with("NAMESPACE   KIND"), "{wide}");
-        let all_ns = build(
-            &sample(),
-            &[],
-            &Context {
-                namespace: None,
-                ..ctx(Mode::DryRunClient)
-            },
-        );
-        let out = render(&all_ns, Output::Table);
-        assert!(out.starts_with("NAMESPACE   KIND   NAME"), "{out}");
-        assert!(
-            out.ends_with("dry run: would delete 2 objects in all namespaces; 1 kept, 0 skipped\n"),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn json_follows_the_documented_schema() {
-        let p = sample();
-        let results = vec![
-            execute::Result {
-                uid: "uid-job-x".into(),
-                outcome: Outcome::Deleted,
-                error: None,
-                code: None,
-            },
-            execute::Result {
-                uid: "uid-pod-a".into(),
-                outcome: Outcome::Conflict,
-                error: Some("uid mismatch".into()),
-                code: Some(409),
-            },
-        ];
-        let r = build(&p, &results, &ctx(Mode::Apply));
-        let v: serde_json::Value = serde_json::from_str(&render(&r, Output::Json)).unwrap();
-        assert_eq!(v["apiVersion"], "crucible-clean/v1");
-        assert_eq!(v["kind"], "CleanupReport");
-        assert_eq!(v["dryRun"], false);
-        assert_eq!(v["items"][0]["kind"], "Job");
-        assert_eq!(v["items"][0]["result"], "deleted");
-        assert_eq!(v["items"][1]["name"], "pod-a");
-        assert_eq!(v["items"][1]["result"], "conflict");
-        assert_eq!(v["items"][1]["error"], "uid mismatch");
-        assert_eq!(v["items"][1]["testId"], "t1");
-        assert_eq!(v["items"][1]["matchedBy"], serde_json::json!(["label"]));
-        assert_eq!(v["items"][1]["createdAt"], "2027-01-15T08:00:00Z");
-        assert_eq!(v["items"][1]["ageSeconds"], 3600);
-        assert_eq!(v["items"][2]["action"], "keep");
-        assert_eq!(
-            v["summary"],
-            serde_json::json!({"selected":3,"planned":2,"deleted":1,"wouldDelete":0,"gone":0,"conflict":1,"failed":0,"cancelled":0,"kept":1,"skipped":0})
-        );
-        let y = render(&r, Output::Yaml);
-        assert!(
-            y.starts_with("apiVersion: crucible-clean/v1\nkind: CleanupReport\n"),
-            "{y}"
-        );
-    }
-
-    #[test]
-    fn name_output_lists_only_deletions() {
-        let r = build(&sample(), &[], &ctx(Mode::DryRunClient));
-        assert_eq!(render(&r, Output::Name), "job.batch/job-x\npod/pod-a\n");
-        assert!(failures(&r).is_empty());
-        // A refused delete is not listed; it is named on stderr instead.
-        let results = vec![
-            execute::Result {
-                uid: "uid-job-x".into(),
-                outcome: Outcome::Deleted,
-                error: None,
-                code: None,
-            },
-            execute::Result {
-                uid: "uid-pod-a".into(),
-                outcome: Outcome::Failed,
-                error: Some("denied by policy".into()),
-                code: Some(403),
-            },
-        ];
-        let r = build(&sample(), &results, &ctx(Mode::Apply));
-        assert_eq!(render(&r, Output::Name), "job.batch/job-x\n");
-        assert_eq!(failures(&r), ["pod/pod-a (failed): denied by policy"]);
-    }
-
-    #[test]
-    fn summary_line_when_nothing_matches() {
-        let r = build(&Plan::default(), &[], &ctx(Mode::Apply));
-        assert_eq!(
-            render(&r, Output::Table),
-            "nothing to delete in namespace crucible (0 matched; 0 kept, 0 skipped)\n"
-        );
-    }
-}
+mod tests;

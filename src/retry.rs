@@ -4,14 +4,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-pub const ATTEMPTS: u32 = 4;
+pub(crate) const ATTEMPTS: u32 = 4;
 const BASE: Duration = Duration::from_millis(200);
 const MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether an error is worth another try, and how long the server asked us to
 /// wait. A timed-out request is not retried: the timeout already bounds how
 /// long one request may take, and a silent server must end the run.
-pub fn transient(err: &kube::Error) -> Option<Option<Duration>> {
+pub(crate) fn transient(err: &kube::Error) -> Option<Option<Duration>> {
     match err {
         kube::Error::Api(s) if s.code == 429 || (500..=599).contains(&s.code) => {
             let hint = s.details.as_ref().and_then(|d| {
@@ -30,7 +30,7 @@ pub fn transient(err: &kube::Error) -> Option<Option<Duration>> {
 }
 
 /// The request ran out of time.
-pub fn is_timeout(e: &dyn std::error::Error) -> bool {
+pub(crate) fn is_timeout(e: &dyn std::error::Error) -> bool {
     let s = crate::error::source_chain(e).to_lowercase();
     s.contains("timed out") || s.contains("timeout") || s.contains("deadline has elapsed")
 }
@@ -55,13 +55,13 @@ fn is_dropped(e: &dyn std::error::Error) -> bool {
 }
 
 /// Full jitter: a random wait in [0, base·2^attempt], at least the server's hint.
-pub fn backoff(attempt: u32, hint: Option<Duration>) -> Duration {
+pub(crate) fn backoff(attempt: u32, hint: Option<Duration>) -> Duration {
     let cap = BASE.saturating_mul(1 << attempt.min(6)).min(MAX_WAIT);
     let jittered = cap.mul_f64(fastrand::f64());
     hint.map_or(jittered, |h| h.min(MAX_WAIT).max(jittered))
 }
 
-pub async fn with_retry<T, F, Fut>(mut op: F) -> Result<T, kube::Error>
+pub(crate) async fn with_retry<T, F, Fut>(mut op: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,

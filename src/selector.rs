@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requirement {
+pub(crate) enum Requirement {
     Equals(String, String),
     NotEquals(String, String),
     In(String, Vec<String>),
@@ -16,10 +16,10 @@ pub enum Requirement {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selector(pub Vec<Requirement>);
+pub(crate) struct Selector(pub Vec<Requirement>);
 
 impl Selector {
-    pub fn parse(input: &str) -> Result<Self, String> {
+    pub(crate) fn parse(input: &str) -> Result<Self, String> {
         let mut reqs = Vec::new();
         for part in split_top_level(input)? {
             let part = part.trim();
@@ -36,7 +36,7 @@ impl Selector {
         Ok(Selector(reqs))
     }
 
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.0.iter().all(|r| match r {
             Requirement::Equals(k, v) => labels.get(k) == Some(v),
             Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
@@ -47,12 +47,12 @@ impl Selector {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// Adds `key in (values)`; no-op for an empty list.
-    pub fn with_in(mut self, key: &str, values: &[String]) -> Self {
+    pub(crate) fn with_in(mut self, key: &str, values: &[String]) -> Self {
         if !values.is_empty() {
             self.0
                 .push(Requirement::In(key.to_string(), values.to_vec()));
@@ -167,7 +167,7 @@ fn is_name_part(s: &str) -> bool {
 }
 
 /// A label key: optional DNS-subdomain prefix and `/`, then a name of at most 63 characters.
-pub fn validate_key(k: &str) -> Result<(), String> {
+pub(crate) fn validate_key(k: &str) -> Result<(), String> {
     let (prefix, name) = match k.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, k),
@@ -196,7 +196,7 @@ pub fn validate_key(k: &str) -> Result<(), String> {
 }
 
 /// A label value: empty, or at most 63 characters of the name alphabet.
-pub fn validate_value(v: &str) -> Result<(), String> {
+pub(crate) fn validate_value(v: &str) -> Result<(), String> {
     if v.is_empty() || is_name_part(v) {
         Ok(())
     } else {

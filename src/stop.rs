@@ -14,7 +14,7 @@ use crate::error::exit;
 
 /// Set when the run must stop; cheap to clone and to check.
 #[derive(Debug, Clone)]
-pub struct Stop(Arc<watch::Sender<bool>>);
+pub(crate) struct Stop(Arc<watch::Sender<bool>>);
 
 impl Default for Stop {
     fn default() -> Self {
@@ -23,16 +23,16 @@ impl Default for Stop {
 }
 
 impl Stop {
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         *self.0.borrow()
     }
 
-    pub fn set(&self) {
+    pub(crate) fn set(&self) {
         self.0.send_replace(true);
     }
 
     /// Returns once the stop is set (at once if it already is).
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let mut rx = self.0.subscribe();
         let _ = rx.wait_for(|stopped| *stopped).await;
     }
@@ -42,10 +42,10 @@ impl Stop {
 static PROMPTING: AtomicBool = AtomicBool::new(false);
 
 /// Marks the prompt's span: a signal then exits at once.
-pub struct Prompting;
+pub(crate) struct Prompting;
 
 impl Prompting {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         PROMPTING.store(true, Ordering::SeqCst);
         Prompting
     }
@@ -59,7 +59,7 @@ impl Drop for Prompting {
 
 /// Listens for SIGINT and SIGTERM for the rest of the process's life. The
 /// handlers are installed before this returns, so no signal is missed.
-pub fn listen(stop: Stop) -> tokio::task::JoinHandle<()> {
+pub(crate) fn listen(stop: Stop) -> tokio::task::JoinHandle<()> {
     let mut signals = Signals::install();
     tokio::spawn(async move {
         signals.next().await;

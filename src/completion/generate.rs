@@ -13,19 +13,19 @@ use crate::cli::Cli;
 
 /// One generated file, its path relative to the repository root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GeneratedFile {
-    pub path: PathBuf,
-    pub contents: Vec<u8>,
+pub(crate) struct GeneratedFile {
+    pub(crate) path: PathBuf,
+    pub(crate) contents: Vec<u8>,
 }
 
 /// The shells with a checked-in completion script.
-pub const SHELLS: [Shell; 4] = [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell];
+pub(crate) const SHELLS: [Shell; 4] = [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell];
 
 /// `completions/<script per shell>` and `man/kubectl-crucible-clean.1`, generated
 /// from `cli::Cli`. The scripts complete the binary run by its own name,
 /// `kubectl-crucible-clean`; `kubectl crucible-clean` is completed by kubectl
 /// through `kubectl_complete-crucible_clean` instead.
-pub fn generated_files() -> std::io::Result<Vec<GeneratedFile>> {
+pub(crate) fn generated_files() -> std::io::Result<Vec<GeneratedFile>> {
     let mut files = Vec::new();
     for shell in SHELLS {
         let mut cmd = Cli::command();

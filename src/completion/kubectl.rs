@@ -19,28 +19,24 @@ use crate::cli::Cli;
 use crate::model::{EVAL_ID, TEST_ID};
 use crate::request::Connection;
 
-/// cobra's `ShellCompDirective` bits (spf13/cobra `completions.go`).
-pub mod directive {
+/// The `ShellCompDirective` bits of cobra's completion protocol
+/// (spf13/cobra `completions.go`) that the answers use.
+pub(crate) mod directive {
     /// Let the shell fall back to completing file names.
-    pub const DEFAULT: u32 = 0;
-    pub const ERROR: u32 = 1;
-    pub const NO_SPACE: u32 = 2;
-    pub const NO_FILE_COMP: u32 = 4;
-    pub const FILTER_FILE_EXT: u32 = 8;
-    pub const FILTER_DIRS: u32 = 16;
-    pub const KEEP_ORDER: u32 = 32;
+    pub(crate) const DEFAULT: u32 = 0;
+    pub(crate) const NO_FILE_COMP: u32 = 4;
 }
 
 /// One completion choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub value: String,
-    pub description: String,
+pub(crate) struct Suggestion {
+    pub(crate) value: String,
+    pub(crate) description: String,
 }
 
-impl Candidate {
-    pub fn new(value: impl Into<String>, description: impl Into<String>) -> Self {
-        Candidate {
+impl Suggestion {
+    pub(crate) fn new(value: impl Into<String>, description: impl Into<String>) -> Self {
+        Suggestion {
             value: value.into(),
             description: description.into(),
         }
@@ -49,9 +45,9 @@ impl Candidate {
 
 /// The answer to one completion request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub candidates: Vec<Candidate>,
-    pub directive: u32,
+pub(crate) struct Answer {
+    pub(crate) candidates: Vec<Suggestion>,
+    pub(crate) directive: u32,
 }
 
 impl Answer {
@@ -63,7 +59,7 @@ impl Answer {
     }
 
     /// The protocol's text: one `value\tdescription` a line, then `:<directive>`.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         for c in &self.candidates {
             out.push_str(&one_line(&c.value));
@@ -90,7 +86,7 @@ fn one_line(s: &str) -> String {
 
 /// What the word under the cursor asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Want {
+pub(crate) enum Want {
     /// A flag name starting with this prefix.
     Flag(String),
     /// A value of the flag with this clap id, starting with the prefix.
@@ -101,18 +97,18 @@ pub enum Want {
 
 /// The connection and scope flags already on the line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Line {
-    pub namespace: Option<String>,
-    pub all_namespaces: bool,
-    pub selector: Option<String>,
-    pub kubeconfig: Option<PathBuf>,
-    pub context: Option<String>,
+pub(crate) struct Line {
+    pub(crate) namespace: Option<String>,
+    pub(crate) all_namespaces: bool,
+    pub(crate) selector: Option<String>,
+    pub(crate) kubeconfig: Option<PathBuf>,
+    pub(crate) context: Option<String>,
     /// Ids of the flags already given.
-    pub given: BTreeSet<String>,
+    pub(crate) given: BTreeSet<String>,
 }
 
 impl Line {
-    pub fn connection(&self) -> Connection {
+    pub(crate) fn connection(&self) -> Connection {
         Connection {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
@@ -145,7 +141,7 @@ fn find_short(cmd: &clap::Command, c: char) -> Option<&Arg> {
 
 /// Reads the words before the cursor (leniently: unknown flags are skipped)
 /// and decides what the last word asks for.
-pub fn analyze(cmd: &clap::Command, words: &[String]) -> (Line, Want) {
+pub(crate) fn analyze(cmd: &clap::Command, words: &[String]) -> (Line, Want) {
     let (current, before) = match words.split_last() {
         Some((last, rest)) => (last.as_str(), rest),
         None => ("", &[][..]),
@@ -239,7 +235,7 @@ fn record(line: &mut Line, arg: &Arg, value: &str) {
 
 /// Flag names for the prefix: long names, plus a short name typed in full.
 /// Hidden flags and flags already given (unless repeatable) are left out.
-pub fn flag_candidates(cmd: &clap::Command, line: &Line, prefix: &str) -> Vec<Candidate> {
+pub(crate) fn flag_candidates(cmd: &clap::Command, line: &Line, prefix: &str) -> Vec<Suggestion> {
     let mut out = Vec::new();
     for arg in cmd
         .get_arguments()
@@ -253,13 +249,13 @@ pub fn flag_candidates(cmd: &clap::Command, line: &Line, prefix: &str) -> Vec<Ca
         if let Some(long) = arg.get_long() {
             let name = format!("--{long}");
             if name.starts_with(prefix) {
-                out.push(Candidate::new(name, help.clone()));
+                out.push(Suggestion::new(name, help.clone()));
             }
         }
         if let Some(short) = arg.get_short() {
             let name = format!("-{short}");
             if name == prefix {
-                out.push(Candidate::new(name, help));
+                out.push(Suggestion::new(name, help));
             }
         }
     }
@@ -269,14 +265,14 @@ pub fn flag_candidates(cmd: &clap::Command, line: &Line, prefix: &str) -> Vec<Ca
 
 /// How the value of flag `id` is completed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValueSource {
-    Fixed(Vec<Candidate>),
+pub(crate) enum ValueSource {
+    Fixed(Vec<Suggestion>),
     Live(Live),
     Files,
     Free,
 }
 
-pub fn value_source(cmd: &clap::Command, id: &str) -> ValueSource {
+pub(crate) fn value_source(cmd: &clap::Command, id: &str) -> ValueSource {
     match id {
         "namespace" => return ValueSource::Live(Live::Namespaces),
         "context" => return ValueSource::Live(Live::Contexts),
@@ -294,12 +290,12 @@ pub fn value_source(cmd: &clap::Command, id: &str) -> ValueSource {
     ) {
         return ValueSource::Files;
     }
-    let values: Vec<Candidate> = arg
+    let values: Vec<Suggestion> = arg
         .get_possible_values()
         .into_iter()
         .filter(|v| !v.is_hide_set())
         .map(|v| {
-            Candidate::new(
+            Suggestion::new(
                 v.get_name(),
                 v.get_help().map(|h| h.to_string()).unwrap_or_default(),
             )
@@ -314,7 +310,7 @@ pub fn value_source(cmd: &clap::Command, id: &str) -> ValueSource {
 
 /// Answers one completion request; `words` are kubectl's arguments after the
 /// plugin name, the last one being the word under the cursor (maybe empty).
-pub async fn answer(words: &[String]) -> Answer {
+pub(crate) async fn answer(words: &[String]) -> Answer {
     let cmd = command();
     let (line, want) = analyze(&cmd, words);
     match want {
@@ -324,7 +320,7 @@ pub async fn answer(words: &[String]) -> Answer {
             directive: directive::NO_FILE_COMP,
         },
         Want::Value { arg, prefix } => {
-            let keep = |c: &Candidate| c.value.starts_with(prefix.as_str());
+            let keep = |c: &Suggestion| c.value.starts_with(prefix.as_str());
             match value_source(&cmd, &arg) {
                 ValueSource::Fixed(values) => Answer {
                     candidates: values.into_iter().filter(keep).collect(),
@@ -490,8 +486,8 @@ mod tests {
     fn the_answer_ends_with_the_directive() {
         let a = Answer {
             candidates: vec![
-                Candidate::new("json", ""),
-                Candidate::new("--all", "Every\tfinished\nsecond line"),
+                Suggestion::new("json", ""),
+                Suggestion::new("--all", "Every\tfinished\nsecond line"),
             ],
             directive: directive::NO_FILE_COMP,
         };

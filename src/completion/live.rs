@@ -11,18 +11,18 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ListParams, PartialObjectMeta};
 use kube::{Api, Client};
 
-use super::kubectl::{command, Candidate, Line};
+use super::kubectl::{command, Line, Suggestion};
 use crate::inventory::{paged, PAGE_SIZE};
 use crate::model::PROTECTED_NAMESPACES;
 use crate::request::DEFAULT_NAMESPACE;
 
 /// Budget for everything that talks to the cluster; the whole answer must
 /// come back within about a second.
-pub const CLUSTER_BUDGET: Duration = Duration::from_millis(800);
+pub(crate) const CLUSTER_BUDGET: Duration = Duration::from_millis(800);
 
 /// Values that only the cluster or the kubeconfig knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Live {
+pub(crate) enum Live {
     Namespaces,
     Contexts,
     /// Distinct values of this label on the evaluation pods and jobs.
@@ -31,7 +31,7 @@ pub enum Live {
 
 /// Reads what the cluster (or the kubeconfig) knows, within [`CLUSTER_BUDGET`];
 /// on timeout or error, whatever was read so far (often nothing).
-pub async fn live_values(live: Live, line: &Line) -> Vec<Candidate> {
+pub(crate) async fn live_values(live: Live, line: &Line) -> Vec<Suggestion> {
     match live {
         Live::Contexts => contexts(line),
         Live::Namespaces => {
@@ -56,7 +56,7 @@ pub async fn live_values(live: Live, line: &Line) -> Vec<Candidate> {
             names.retain(|n| !n.is_empty() && !PROTECTED_NAMESPACES.contains(&n.as_str()));
             names.sort();
             names.dedup();
-            names.into_iter().map(|n| Candidate::new(n, "")).collect()
+            names.into_iter().map(|n| Suggestion::new(n, "")).collect()
         }
         Live::LabelValues(key) => label_values(key, line).await,
     }
@@ -64,10 +64,10 @@ pub async fn live_values(live: Live, line: &Line) -> Vec<Candidate> {
 
 /// The contexts of the kubeconfig the plugin would use (`--kubeconfig`, else
 /// `KUBECONFIG`, else `~/.kube/config`), with their cluster as description.
-fn contexts(line: &Line) -> Vec<Candidate> {
+fn contexts(line: &Line) -> Vec<Suggestion> {
     let kubeconfig = crate::client::kubeconfig(&line.connection()).ok().flatten();
     let Some(kc) = kubeconfig else { return vec![] };
-    let mut out: Vec<Candidate> = kc
+    let mut out: Vec<Suggestion> = kc
         .contexts
         .iter()
         .map(|c| {
@@ -81,7 +81,7 @@ fn contexts(line: &Line) -> Vec<Candidate> {
             } else {
                 format!("cluster {cluster}")
             };
-            Candidate::new(c.name.clone(), desc)
+            Suggestion::new(c.name.clone(), desc)
         })
         .collect();
     out.sort_by(|a, b| a.value.cmp(&b.value));
@@ -92,7 +92,7 @@ fn contexts(line: &Line) -> Vec<Candidate> {
 /// Distinct values of label `key` on the pods and jobs that the base selector
 /// (`-l`, default `app=evaluation`) selects in the namespace on the line
 /// (`-n`, `-A`, default `crucible`); the description counts the objects.
-async fn label_values(key: &'static str, line: &Line) -> Vec<Candidate> {
+async fn label_values(key: &'static str, line: &Line) -> Vec<Suggestion> {
     let base = line.selector.clone().unwrap_or_else(default_selector);
     let selector = if base.trim().is_empty() {
         key.to_string()
@@ -145,7 +145,7 @@ async fn label_values(key: &'static str, line: &Line) -> Vec<Candidate> {
     counts
         .into_iter()
         .map(|(value, (p, j))| {
-            Candidate::new(
+            Suggestion::new(
                 value,
                 format!("{} pod{}, {} job{}", p, plural(p), j, plural(j)),
             )

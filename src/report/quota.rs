@@ -11,15 +11,15 @@ use crate::quota::{figure, percent, ratio, Counts, Decision, Index};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct QuotaSection {
+pub(crate) struct QuotaSection {
     /// "deleting 300 finished pods frees 300 of count/pods and 0 of requests.cpu".
-    pub summary: String,
-    pub resources: Vec<Line>,
-    pub decisions: Vec<Decision>,
+    pub(crate) summary: String,
+    pub(crate) resources: Vec<Line>,
+    pub(crate) decisions: Vec<Decision>,
 }
 
 /// The section for a plan that deletes `units`.
-pub fn section<'a>(
+pub(crate) fn section<'a>(
     quotas: &[Quota],
     index: &Index<'a>,
     units: &[&'a Candidate],
@@ -36,22 +36,22 @@ pub fn section<'a>(
 /// One resource of one ResourceQuota, before and after the plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Line {
-    pub namespace: String,
-    pub quota: String,
-    pub resource: String,
-    pub counts: Counts,
-    pub hard: f64,
-    pub used: f64,
-    pub ratio: Option<f64>,
+pub(crate) struct Line {
+    pub(crate) namespace: String,
+    pub(crate) quota: String,
+    pub(crate) resource: String,
+    pub(crate) counts: Counts,
+    pub(crate) hard: f64,
+    pub(crate) used: f64,
+    pub(crate) ratio: Option<f64>,
     /// What the plan frees of it.
-    pub frees: f64,
-    pub projected: f64,
-    pub projected_ratio: Option<f64>,
+    pub(crate) frees: f64,
+    pub(crate) projected: f64,
+    pub(crate) projected_ratio: Option<f64>,
 }
 
 /// Every resource of every quota in `quotas`, with what deleting `units` frees.
-pub fn lines<'a>(quotas: &[Quota], index: &Index<'a>, units: &[&'a Candidate]) -> Vec<Line> {
+pub(crate) fn lines<'a>(quotas: &[Quota], index: &Index<'a>, units: &[&'a Candidate]) -> Vec<Line> {
     let mut by_ns: BTreeMap<&str, Vec<&'a Candidate>> = BTreeMap::new();
     for u in units {
         by_ns.entry(u.namespace.as_str()).or_default().push(u);
@@ -81,7 +81,7 @@ pub fn lines<'a>(quotas: &[Quota], index: &Index<'a>, units: &[&'a Candidate]) -
 }
 
 /// "deleting 300 finished pods frees 300 of count/pods and 0 of requests.cpu".
-pub fn sentence<'a>(lines: &[Line], index: &Index<'a>, units: &[&'a Candidate]) -> String {
+pub(crate) fn sentence<'a>(lines: &[Line], index: &Index<'a>, units: &[&'a Candidate]) -> String {
     let mut what: BTreeMap<(Kind, bool), usize> = BTreeMap::new();
     for u in units {
         *what.entry((u.kind, u.phase.is_finished())).or_default() += 1;
@@ -130,7 +130,7 @@ pub fn sentence<'a>(lines: &[Line], index: &Index<'a>, units: &[&'a Candidate]) 
 }
 
 /// `a`, `a and b`, `a, b and c`.
-pub fn join(parts: &[String]) -> String {
+pub(crate) fn join(parts: &[String]) -> String {
     match parts {
         [] => String::new(),
         [one] => one.clone(),
@@ -138,7 +138,7 @@ pub fn join(parts: &[String]) -> String {
     }
 }
 
-pub fn block(q: &QuotaSection, all_namespaces: bool) -> String {
+pub(crate) fn block(q: &QuotaSection, all_namespaces: bool) -> String {
     let mut out = String::new();
     if !q.resources.is_empty() {
         let mut header = vec![];

@@ -8,7 +8,12 @@ use chrono::{DateTime, Utc};
 use crate::cli::AgeFrom;
 use crate::model::Candidate;
 
-pub fn matches(c: &Candidate, older_than: Duration, from: AgeFrom, now: DateTime<Utc>) -> bool {
+pub(crate) fn matches(
+    c: &Candidate,
+    older_than: Duration,
+    from: AgeFrom,
+    now: DateTime<Utc>,
+) -> bool {
     let Ok(limit) = chrono::Duration::from_std(older_than) else {
         return false; // longer than chrono can represent: nothing is that old
     };

@@ -4,16 +4,17 @@
 
 use std::collections::BTreeMap;
 
+use crate::cli::Strategy;
 use crate::error::{Error, Result};
 use crate::model::{Candidate, Inventory};
-use crate::plan::Guards;
-use crate::policy::Params;
 use crate::quota::{self, Decision, Index};
-use crate::request::{Request, Scope, Strategy};
+use crate::request::policy::Params;
+use crate::request::{Request, Scope};
+use crate::select::guard::Guards;
 
 use super::{pool, pressure, watermark};
 
-pub struct Budgets<'r, 'a> {
+pub(crate) struct Budgets<'r, 'a> {
     req: &'r Request,
     inv: &'a Inventory,
     guards: &'r Guards,
@@ -21,11 +22,11 @@ pub struct Budgets<'r, 'a> {
     /// What earlier budgeted rules plan to delete, by namespace.
     planned: BTreeMap<String, Vec<&'a Candidate>>,
     /// What each rule decided, by namespace, in order.
-    pub decisions: Vec<Decision>,
+    pub(crate) decisions: Vec<Decision>,
 }
 
 impl<'r, 'a> Budgets<'r, 'a> {
-    pub fn new(
+    pub(crate) fn new(
         req: &'r Request,
         inv: &'a Inventory,
         guards: &'r Guards,
@@ -43,7 +44,7 @@ impl<'r, 'a> Budgets<'r, 'a> {
 
     /// Pressure with `params.strategy == Pressure`, else watermark. Returns
     /// what it picked and what it met that a guard stops (reported skipped).
-    pub fn run(
+    pub(crate) fn run(
         &mut self,
         rule: Option<&str>,
         params: &Params,

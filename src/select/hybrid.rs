@@ -6,11 +6,11 @@ use std::collections::HashMap;
 
 use crate::model::Candidate;
 
-use super::{Rule, Selected};
+use super::{Criterion, Selected};
 
 /// Merges what each rule picked, in first-seen order; `matched_by` follows
 /// the order of `parts` and never repeats a rule.
-pub fn union<'a>(parts: Vec<(Rule, Vec<&'a Candidate>)>) -> Vec<Selected<'a>> {
+pub(crate) fn union<'a>(parts: Vec<(Criterion, Vec<&'a Candidate>)>) -> Vec<Selected<'a>> {
     let mut out: Vec<Selected<'a>> = vec![];
     let mut at: HashMap<&str, usize> = HashMap::new();
     for (rule, picked) in parts {
@@ -48,22 +48,25 @@ mod tests {
             pod("c", Phase::Succeeded, 2),
         );
         let sel = union(vec![
-            (Rule::Label, vec![&a, &c]),
-            (Rule::Age, vec![&a, &b]),
-            (Rule::Watermark, vec![&b, &a, &a]),
+            (Criterion::Label, vec![&a, &c]),
+            (Criterion::Age, vec![&a, &b]),
+            (Criterion::Watermark, vec![&b, &a, &a]),
         ]);
-        let got: Vec<(&str, Vec<Rule>)> = sel
+        let got: Vec<(&str, Vec<Criterion>)> = sel
             .iter()
             .map(|s| (s.candidate.name.as_str(), s.matched_by.clone()))
             .collect();
         assert_eq!(
             got,
             [
-                ("a", vec![Rule::Label, Rule::Age, Rule::Watermark]),
-                ("c", vec![Rule::Label]),
-                ("b", vec![Rule::Age, Rule::Watermark]),
+                (
+                    "a",
+                    vec![Criterion::Label, Criterion::Age, Criterion::Watermark]
+                ),
+                ("c", vec![Criterion::Label]),
+                ("b", vec![Criterion::Age, Criterion::Watermark]),
             ]
         );
-        assert!(union(vec![(Rule::Label, vec![])]).is_empty());
+        assert!(union(vec![(Criterion::Label, vec![])]).is_empty());
     }
 }

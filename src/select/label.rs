@@ -3,7 +3,7 @@
 use crate::model::Candidate;
 
 /// Every id list that is given must contain the object's id.
-pub fn matches(c: &Candidate, test_ids: &[String], eval_ids: &[String]) -> bool {
+pub(crate) fn matches(c: &Candidate, test_ids: &[String], eval_ids: &[String]) -> bool {
     let hit = |ids: &[String], v: &Option<String>| {
         ids.is_empty() || v.as_ref().is_some_and(|v| ids.contains(v))
     };

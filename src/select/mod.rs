@@ -4,31 +4,33 @@
 
 mod age;
 mod budget;
-pub mod hybrid;
+pub(crate) mod guard;
+pub(crate) mod hybrid;
 mod label;
-pub mod pool;
-pub mod pressure;
-pub mod retention;
-pub mod watermark;
+pub(crate) mod pool;
+pub(crate) mod pressure;
+pub(crate) mod retention;
+pub(crate) mod watermark;
 
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
+use crate::cli::Strategy;
 use crate::cli::{AgeFrom, Level};
 use crate::error::Result;
 use crate::model::{Candidate, Inventory, Kind, OwnerState};
-use crate::plan::Guards;
-use crate::policy::Params;
 use crate::quota::{Decision, Index};
-use crate::request::{Request, Strategy};
+use crate::request::policy::Params;
+use crate::request::Request;
+use crate::select::guard::Guards;
 
 use retention::Governed;
 
 /// A rule that selected an object; reported as the row's matched-by list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Rule {
+pub(crate) enum Criterion {
     Label,
     Age,
     All,
@@ -36,32 +38,32 @@ pub enum Rule {
     Watermark,
 }
 
-impl Rule {
-    pub fn name(self) -> &'static str {
+impl Criterion {
+    pub(crate) fn name(self) -> &'static str {
         match self {
-            Rule::Label => "label",
-            Rule::Age => "age",
-            Rule::All => "all",
-            Rule::Pressure => "pressure",
-            Rule::Watermark => "watermark",
+            Criterion::Label => "label",
+            Criterion::Age => "age",
+            Criterion::All => "all",
+            Criterion::Pressure => "pressure",
+            Criterion::Watermark => "watermark",
         }
     }
 }
 
 #[derive(Debug, Clone)]
-pub struct Selected<'a> {
-    pub candidate: &'a Candidate,
-    pub matched_by: Vec<Rule>,
+pub(crate) struct Selected<'a> {
+    pub(crate) candidate: &'a Candidate,
+    pub(crate) matched_by: Vec<Criterion>,
 }
 
 /// What selection hands to the plan.
 #[derive(Debug, Clone, Default)]
-pub struct Selection<'a> {
-    pub selected: Vec<Selected<'a>>,
+pub(crate) struct Selection<'a> {
+    pub(crate) selected: Vec<Selected<'a>>,
     /// `--include-running` and what retention holds back.
-    pub guards: Guards,
+    pub(crate) guards: Guards,
     /// What pressure and watermark decided, per namespace (and policy rule).
-    pub decisions: Vec<Decision>,
+    pub(crate) decisions: Vec<Decision>,
 }
 
 /// The objects one rule governs: every unit without `--policy`, else those
@@ -72,7 +74,7 @@ struct Group<'r, 'a> {
     members: Vec<&'a Candidate>,
 }
 
-pub fn select<'a>(req: &Request, inv: &'a Inventory) -> Result<Selection<'a>> {
+pub(crate) fn select<'a>(req: &Request, inv: &'a Inventory) -> Result<Selection<'a>> {
     let units: Vec<&Candidate> = eligible(req.level, inv)
         .filter(|c| req.base.matches(&c.labels))
         .collect();
@@ -124,9 +126,9 @@ pub fn select<'a>(req: &Request, inv: &'a Inventory) -> Result<Selection<'a>> {
                     })
                     .collect();
                 let rule = if g.params.strategy == Strategy::Pressure {
-                    Rule::Pressure
+                    Criterion::Pressure
                 } else {
-                    Rule::Watermark
+                    Criterion::Watermark
                 };
                 let w = budgets.run(g.rule, g.params, &narrowed)?;
                 hybrid::union(vec![(rule, w)])
@@ -145,12 +147,12 @@ pub fn select<'a>(req: &Request, inv: &'a Inventory) -> Result<Selection<'a>> {
                 };
                 let w = budgets.run(g.rule, g.params, &g.members)?;
                 let mut parts = vec![
-                    (Rule::Label, pick(&label)),
-                    (Rule::Age, pick(&age)),
-                    (Rule::Watermark, w),
+                    (Criterion::Label, pick(&label)),
+                    (Criterion::Age, pick(&age)),
+                    (Criterion::Watermark, w),
                 ];
                 if req.criteria.all {
-                    parts.push((Rule::All, g.members.clone()));
+                    parts.push((Criterion::All, g.members.clone()));
                 }
                 hybrid::union(parts)
             }
@@ -240,7 +242,7 @@ fn every_rule<'a>(
     age: &Option<HashSet<&str>>,
 ) -> Option<Selected<'a>> {
     let mut by = Vec::new();
-    for (rule, part) in [(Rule::Label, label), (Rule::Age, age)] {
+    for (rule, part) in [(Criterion::Label, label), (Criterion::Age, age)] {
         if let Some(uids) = part {
             if !uids.contains(&c.uid.as_str()) {
                 return None;
@@ -249,7 +251,7 @@ fn every_rule<'a>(
         }
     }
     if req.criteria.all {
-        by.push(Rule::All);
+        by.push(Criterion::All);
     }
     (!by.is_empty()).then_some(Selected {
         candidate: c,
@@ -259,7 +261,7 @@ fn every_rule<'a>(
 
 /// The objects a level lets through: with `all`, a job is the unit and its
 /// pods go with it, so only pods without a living owner job are separate units.
-pub fn eligible(level: Level, inv: &Inventory) -> Box<dyn Iterator<Item = &Candidate> + '_> {
+pub(crate) fn eligible(level: Level, inv: &Inventory) -> Box<dyn Iterator<Item = &Candidate> + '_> {
     match level {
         Level::None => Box::new(std::iter::empty()),
         Level::Pods => Box::new(inv.pods.iter()),
@@ -273,9 +275,6 @@ pub fn eligible(level: Level, inv: &Inventory) -> Box<dyn Iterator<Item = &Candi
         }))),
     }
 }
-
-#[cfg(test)]
-mod strategy_tests;
 
 #[cfg(test)]
 mod tests {
@@ -328,7 +327,7 @@ mod tests {
         let inv = inventory();
         let sel = pick(&req(&["--test-id", "t1"]), &inv);
         assert_eq!(names(&sel), ["bare-t1", "pod-a"]);
-        assert!(sel.iter().all(|s| s.matched_by == [Rule::Label]));
+        assert!(sel.iter().all(|s| s.matched_by == [Criterion::Label]));
         assert_eq!(
             names(&pick(&req(&["--test-id", "t1", "--level", "jobs"]), &inv)),
             ["job-a"]
@@ -389,7 +388,7 @@ mod tests {
         let inv = inventory();
         let sel = pick(&req(&["--test-id", "t1", "--older-than", "500s"]), &inv);
         assert_eq!(names(&sel), ["pod-a"]);
-        assert_eq!(sel[0].matched_by, [Rule::Label, Rule::Age]);
+        assert_eq!(sel[0].matched_by, [Criterion::Label, Criterion::Age]);
     }
 
     #[test]

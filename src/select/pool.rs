@@ -1,26 +1,26 @@
 //! The walk order of the budgeted strategies (pressure, watermark): which
 //! objects they would pick, in which order, and what each frees. Pure.
 
+use super::guard::{self, Guards};
 use crate::cli::Prefer;
 use crate::model::{Candidate, Inventory, Phase};
-use crate::plan::{self, Guards};
 use crate::quota::{Index, Relief};
 
 /// One object a budgeted strategy may pick.
 #[derive(Debug, Clone)]
-pub struct Entry<'a> {
-    pub candidate: &'a Candidate,
+pub(crate) struct Entry<'a> {
+    pub(crate) candidate: &'a Candidate,
     /// What deleting it alone frees.
-    pub relief: Relief,
+    pub(crate) relief: Relief,
     /// No guard (keep, terminating, running owner, retention…) stops it: only
     /// these count towards relief.
-    pub deletable: bool,
+    pub(crate) deletable: bool,
 }
 
 /// Finished objects first (running ones only come with --include-running),
 /// then the preferred outcome, then oldest first; name breaks ties so the
 /// order is stable.
-pub fn sort(cands: &mut [&Candidate], prefer: Prefer) {
+pub(crate) fn sort(cands: &mut [&Candidate], prefer: Prefer) {
     let rank = |c: &Candidate| match prefer {
         Prefer::Oldest => 0,
         Prefer::Failed => u8::from(c.phase != Phase::Failed),
@@ -42,7 +42,7 @@ pub fn sort(cands: &mut [&Candidate], prefer: Prefer) {
 
 /// The members a budgeted strategy walks, in order. Unfinished objects are
 /// left out unless `--include-running` allows them.
-pub fn pool<'a>(
+pub(crate) fn pool<'a>(
     members: &[&'a Candidate],
     inv: &Inventory,
     guards: &Guards,
@@ -60,7 +60,7 @@ pub fn pool<'a>(
         .map(|c| Entry {
             candidate: c,
             relief: index.relief(c),
-            deletable: plan::guard(c, inv, guards).is_none(),
+            deletable: guard::guard(c, inv, guards).is_none(),
         })
         .collect()
 }

@@ -41,7 +41,7 @@ impl Line<'_> {
 /// Plans one namespace. `obstacle` says why this run cannot lower a
 /// resource (None: it can); `already` is what earlier policy rules plan to
 /// free there.
-pub fn walk<'a>(
+pub(crate) fn walk<'a>(
     namespace: &str,
     quotas: &[Quota],
     threshold: f64,
@@ -187,8 +187,8 @@ mod tests {
     use crate::cli::{Cascade, Level, Prefer};
     use crate::model::fixtures::*;
     use crate::model::{Candidate, Inventory, Phase};
-    use crate::plan::Guards;
     use crate::quota::Index;
+    use crate::select::guard::Guards;
     use crate::select::pool::pool;
 
     fn names(c: &[&Candidate]) -> Vec<String> {

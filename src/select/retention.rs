@@ -13,27 +13,27 @@ use chrono::{DateTime, Utc};
 
 use crate::duration::human;
 use crate::model::{Candidate, Kind, Phase};
-use crate::policy::Params;
+use crate::request::policy::Params;
 
 /// One object with the parameters of the rule that governs it.
 #[derive(Debug, Clone)]
-pub struct Governed<'a> {
-    pub candidate: &'a Candidate,
-    pub params: &'a Params,
+pub(crate) struct Governed<'a> {
+    pub(crate) candidate: &'a Candidate,
+    pub(crate) params: &'a Params,
     /// The policy rule, for the reason; None: the flags.
-    pub rule: Option<&'a str>,
+    pub(crate) rule: Option<&'a str>,
     /// The value of the priority label and its retention multiplier.
-    pub priority: Option<(&'a str, f64)>,
+    pub(crate) priority: Option<(&'a str, f64)>,
 }
 
 impl Governed<'_> {
-    pub fn factor(&self) -> f64 {
+    pub(crate) fn factor(&self) -> f64 {
         self.priority.map_or(1.0, |(_, f)| f)
     }
 }
 
 /// `d × factor`, saturating.
-pub fn scale(d: Duration, factor: f64) -> Duration {
+pub(crate) fn scale(d: Duration, factor: f64) -> Duration {
     if factor == 1.0 {
         return d;
     }
@@ -41,7 +41,7 @@ pub fn scale(d: Duration, factor: f64) -> Duration {
 }
 
 /// Exact and short: `90s`, `15m`, `1h30m`, `2d`.
-pub fn exact(d: Duration) -> String {
+pub(crate) fn exact(d: Duration) -> String {
     let s = d.as_secs();
     if s == 0 {
         return format!("{}ms", d.as_millis());
@@ -60,7 +60,7 @@ pub fn exact(d: Duration) -> String {
 }
 
 /// Every held uid with its reason.
-pub fn retained(units: &[Governed], now: DateTime<Utc>) -> BTreeMap<String, String> {
+pub(crate) fn retained(units: &[Governed], now: DateTime<Utc>) -> BTreeMap<String, String> {
     let mut held = BTreeMap::new();
     keep_last(units, &mut held);
     for g in units {
@@ -160,9 +160,9 @@ fn too_young(g: &Governed, now: DateTime<Utc>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Strategy;
     use crate::model::fixtures::*;
-    use crate::policy::Partial;
-    use crate::request::Strategy;
+    use crate::request::policy::Partial;
 
     fn params(f: impl FnOnce(&mut Partial)) -> Params {
         let mut p = Partial::default();

@@ -11,7 +11,7 @@ use super::pool::Entry;
 
 /// The `count/pods` budget of a namespace: the tightest ResourceQuota on it,
 /// else the `--capacity` stand-in the inventory added.
-pub fn budget<'q>(quotas: &'q [Quota], namespace: &str) -> Option<&'q Quota> {
+pub(crate) fn budget<'q>(quotas: &'q [Quota], namespace: &str) -> Option<&'q Quota> {
     let ratio = |q: &Quota| {
         let hard = q.hard.get(COUNT_PODS).copied().unwrap_or(0.0);
         quota::ratio(q.used.get(COUNT_PODS).copied().unwrap_or(0.0), hard).unwrap_or(f64::INFINITY)
@@ -32,15 +32,21 @@ pub fn budget<'q>(quotas: &'q [Quota], namespace: &str) -> Option<&'q Quota> {
 
 /// What a walk picked, and the objects it met that a guard stops.
 #[derive(Debug, Clone)]
-pub struct Walk<'a> {
-    pub picked: Vec<&'a Candidate>,
-    pub blocked: Vec<&'a Candidate>,
-    pub decision: Decision,
+pub(crate) struct Walk<'a> {
+    pub(crate) picked: Vec<&'a Candidate>,
+    pub(crate) blocked: Vec<&'a Candidate>,
+    pub(crate) decision: Decision,
 }
 
 /// Plans one namespace. `already` is the `count/pods` relief earlier policy
 /// rules planned there: they count towards the low watermark.
-pub fn walk<'a>(budget: &Quota, high: f64, low: f64, already: f64, pool: &[Entry<'a>]) -> Walk<'a> {
+pub(crate) fn walk<'a>(
+    budget: &Quota,
+    high: f64,
+    low: f64,
+    already: f64,
+    pool: &[Entry<'a>],
+) -> Walk<'a> {
     let hard = budget.hard.get(COUNT_PODS).copied().unwrap_or(0.0);
     let used = budget.used.get(COUNT_PODS).copied().unwrap_or(0.0);
     let name = budget_name(budget);
@@ -130,7 +136,7 @@ pub fn walk<'a>(budget: &Quota, high: f64, low: f64, already: f64, pool: &[Entry
     }
 }
 
-pub fn objects(n: usize) -> String {
+pub(crate) fn objects(n: usize) -> String {
     if n == 1 {
         "1 finished object".into()
     } else {
@@ -144,8 +150,8 @@ mod tests {
     use crate::cli::{Cascade, Prefer};
     use crate::model::fixtures::*;
     use crate::model::{Inventory, Phase};
-    use crate::plan::Guards;
     use crate::quota::Index;
+    use crate::select::guard::Guards;
     use crate::select::pool::pool;
 
     fn names(c: &[&Candidate]) -> Vec<String> {

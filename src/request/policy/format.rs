@@ -10,8 +10,7 @@ use serde::de::Visitor;
 use serde::{Deserialize, Deserializer};
 
 use super::{Partial, API_VERSION, KIND};
-use crate::cli::{Prefer, StrategyArg};
-use crate::request::Strategy;
+use crate::cli::{Prefer, Strategy};
 use crate::selector::Selector;
 
 #[derive(Deserialize)]
@@ -215,11 +214,10 @@ fn fraction<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<f64>,
 
 fn strategy<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Strategy>, D::Error> {
     text(d, "a strategy", |s| {
-        StrategyArg::from_str(s, false)
-            .map(|a| Some(Strategy::from(a)))
-            .map_err(|_| {
-                format!("unknown strategy {s:?}; use label, age, pressure, watermark or hybrid")
-            })
+        Strategy::from_str(s, false).map(Some).map_err(|_| {
+            let names: Vec<&str> = Strategy::SELECTABLE.iter().map(|s| s.name()).collect();
+            format!("unknown strategy {s:?}; use one of {}", names.join(", "))
+        })
     })
 }
 

@@ -10,38 +10,19 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::cli::Cli;
-use crate::client::Target;
+use crate::client::Endpoint;
 use crate::error::{exit, Error, Result};
 use crate::request::Request;
+
+use crate::log::log;
+use crate::report;
 use crate::stop::Stop;
-use crate::{cycle, log, report};
 
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+use super::cycle;
 
-/// `--watch` and `--interval` checked: the interval, or None without `--watch`.
-pub fn interval(cli: &Cli) -> Result<Option<Duration>> {
-    let interval = match (cli.watch, cli.interval) {
-        (false, Some(_)) => return Err(Error::usage("--interval needs --watch")),
-        (false, None) => return Ok(None),
-        (true, interval) => interval.unwrap_or(DEFAULT_INTERVAL),
-    };
-    if interval.is_zero() {
-        return Err(Error::usage(
-            "--interval must be more than 0, e.g. --interval 5m",
-        ));
-    }
-    if !cli.yes && cli.dry_run.is_none() {
-        return Err(Error::usage(
-            "--watch runs unattended and cannot ask for confirmation: add --yes (or --dry-run to preview each cycle)",
-        ));
-    }
-    Ok(Some(interval))
-}
-
-pub async fn watch(
+pub(crate) async fn watch(
     client: &kube::Client,
-    target: &Target,
+    target: &Endpoint,
     req: &Request,
     interval: Duration,
     stop: &Stop,
@@ -102,42 +83,4 @@ pub async fn watch(
 
 fn human(d: Duration) -> String {
     crate::select::retention::exact(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    fn interval_of(args: &[&str]) -> Result<Option<Duration>> {
-        let mut argv = vec!["x", "--all"];
-        argv.extend_from_slice(args);
-        interval(&Cli::try_parse_from(argv).unwrap())
-    }
-
-    #[test]
-    fn watch_needs_yes_and_interval_needs_watch() {
-        assert!(interval_of(&["--watch"])
-            .unwrap_err()
-            .to_string()
-            .contains("add --yes"));
-        assert_eq!(
-            interval_of(&["--watch", "--yes"]).unwrap(),
-            Some(DEFAULT_INTERVAL)
-        );
-        assert_eq!(
-            interval_of(&["--watch", "--yes", "--interval", "30s"]).unwrap(),
-            Some(Duration::from_secs(30))
-        );
-        assert!(interval_of(&["--watch", "--dry-run"]).unwrap().is_some());
-        assert_eq!(interval_of(&[]).unwrap(), None);
-        assert_eq!(
-            interval_of(&["--interval", "30s"]).unwrap_err().to_string(),
-            "--interval needs --watch"
-        );
-        assert!(interval_of(&["--watch", "--yes", "--interval", "0"])
-            .unwrap_err()
-            .to_string()
-            .contains("more than 0"));
-    }
 }

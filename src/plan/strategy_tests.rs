@@ -1,10 +1,14 @@
-//! `select` end to end for the budgeted strategies, retention and policies.
+//! `select` and the plan end to end for the budgeted strategies, retention
+//! and policies.
 
-use super::*;
 use crate::cli::Cli;
+use crate::cli::Strategy;
 use crate::model::fixtures::*;
+use crate::model::Inventory;
 use crate::model::{Phase, Quota};
 use crate::plan::{plan_with, Action};
+use crate::request::Request;
+use crate::select::{select, Criterion, Selection};
 use clap::Parser;
 
 fn req(args: &[&str]) -> Request {
@@ -14,14 +18,16 @@ fn req(args: &[&str]) -> Request {
 }
 
 fn with_policy(mut r: Request, yaml: &str) -> Request {
-    r.policy =
-        Some(crate::policy::parse("p.yaml", yaml, &crate::policy::Partial::default()).unwrap());
+    r.policy = Some(
+        crate::request::policy::parse("p.yaml", yaml, &crate::request::policy::Partial::default())
+            .unwrap(),
+    );
     r.strategy = Strategy::Policy;
     r
 }
 
-fn rows(sel: &Selection) -> Vec<(String, Vec<Rule>)> {
-    let mut v: Vec<(String, Vec<Rule>)> = sel
+fn rows(sel: &Selection) -> Vec<(String, Vec<Criterion>)> {
+    let mut v: Vec<(String, Vec<Criterion>)> = sel
         .selected
         .iter()
         .map(|s| (s.candidate.name.clone(), s.matched_by.clone()))
@@ -77,7 +83,7 @@ fn hybrid_rows_list_every_rule_that_picked_them() {
         "hybrid must not narrow the LIST by ids"
     );
     let sel = select(&r, &inv).unwrap();
-    use Rule::*;
+    use Criterion::*;
     assert_eq!(
         rows(&sel),
         [
@@ -197,7 +203,7 @@ fn policy_rules_govern_what_they_match_first_with_priorities() {
          - name: everything\n  selector: app=evaluation\n  strategy: watermark\n  lowWatermark: 0.7\n",
     );
     let sel = select(&r, &inv).unwrap();
-    use Rule::*;
+    use Criterion::*;
     // run-a: older than 250s → p0..p7 of which run a: p0-p4 created ≤ 750 → p0..p4 (p0 needs 1000s: exactly 1000 → ok).
     // everything (run b, watermark 9 → 7): the two oldest of run b, p5 and p6.
     assert_eq!(
@@ -243,8 +249,8 @@ fn pressure_reports_why_it_does_nothing() {
     assert_eq!(
         rows(&sel),
         [
-            ("p1".into(), vec![Rule::Pressure]),
-            ("p3".into(), vec![Rule::Pressure])
+            ("p1".into(), vec![Criterion::Pressure]),
+            ("p3".into(), vec![Criterion::Pressure])
         ]
     );
 }

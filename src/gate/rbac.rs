@@ -7,7 +7,7 @@ use crate::inventory::Needs;
 use crate::request::{Mode, Request, Scope};
 
 /// The Role (a ClusterRole with `-A`) that allows `req`, as YAML.
-pub fn minimal_role(req: &Request) -> String {
+pub(crate) fn minimal_role(req: &Request) -> String {
     let needs = Needs::of(req);
     let deletes = req.mode != Mode::DryRunClient;
     let mut pod_verbs = vec!["list"];
@@ -43,7 +43,7 @@ pub fn minimal_role(req: &Request) -> String {
 }
 
 /// What follows the one-line refusal on stderr.
-pub fn hint(req: &Request) -> String {
+pub(crate) fn hint(req: &Request) -> String {
     let bind = match &req.scope {
         Scope::Namespace(ns) => format!(
             "kubectl create rolebinding crucible-clean --role crucible-clean --user USER -n {ns}"

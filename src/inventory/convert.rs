@@ -1,0 +1,140 @@
+//! Objects of the API → the compact records the pipeline keeps: a
+//! `Candidate` per pod or job (never the whole object), a `Quota` per
+//! ResourceQuota. Pure.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use crate::model::{Candidate, Kind, Owner, Phase, Quota, EVAL_ID, KEEP_KEY, TEST_ID};
+
+pub(crate) fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Pending => "Pending",
+        Phase::Running => "Running",
+        Phase::Succeeded => "Succeeded",
+        Phase::Failed => "Failed",
+        _ => "Unknown",
+    }
+}
+
+pub(crate) fn time(t: &Time) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
+        .unwrap_or_default()
+}
+
+pub(crate) fn marked_keep(meta: &ObjectMeta) -> bool {
+    let yes = |m: &Option<BTreeMap<String, String>>| {
+        m.as_ref()
+            .and_then(|m| m.get(KEEP_KEY))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
+    yes(&meta.labels) || yes(&meta.annotations)
+}
+
+pub(crate) fn base_candidate(
+    kind: Kind,
+    meta: &ObjectMeta,
+    phase: Phase,
+    finished_at: Option<DateTime<Utc>>,
+) -> Candidate {
+    let labels = meta.labels.clone().unwrap_or_default();
+    Candidate {
+        kind,
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        phase,
+        created_at: meta
+            .creation_timestamp
+            .as_ref()
+            .map(time)
+            .unwrap_or_default(),
+        finished_at,
+        test_id: labels.get(TEST_ID).cloned(),
+        eval_id: labels.get(EVAL_ID).cloned(),
+        keep: marked_keep(meta),
+        terminating: meta.deletion_timestamp.is_some(),
+        owner: meta.owner_references.as_ref().and_then(|refs| {
+            refs.iter()
+                .find(|r| r.controller == Some(true))
+                .map(|r| Owner {
+                    kind: r.kind.clone(),
+                    name: r.name.clone(),
+                    uid: r.uid.clone(),
+                })
+        }),
+        labels,
+        charges: BTreeMap::new(),
+    }
+}
+
+pub(crate) fn pod_candidate(
+    meta: &ObjectMeta,
+    phase: Phase,
+    finished_at: Option<DateTime<Utc>>,
+) -> Candidate {
+    base_candidate(Kind::Pod, meta, phase, finished_at)
+}
+
+/// When the last container stopped.
+pub(crate) fn pod_finished_at(p: &Pod) -> Option<DateTime<Utc>> {
+    let status = p.status.as_ref()?;
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|cs| {
+            cs.state
+                .as_ref()?
+                .terminated
+                .as_ref()?
+                .finished_at
+                .as_ref()
+                .map(time)
+        })
+        .max()
+}
+
+pub(crate) fn job_candidate(j: &Job) -> Candidate {
+    let status = j.status.as_ref();
+    let cond = |t: &str| {
+        status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == t && c.status == "True"))
+    };
+    let (phase, finished_at) = if let Some(c) = cond("Complete") {
+        let at = status
+            .and_then(|s| s.completion_time.as_ref())
+            .or(c.last_transition_time.as_ref())
+            .map(time);
+        (Phase::Complete, at)
+    } else if let Some(c) = cond("Failed") {
+        (Phase::Failed, c.last_transition_time.as_ref().map(time))
+    } else {
+        (Phase::Active, None)
+    };
+    base_candidate(Kind::Job, &j.metadata, phase, finished_at)
+}
+
+pub(crate) fn quota(q: &ResourceQuota) -> Quota {
+    let read =
+        |m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+            m.map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| crate::quantity::parse(&v.0).map(|n| (k.clone(), n)))
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+    let status = q.status.as_ref();
+    Quota {
+        namespace: q.metadata.namespace.clone().unwrap_or_default(),
+        name: q.metadata.name.clone().unwrap_or_default(),
+        hard: read(status.and_then(|s| s.hard.as_ref())),
+        used: read(status.and_then(|s| s.used.as_ref())),
+    }
+}

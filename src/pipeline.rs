@@ -1,0 +1,298 @@
+//! The orchestration: `run` takes the validated request through inventory →
+//! select → plan → gate → execute → report, once or (`watch`) every
+//! interval. Nothing below this module imports it.
+
+use std::time::Duration;
+
+use crate::cli::{Cli, Output};
+use crate::error::{exit, Error, Result};
+use crate::gate::{self, rbac, Verdict};
+use crate::log::log;
+use crate::request::{Mode, Request};
+use crate::stop::{self, Stop};
+use crate::{client, execute, inventory, model, plan, quota, report, select};
+
+mod watch;
+
+/// Show a progress bar from this many deletions on.
+const PROGRESS_FROM: usize = 6;
+
+/// Runs the pipeline once and returns the exit code.
+pub async fn run(cli: &Cli) -> Result<i32> {
+    let req = Request::from_cli(cli)?;
+    run_request(&req)
+        .await
+        .map_err(|e| e.with_forbidden_hint(|| rbac::hint(&req)))
+}
+
+async fn run_request(req: &Request) -> Result<i32> {
+    // From here to exit, Ctrl-C and SIGTERM stop the run (see `stop`).
+    let stop = Stop::default();
+    let _listener = stop::listen(stop.clone());
+    let (client, target) = client::connect(&req.connection).await?;
+    log(
+        req.verbosity,
+        4,
+        format!("context {:?}, server {}", target.context, target.server),
+    );
+    if let Some(interval) = req.watch {
+        return watch::watch(&client, &target, req, interval, &stop).await;
+    }
+    let done = cycle(&client, &target, req, None, &stop).await?;
+    print!("{}", report::render(&done.report, req.output));
+    if req.output == Output::Name {
+        // `-o name` lists only what went; say what did not on stderr.
+        for line in report::failures(&done.report) {
+            eprintln!("error: {line}");
+        }
+    }
+    if done.interrupted {
+        return Err(Error::Interrupted);
+    }
+    Ok(done.code)
+}
+
+/// One pass of the pipeline, from inventory to report.
+pub(crate) struct Cycle {
+    pub(crate) code: i32,
+    pub(crate) report: report::CleanupReport,
+    /// Ctrl-C or SIGTERM stopped the deletions.
+    pub(crate) interrupted: bool,
+}
+
+/// What inventory → select → plan produced: the one path for the first
+/// pass and for the re-plan after a slow prompt.
+struct Survey {
+    inv: model::Inventory,
+    plan: plan::Plan,
+    decisions: Vec<quota::Decision>,
+}
+
+async fn survey(client: &kube::Client, req: &Request, stop: &Stop) -> Result<Survey> {
+    let t0 = std::time::Instant::now();
+    let inv = until_stopped(stop, inventory::take(client, req)).await?;
+    log(
+        req.verbosity,
+        4,
+        format!(
+            "listed {} pods and {} jobs in {:?}",
+            inv.pods.len(),
+            inv.jobs.len(),
+            t0.elapsed()
+        ),
+    );
+    let selection = select::select(req, &inv)?;
+    let plan = plan::plan_with(selection.selected, &inv, &selection.guards);
+    let decisions = selection.decisions;
+    Ok(Survey {
+        inv,
+        plan,
+        decisions,
+    })
+}
+
+/// Runs the pipeline once (`number`: the --watch cycle) and returns the
+/// report to print and the exit code it stands for.
+pub(crate) async fn cycle(
+    client: &kube::Client,
+    target: &client::Endpoint,
+    req: &Request,
+    number: Option<u64>,
+    stop: &Stop,
+) -> Result<Cycle> {
+    let mut s = survey(client, req, stop).await?;
+    for d in s.decisions.iter().filter(|d| d.inactive) {
+        eprintln!("note: {}", d.message);
+    }
+    if gate::needs_permission(&s.plan, req) {
+        // Before the question: a user should not confirm what RBAC will refuse.
+        until_stopped(stop, gate::permitted(client, &s.plan)).await?;
+    }
+    let show_preview = || {
+        let preview = report_for(req, target, &s, &[], Mode::DryRunClient);
+        eprint!("{}", report::render(&preview, Output::Table));
+    };
+    let verdict = gate::decide(
+        &s.plan,
+        req,
+        target,
+        gate::is_interactive(),
+        show_preview,
+        gate::ask,
+    )?;
+    if stop.is_set() {
+        return Err(Error::Interrupted);
+    }
+    if gate::must_replan(verdict, s.inv.taken_at) {
+        let fresh = survey(client, req, stop).await?;
+        let (restricted, dropped) = plan::restrict_to(fresh.plan, &s.plan);
+        if dropped > 0 {
+            eprintln!("{dropped} objects no longer qualify since the prompt and are left alone");
+        }
+        s = Survey {
+            plan: restricted,
+            ..fresh
+        };
+    }
+
+    let executed = match verdict {
+        Verdict::Nothing => Default::default(),
+        Verdict::Preview if req.mode == Mode::DryRunClient => Default::default(),
+        Verdict::Preview | Verdict::Proceed { .. } => {
+            execute_plan(client, req, &s.plan, stop).await
+        }
+    };
+    let results = &executed.results;
+
+    let mut code = exit_code(results);
+    if executed.unanswered {
+        eprintln!(
+            "error: the API server stopped answering; the deletes not yet sent were not attempted"
+        );
+        code = exit::CLUSTER;
+    }
+    if req.mode == Mode::Apply && code == exit::OK && !stop.is_set() {
+        if let Some(timeout) = req.wait {
+            if !wait_for_deleted(client, &s.plan, results, timeout, stop).await {
+                code = exit::FAILED;
+            }
+        }
+    }
+    let mut rep = report_for(req, target, &s, results, req.mode);
+    rep.cycle = number;
+    Ok(Cycle {
+        code,
+        report: rep,
+        interrupted: stop.is_set(),
+    })
+}
+
+/// `work`, unless a stop comes first: then `Error::Interrupted`.
+async fn until_stopped<T>(
+    stop: &Stop,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        _ = stop.wait() => Err(Error::Interrupted),
+    }
+}
+
+/// 0 unless deletions failed: 4 when every failure was an RBAC or
+/// authentication refusal, else 1.
+fn exit_code(results: &[execute::Deletion]) -> i32 {
+    let failed: Vec<&execute::Deletion> = results
+        .iter()
+        .filter(|r| r.outcome == execute::Outcome::Failed)
+        .collect();
+    if failed.is_empty() {
+        exit::OK
+    } else if failed.iter().all(|r| matches!(r.code, Some(401 | 403))) {
+        exit::CLUSTER
+    } else {
+        exit::FAILED
+    }
+}
+
+/// `--wait`: until every object this run deleted is gone. False (after
+/// saying which) when the timeout ran out first.
+async fn wait_for_deleted(
+    client: &kube::Client,
+    plan: &plan::Plan,
+    results: &[execute::Deletion],
+    timeout: Duration,
+    stop: &Stop,
+) -> bool {
+    let deleted: std::collections::HashSet<&str> = results
+        .iter()
+        .filter(|r| r.outcome == execute::Outcome::Deleted)
+        .map(|r| r.uid.as_str())
+        .collect();
+    let items: Vec<&model::Candidate> = plan
+        .to_delete()
+        .map(|i| &i.candidate)
+        .filter(|c| deleted.contains(c.uid.as_str()))
+        .collect();
+    let left = execute::wait_gone(client, &items, timeout, stop).await;
+    if left.is_empty() || stop.is_set() {
+        return true;
+    }
+    eprintln!(
+        "error: timed out after {}s waiting for {} objects to go: {}",
+        timeout.as_secs(),
+        left.len(),
+        left.join(", ")
+    );
+    false
+}
+
+fn report_for(
+    req: &Request,
+    target: &client::Endpoint,
+    s: &Survey,
+    results: &[execute::Deletion],
+    mode: Mode,
+) -> report::CleanupReport {
+    let mut rep = report::build(
+        &s.plan,
+        results,
+        &report::Context {
+            namespace: req.scope.namespace(),
+            context: &target.context,
+            mode,
+            strategy: req.strategy.name(),
+            selector: req.server_selector().to_string(),
+            now: s.inv.taken_at,
+        },
+    );
+    if inventory::Needs::of(req).quotas {
+        let index = quota::Index::new(&s.inv, req.cascade);
+        let units: Vec<&model::Candidate> = s.plan.to_delete().map(|i| &i.candidate).collect();
+        rep.quota = Some(report::quota_section(
+            &s.inv.quotas,
+            &index,
+            &units,
+            s.decisions.clone(),
+        ));
+    }
+    rep
+}
+
+async fn execute_plan(
+    client: &kube::Client,
+    req: &Request,
+    plan: &plan::Plan,
+    stop: &Stop,
+) -> execute::Executed {
+    let n = plan.delete_count();
+    let bar =
+        (n >= PROGRESS_FROM && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(n as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+    let opts = execute::Options {
+        server_dry_run: req.mode == Mode::DryRunServer,
+        cascade: req.cascade,
+        grace_period: req.grace_period,
+        concurrency: req.concurrency,
+    };
+    let results = execute::execute(client, plan, &opts, stop, |_| {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    })
+    .await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    results
+}

@@ -1,0 +1,142 @@
+use super::*;
+use crate::model::fixtures::*;
+use crate::model::{Inventory, Phase};
+use crate::plan::plan;
+use crate::select::Selected;
+
+fn sample() -> Plan {
+    let mut kept = with_test(pod("kept-pod", Phase::Succeeded, 5), "t1");
+    kept.keep = true;
+    let cands = [
+        with_test(pod("pod-a", Phase::Succeeded, 0), "t1"),
+        kept,
+        job("job-x", Phase::Complete, 0),
+    ];
+    let inv = Inventory::default();
+    let sel = cands
+        .iter()
+        .map(|c| Selected {
+            candidate: c,
+            matched_by: vec![Criterion::Label],
+        })
+        .collect();
+    plan(sel, &inv, false)
+}
+
+fn ctx(mode: Mode) -> Context<'static> {
+    Context {
+        namespace: Some("crucible"),
+        context: "admin",
+        mode,
+        strategy: "label",
+        selector: "app=evaluation".into(),
+        now: t(3600),
+    }
+}
+
+#[test]
+fn table_looks_like_kubectl() {
+    let r = build(&sample(), &[], &ctx(Mode::DryRunClient));
+    let out = render(&r, Output::Table);
+    assert_eq!(
+        out,
+        "KIND   NAME    PHASE       AGE   TEST-ID   EVAL-ID   REASON\n\
+             Job    job-x   Complete    60m   <none>    <none>    matched label\n\
+             Pod    pod-a   Succeeded   60m   t1        <none>    matched label\n\
+             dry run: would delete 2 objects in namespace crucible; 1 kept, 0 skipped\n"
+    );
+    let wide = render(&r, Output::Wide);
+    assert!(wide.contains("kept: crucible-clean/keep=true"), "{wide}");
+    assert!(wide.starts_with("NAMESPACE   KIND"), "{wide}");
+    let all_ns = build(
+        &sample(),
+        &[],
+        &Context {
+            namespace: None,
+            ..ctx(Mode::DryRunClient)
+        },
+    );
+    let out = render(&all_ns, Output::Table);
+    assert!(out.starts_with("NAMESPACE   KIND   NAME"), "{out}");
+    assert!(
+        out.ends_with("dry run: would delete 2 objects in all namespaces; 1 kept, 0 skipped\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_follows_the_documented_schema() {
+    let p = sample();
+    let results = vec![
+        execute::Deletion {
+            uid: "uid-job-x".into(),
+            outcome: Outcome::Deleted,
+            error: None,
+            code: None,
+        },
+        execute::Deletion {
+            uid: "uid-pod-a".into(),
+            outcome: Outcome::Conflict,
+            error: Some("uid mismatch".into()),
+            code: Some(409),
+        },
+    ];
+    let r = build(&p, &results, &ctx(Mode::Apply));
+    let v: serde_json::Value = serde_json::from_str(&render(&r, Output::Json)).unwrap();
+    assert_eq!(v["apiVersion"], "crucible-clean/v1");
+    assert_eq!(v["kind"], "CleanupReport");
+    assert_eq!(v["dryRun"], false);
+    assert_eq!(v["items"][0]["kind"], "Job");
+    assert_eq!(v["items"][0]["result"], "deleted");
+    assert_eq!(v["items"][1]["name"], "pod-a");
+    assert_eq!(v["items"][1]["result"], "conflict");
+    assert_eq!(v["items"][1]["error"], "uid mismatch");
+    assert_eq!(v["items"][1]["testId"], "t1");
+    assert_eq!(v["items"][1]["matchedBy"], serde_json::json!(["label"]));
+    assert_eq!(v["items"][1]["createdAt"], "2027-01-15T08:00:00Z");
+    assert_eq!(v["items"][1]["ageSeconds"], 3600);
+    assert_eq!(v["items"][2]["action"], "keep");
+    assert_eq!(
+        v["summary"],
+        serde_json::json!({"selected":3,"planned":2,"deleted":1,"wouldDelete":0,"gone":0,"conflict":1,"failed":0,"cancelled":0,"kept":1,"skipped":0})
+    );
+    let y = render(&r, Output::Yaml);
+    assert!(
+        y.starts_with("apiVersion: crucible-clean/v1\nkind: CleanupReport\n"),
+        "{y}"
+    );
+}
+
+#[test]
+fn name_output_lists_only_deletions() {
+    let r = build(&sample(), &[], &ctx(Mode::DryRunClient));
+    assert_eq!(render(&r, Output::Name), "job.batch/job-x\npod/pod-a\n");
+    assert!(failures(&r).is_empty());
+    // A refused delete is not listed; it is named on stderr instead.
+    let results = vec![
+        execute::Deletion {
+            uid: "uid-job-x".into(),
+            outcome: Outcome::Deleted,
+            error: None,
+            code: None,
+        },
+        execute::Deletion {
+            uid: "uid-pod-a".into(),
+            outcome: Outcome::Failed,
+            error: Some("denied by policy".into()),
+            code: Some(403),
+        },
+    ];
+    let r = build(&sample(), &results, &ctx(Mode::Apply));
+    assert_eq!(render(&r, Output::Name), "job.batch/job-x\n");
+    assert_eq!(failures(&r), ["pod/pod-a (failed): denied by policy"]);
+}
+
+#[test]
+fn summary_line_when_nothing_matches() {
+    let r = build(&Plan::default(), &[], &ctx(Mode::Apply));
+    assert_eq!(
+        render(&r, Output::Table),
+        "nothing to delete in namespace crucible (0 matched; 0 kept, 0 skipped)\n"
+    );
+}

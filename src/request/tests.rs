@@ -1,0 +1,291 @@
+use super::*;
+use clap::Parser;
+
+fn req(args: &[&str]) -> Result<Request> {
+    let mut argv = vec!["kubectl-crucible-clean"];
+    argv.extend_from_slice(args);
+    Request::from_cli(&Cli::try_parse_from(argv).unwrap())
+}
+
+fn usage_message(args: &[&str]) -> String {
+    match req(args) {
+        Err(Error::Usage(m)) => m,
+        other => panic!("expected a usage error for {args:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn no_selection_is_refused_with_what_to_add() {
+    let m = usage_message(&[]);
+    assert!(
+        m.contains("--test-id") && m.contains("--older-than") && m.contains("--all"),
+        "{m}"
+    );
+    assert!(usage_message(&["-n", "crucible", "--level", "all"]).starts_with("no selection"));
+}
+
+#[test]
+fn strategy_is_inferred() {
+    assert_eq!(req(&["--test-id", "t1"]).unwrap().strategy, Strategy::Label);
+    assert_eq!(
+        req(&["--older-than", "1h"]).unwrap().strategy,
+        Strategy::Age
+    );
+    assert_eq!(
+        req(&["--eval-id", "e", "--older-than", "1h"])
+            .unwrap()
+            .strategy,
+        Strategy::Label
+    );
+    assert_eq!(req(&["--all"]).unwrap().strategy, Strategy::Label);
+    assert_eq!(
+        req(&["--strategy", "age", "--older-than", "5m", "--test-id", "x"])
+            .unwrap()
+            .strategy,
+        Strategy::Age
+    );
+    assert!(usage_message(&["--strategy", "age", "--test-id", "x"]).contains("--older-than"));
+    assert!(usage_message(&["--strategy", "label", "--older-than", "1h"]).contains("--test-id"));
+}
+
+#[test]
+fn protected_and_malformed_namespaces_are_refused() {
+    for ns in ["kube-system", "kube-public", "kube-node-lease"] {
+        assert!(usage_message(&["-n", ns, "--all"]).contains("protected"));
+    }
+    assert!(usage_message(&["-n", "Bad_NS", "--all"]).contains("invalid namespace"));
+    assert!(usage_message(&["-n", "x", "-A", "--all"]).contains("exclude"));
+    assert_eq!(
+        req(&["--all"]).unwrap().scope,
+        Scope::Namespace("crucible".into())
+    );
+    assert_eq!(req(&["-A", "--all"]).unwrap().scope, Scope::AllNamespaces);
+}
+
+#[test]
+fn bad_selector_and_ids_are_usage_errors() {
+    assert!(usage_message(&["-l", "app in (x", "--all"]).contains("-l/--selector"));
+    assert!(usage_message(&["--test-id", "has space"]).contains("--test-id"));
+    assert!(usage_message(&["--test-id", ""]).contains("non-empty"));
+}
+
+#[test]
+fn server_selector_narrows_by_ids() {
+    let r = req(&["--test-id", "a", "--test-id", "b", "--eval-id", "e1"]).unwrap();
+    assert_eq!(
+        r.server_selector().to_string(),
+        "app=evaluation,test-id in (a,b),eval-id in (e1)"
+    );
+    assert_eq!(
+        req(&["--older-than", "1h", "-l", "team=x"])
+            .unwrap()
+            .server_selector()
+            .to_string(),
+        "team=x"
+    );
+}
+
+#[test]
+fn an_empty_selector_is_refused() {
+    for sel in ["", "   "] {
+        let m = usage_message(&["-l", sel, "--all"]);
+        assert!(m.contains("empty") && m.contains("every object"), "{m}");
+    }
+}
+
+#[test]
+fn flags_without_effect_are_refused() {
+    for (args, flag) in [
+        (&["--test-id", "t", "--threshold", "0.5"][..], "--threshold"),
+        (
+            &["--test-id", "t", "--high-watermark", "0.9"][..],
+            "--high-watermark",
+        ),
+        (
+            &["--test-id", "t", "--low-watermark", "0.1"][..],
+            "--low-watermark",
+        ),
+        (
+            &["--older-than", "1h", "--prefer", "failed"][..],
+            "--prefer",
+        ),
+        (&["--all", "--capacity", "10"][..], "--capacity"),
+        (
+            &["--strategy", "pressure", "--high-watermark", "0.9"][..],
+            "--high-watermark",
+        ),
+        (
+            &["--strategy", "watermark", "--threshold", "0.9"][..],
+            "--threshold",
+        ),
+        (
+            &["--test-id", "t", "--age-from", "finished"][..],
+            "--age-from",
+        ),
+    ] {
+        let m = usage_message(args);
+        assert!(
+            m.starts_with(flag) && m.contains("no effect"),
+            "{args:?}: {m}"
+        );
+    }
+    assert!(usage_message(&["--threshold", "0.5", "--all"]).contains("--strategy pressure"));
+    assert!(usage_message(&["--older-than", "0"]).contains("more than 0"));
+    assert!(usage_message(&["--older-than", "0s"]).contains("more than 0"));
+    // Read by the strategy: accepted.
+    req(&[
+        "--strategy",
+        "pressure",
+        "--threshold",
+        "0.5",
+        "--prefer",
+        "failed",
+    ])
+    .unwrap();
+    req(&["--strategy", "hybrid", "--test-id", "t", "--capacity", "9"]).unwrap();
+    req(&["--older-than", "1h", "--age-from", "finished"]).unwrap();
+}
+
+#[test]
+fn grace_period_zero_is_refused() {
+    assert!(usage_message(&["--all", "--grace-period", "0"]).contains("force-delete"));
+    assert_eq!(
+        req(&["--all", "--grace-period", "1"]).unwrap().grace_period,
+        Some(1)
+    );
+}
+
+#[test]
+fn modes_and_waits() {
+    assert_eq!(req(&["--all"]).unwrap().mode, Mode::Apply);
+    assert_eq!(
+        req(&["--all", "--dry-run"]).unwrap().mode,
+        Mode::DryRunClient
+    );
+    assert_eq!(
+        req(&["--all", "--dry-run=server"]).unwrap().mode,
+        Mode::DryRunServer
+    );
+    assert_eq!(
+        req(&["--all", "--wait", "--timeout", "30s"]).unwrap().wait,
+        Some(Duration::from_secs(30))
+    );
+    assert!(usage_message(&["--all", "--timeout", "30s"]).contains("without --wait"));
+    assert_eq!(
+        req(&["--all", "--wait"]).unwrap().wait,
+        Some(DEFAULT_WAIT_TIMEOUT)
+    );
+    let timeout = |args: &[&str]| req(args).unwrap().connection.request_timeout;
+    assert_eq!(timeout(&["--all", "--request-timeout", "0"]), None);
+    assert_eq!(timeout(&["--all"]), Some(DEFAULT_REQUEST_TIMEOUT));
+    assert_eq!(
+        timeout(&["--all", "--request-timeout", "5"]),
+        Some(Duration::from_secs(5)),
+        "a bare number is seconds, as kubectl's"
+    );
+}
+
+#[test]
+fn quota_strategies_and_their_checks() {
+    assert_eq!(
+        req(&["--strategy", "pressure"]).unwrap().strategy,
+        Strategy::Pressure
+    );
+    let w = req(&["--strategy", "watermark", "--high-watermark", "0.9"]).unwrap();
+    assert_eq!(
+        (w.strategy, w.params.high_watermark, w.params.low_watermark),
+        (Strategy::Watermark, 0.9, 0.5)
+    );
+    assert_eq!(
+        usage_message(&[
+            "--strategy",
+            "watermark",
+            "--high-watermark",
+            "0.8",
+            "--low-watermark",
+            "0.9"
+        ]),
+        "--low-watermark (0.9) must be below --high-watermark (0.8)"
+    );
+    assert!(
+        usage_message(&["--strategy", "pressure", "--threshold", "1.5"])
+            .starts_with("--threshold (1.5)")
+    );
+    let h = req(&[
+        "--strategy",
+        "hybrid",
+        "--test-id",
+        "r1",
+        "--older-than",
+        "15m",
+        "--high-watermark",
+        "0.7",
+    ])
+    .unwrap();
+    assert_eq!(
+        h.server_selector().to_string(),
+        "app=evaluation",
+        "hybrid ids filter client-side only"
+    );
+    assert_eq!(h.criteria.test_ids, ["r1"]);
+}
+
+#[test]
+fn a_policy_file_is_a_selection_and_its_errors_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.yaml");
+    let p = path.to_str().unwrap();
+    std::fs::write(
+        &path,
+        "rules:\n  - name: a\n    selector: test-id\n    olderThan: 1h\n",
+    )
+    .unwrap();
+    let r = req(&["--policy", p]).unwrap();
+    assert_eq!(r.strategy, Strategy::Policy);
+    assert_eq!(r.policy.unwrap().rules[0].params.strategy, Strategy::Age);
+    std::fs::write(
+        &path,
+        "rules:\n  - name: a\n    selector: test-id\n    keepLast: many\n",
+    )
+    .unwrap();
+    let m = usage_message(&["--policy", p]);
+    assert!(
+        m.contains("line 4") && m.contains("rules[0].keepLast"),
+        "{m}"
+    );
+    assert!(
+        usage_message(&["--policy", "/nonexistent/p.yaml"]).starts_with("cannot read policy file")
+    );
+}
+
+fn interval_of(args: &[&str]) -> Result<Option<Duration>> {
+    let mut argv = vec!["x", "--all"];
+    argv.extend_from_slice(args);
+    interval(&Cli::try_parse_from(argv).unwrap())
+}
+
+#[test]
+fn watch_needs_yes_and_interval_needs_watch() {
+    assert!(interval_of(&["--watch"])
+        .unwrap_err()
+        .to_string()
+        .contains("add --yes"));
+    assert_eq!(
+        interval_of(&["--watch", "--yes"]).unwrap(),
+        Some(DEFAULT_INTERVAL)
+    );
+    assert_eq!(
+        interval_of(&["--watch", "--yes", "--interval", "30s"]).unwrap(),
+        Some(Duration::from_secs(30))
+    );
+    assert!(interval_of(&["--watch", "--dry-run"]).unwrap().is_some());
+    assert_eq!(interval_of(&[]).unwrap(), None);
+    assert_eq!(
+        interval_of(&["--interval", "30s"]).unwrap_err().to_string(),
+        "--interval needs --watch"
+    );
+    assert!(interval_of(&["--watch", "--yes", "--interval", "0"])
+        .unwrap_err()
+        .to_string()
+        .contains("more than 0"));
+}

@@ -1,0 +1,153 @@
+//! The module structure stays one-way (docs/architecture.md): each module of
+//! `src/` may use only the modules of earlier layers and its own layer's
+//! shared vocabulary, so the dependency graph has no cycles and a reader can
+//! follow the pipeline top to bottom. Also: no source file over 500 lines
+//! without a reason stated at its top. Pure: reads the sources only.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Layers from the top; a module may use modules of strictly lower layers
+/// (larger index). `crate` is lib.rs and main.rs.
+const LAYERS: &[&[&str]] = &[
+    &["crate"],
+    &["pipeline"],
+    &["completion"],
+    &["report"],
+    &["execute"],
+    &["gate"],
+    &["plan"],
+    &["select"],
+    &["inventory"],
+    &["client"],
+    &["request"],
+    // Shared vocabulary, used by every stage: quota arithmetic and retries,
+    // the flag types of the command line, the domain records.
+    &["quota", "retry"],
+    &["cli"],
+    &[
+        "model", "selector", "duration", "quantity", "stop", "log", "error",
+    ],
+];
+
+fn layer_of(module: &str) -> usize {
+    LAYERS
+        .iter()
+        .position(|l| l.contains(&module))
+        .unwrap_or_else(|| panic!("module {module} is in no layer of tests/architecture.rs"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level module a file belongs to.
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
+    let name = first.trim_end_matches(".rs").to_string();
+    if name == "lib" || name == "main" {
+        "crate".into()
+    } else {
+        name
+    }
+}
+
+/// The top-level modules a file names with `crate::X` (also in `crate::{X, Y}`).
+fn uses(text: &str) -> Vec<String> {
+    let code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = vec![];
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            for part in group[..end].split(',') {
+                let name: String = part
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    out.push(name);
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            out.push(name);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_module_uses_only_lower_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    rust_files(&src, &mut files);
+    let modules: Vec<String> = files.iter().map(|f| module_of(&src, f)).collect();
+    let mut wrong: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (file, module) in files.iter().zip(&modules) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let from = layer_of(module);
+        for used in uses(&text) {
+            if used == *module || !modules.contains(&used) {
+                continue;
+            }
+            let to = layer_of(&used);
+            let same_shared_layer = from == to && from >= layer_of("quota");
+            if to <= from && !same_shared_layer {
+                wrong
+                    .entry(file.strip_prefix(&src).unwrap().display().to_string())
+                    .or_default()
+                    .push(format!("{module} -> {used}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "modules that use a module of their own or a higher layer (see docs/architecture.md): {wrong:#?}"
+    );
+}
+
+#[test]
+fn no_source_file_is_over_500_lines_without_a_reason() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    rust_files(&src, &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let n = text.lines().count();
+            let reasoned = text
+                .lines()
+                .take_while(|l| l.starts_with("//!"))
+                .any(|l| l.contains("Longer than 500 lines because"));
+            (n > 500 && !reasoned).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these or state why at the top: {long:?}"
+    );
+}
