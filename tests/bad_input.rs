@@ -7,14 +7,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::*;
+use support::{audit::*, cluster::*, commands::*, objects::*};
 
-/// The plugin's user agent (`kubectl-crucible-clean/VERSION`).
-const UA: &str = "kubectl-crucible-clean";
 /// No case may take longer than this.
 const CASE_LIMIT: Duration = Duration::from_secs(20);
 
@@ -561,31 +558,6 @@ async fn fill(ns: &TestNamespace, fx: &Fixture) {
     }
 }
 
-/// Mutating requests of the plugin recorded after `offset` in the audit log,
-/// in any of `namespaces`.
-async fn plugin_writes_since(offset: u64, namespaces: &[String]) -> Vec<AuditEvent> {
-    audit_barrier().await;
-    let mut text = String::new();
-    let mut f = std::fs::File::open(cluster().audit_log()).expect("open the audit log");
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.read_to_string(&mut text).unwrap();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<AuditEvent>(l).ok())
-        .filter(|e| {
-            (e.stage == "ResponseComplete" || e.stage == "Panic")
-                && e.is_mutating()
-                && e.user_agent.starts_with(UA)
-                && namespaces.iter().any(|n| n == e.namespace())
-        })
-        .collect()
-}
-
-fn audit_len() -> u64 {
-    std::fs::metadata(cluster().audit_log())
-        .map(|m| m.len())
-        .unwrap_or(0)
-}
-
 fn substitute(s: &str, vars: &[(&str, String)]) -> String {
     let mut s = s.to_string();
     for (k, v) in vars {
@@ -633,7 +605,7 @@ async fn bad_input_never_deletes_and_exits_at_once_with_one_line() {
         args.extend(c.args.iter().map(|a| substitute(a, &vars)));
         args.push("--yes".into());
 
-        let offset = audit_len();
+        let offset = audit_offset();
         let mut cmd = ns.plugin();
         for (k, v) in &c.env {
             cmd.env(k, substitute(v, &vars));
@@ -642,11 +614,10 @@ async fn bad_input_never_deletes_and_exits_at_once_with_one_line() {
         let out = cmd
             .args(&args)
             .timeout(CASE_LIMIT + Duration::from_secs(5))
-            .output()
-            .unwrap();
+            .output();
         let took = t0.elapsed();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let stdout = stdout(&out);
+        let stderr = stderr(&out);
 
         let mut problems = vec![];
         if out.status.code() != Some(c.code) {
@@ -681,7 +652,7 @@ async fn bad_input_never_deletes_and_exits_at_once_with_one_line() {
         }
         let mut watched = vec![ns.name().to_string()];
         watched.extend(c.named_namespace());
-        let writes = plugin_writes_since(offset, &watched).await;
+        let writes = mutating_requests_since(offset, &watched, &AuditFilter::plugin()).await;
         if !writes.is_empty() {
             problems.push(format!(
                 "{} mutating requests: {}",
@@ -738,7 +709,7 @@ async fn bad_input_never_deletes_and_exits_at_once_with_one_line() {
     // Nothing of the original fixture went, and the plugin wrote nothing here.
     let end = objects(&ns).await;
     let gone = lost(&baseline, &end);
-    let writes = ns.mutating_requests(&AuditFilter::user_agent(UA)).await;
+    let writes = ns.mutating_requests(&AuditFilter::plugin()).await;
     let mut report = String::new();
     for (name, problems) in &failures {
         report.push_str(&format!("\n- {name}"));

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::*;
+use support::{audit::*, cluster::*, commands::*, objects::*};
 
 fn sorted(v: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
@@ -88,15 +88,9 @@ async fn per_test_cleanup_deletes_exactly_that_tests_finished_pods() {
     let out = ns
         .plugin()
         .args(["-n", ns.name(), "--test-id", "t1", "--yes"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = stdout(&out);
     assert!(
         stdout.contains("deleted 3, 0 already gone, 0 conflict, 0 failed"),
         "{stdout}"
@@ -153,14 +147,8 @@ async fn level_all_deletes_finished_jobs_and_their_pods_go_with_them() {
             "-o",
             "json",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let deleted: Vec<String> = report["items"]
         .as_array()
@@ -223,14 +211,8 @@ async fn cascade_orphan_leaves_the_pods() {
             "--yes",
             "--wait",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(ns.job_names().await.is_empty());
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(ns.pod_names().await, pods, "orphaned pods stay");
@@ -252,18 +234,9 @@ async fn age_cleanup_measured_from_creation() {
     let out = ns
         .plugin()
         .args(["-n", ns.name(), "--older-than", "4s", "--yes", "-o", "name"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "pod/old-done\npod/old-failed\n"
-    );
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "pod/old-done\npod/old-failed\n");
     assert_eq!(ns.pod_names().await, sorted(&["new-done", "old-running"]));
 }
 
@@ -302,10 +275,9 @@ async fn age_cleanup_measured_from_finish() {
             "-o",
             "name",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(stdout(&out), "");
 
     let out = ns
         .plugin()
@@ -320,18 +292,9 @@ async fn age_cleanup_measured_from_finish() {
             "-o",
             "name",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "pod/failed-3h-ago\npod/finished-2h-ago\n"
-    );
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "pod/failed-3h-ago\npod/finished-2h-ago\n");
     assert_eq!(ns.pod_names().await, ["finished-1m-ago"]);
 }
 
@@ -359,14 +322,8 @@ async fn include_running_deletes_running_bare_pods_but_never_pods_of_a_running_j
             "--yes",
             "--wait",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(ns.pod_names().await, [job_pod]);
 }
 
@@ -393,14 +350,8 @@ async fn terminating_objects_are_reported_not_deleted_again() {
     let out = ns
         .plugin()
         .args(["-n", ns.name(), "--all", "--yes", "-o", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["items"][0]["reason"], "terminating");
     assert_eq!(report["items"][0]["result"], "skipped");
@@ -430,15 +381,9 @@ async fn lists_in_pages_of_500() {
     let out = ns
         .plugin()
         .args(["-n", ns.name(), "--all", "--dry-run", "-o", "name"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), n);
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), n);
 
     audit_barrier().await;
     let lists: Vec<AuditEvent> = read_audit_events(&format!("/namespaces/{}/pods?", ns.name()))
@@ -476,15 +421,9 @@ async fn all_namespaces_never_touches_the_protected_ones() {
     let out = ns
         .plugin()
         .args(["-A", "--test-id", &run, "--yes"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8_lossy(&out.stdout);
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
     assert!(table.starts_with("NAMESPACE "), "{table}");
     assert!(
         table.contains("deleted 1,") && table.contains("in all namespaces"),
@@ -525,16 +464,10 @@ async fn wait_gives_up_after_its_timeout_with_exit_1() {
             "--timeout",
             "2s",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(t0.elapsed() < Duration::from_secs(20));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert_eq!(
         err.trim(),
         "error: timed out after 2s waiting for 1 objects to go: pod/held"
@@ -561,15 +494,6 @@ where
     )
     .await
     .unwrap_or_else(|e| panic!("patch {name}: {e}"));
-}
-
-fn row<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == name)
-        .unwrap_or_else(|| panic!("no row {name} in {report}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -610,7 +534,7 @@ async fn a_kept_pod_keeps_its_job_and_a_kept_job_keeps_its_pods() {
     // --level pods: the pod of the kept job k3 stays, named with its job.
     let (code, report, err) = ns.run_json(&["--test-id", "t1", "--level", "pods", "--yes"]);
     assert_eq!(code, 0, "{err}");
-    let k3 = row(&report, &k3_pod);
+    let k3 = item(&report, &k3_pod);
     assert_eq!(k3["result"], "kept", "{k3}");
     assert_eq!(
         k3["reason"],
@@ -628,7 +552,7 @@ async fn a_kept_pod_keeps_its_job_and_a_kept_job_keeps_its_pods() {
             ("evaluation-job-k1", &k1_pod),
             ("evaluation-job-k2", &k2_pod),
         ] {
-            let r = row(&report, job);
+            let r = item(&report, job);
             assert_eq!(r["result"], "kept", "{level}: {r}");
             assert_eq!(
                 r["reason"],
@@ -636,7 +560,7 @@ async fn a_kept_pod_keeps_its_job_and_a_kept_job_keeps_its_pods() {
                 "{level}"
             );
         }
-        assert_eq!(row(&report, "evaluation-job-k3")["result"], "kept");
+        assert_eq!(item(&report, "evaluation-job-k3")["result"], "kept");
     }
     ns.wait_job_gone("evaluation-job-k4").await;
     assert_eq!(

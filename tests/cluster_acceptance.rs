@@ -12,17 +12,9 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod, ResourceQuota};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::config::Kubeconfig;
 use serde_json::json;
-use support::*;
-
-fn phase(pod: &Pod) -> String {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.clone())
-        .unwrap_or_default()
-}
+use support::{audit::*, cluster::*, commands::*, objects::*, wait::*};
 
 fn terminated_exit_code(pod: &Pod) -> Option<i32> {
     pod.status
@@ -111,7 +103,7 @@ async fn job_pod_is_scheduled_runs_and_succeeds() {
         KWOK_NODES.contains(&node.as_str()),
         "pod scheduled on a fake node, got {node:?}"
     );
-    assert_eq!(phase(pod), "Succeeded");
+    assert_eq!(pod_phase(pod), "Succeeded");
     assert_eq!(terminated_exit_code(pod), Some(0));
     let labels = pod.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("app").map(String::as_str), Some("evaluation"));
@@ -135,7 +127,7 @@ async fn job_labelled_to_fail_fails_and_long_running_job_keeps_running() {
     assert_eq!(job.status.as_ref().and_then(|s| s.failed), Some(1));
     let pods = job_pods(&ns, &failing.name()).await;
     assert_eq!(pods.len(), 1, "backoffLimit 0: no retry pod");
-    assert_eq!(phase(&pods[0]), "Failed");
+    assert_eq!(pod_phase(&pods[0]), "Failed");
     assert_eq!(terminated_exit_code(&pods[0]), Some(1));
 
     let pods = ns.wait_job_pods_phase(&running.name(), "Running").await;
@@ -143,7 +135,10 @@ async fn job_labelled_to_fail_fails_and_long_running_job_keeps_running() {
     // Well past the default 1-1.5 s completion delay: still running.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let pods = job_pods(&ns, &running.name()).await;
-    assert_eq!(pods.iter().map(phase).collect::<Vec<_>>(), vec!["Running"]);
+    assert_eq!(
+        pods.iter().map(pod_phase).collect::<Vec<_>>(),
+        vec!["Running"]
+    );
     let job = ns.jobs().get(&running.name()).await.unwrap();
     assert_eq!(job.status.as_ref().and_then(|s| s.active), Some(1));
     assert_eq!(
@@ -174,9 +169,9 @@ async fn bare_pods_keep_their_state() {
     let run = ns
         .create_pod(&BarePod::running("forever").evaluation("e2"))
         .await;
-    assert_eq!(phase(&ok), "Succeeded");
-    assert_eq!(phase(&bad), "Failed");
-    assert_eq!(phase(&run), "Running");
+    assert_eq!(pod_phase(&ok), "Succeeded");
+    assert_eq!(pod_phase(&bad), "Failed");
+    assert_eq!(pod_phase(&run), "Running");
     let node = run
         .spec
         .as_ref()
@@ -192,9 +187,9 @@ async fn bare_pods_keep_their_state() {
     let ok = ns.pods().get("done").await.unwrap();
     let bad = ns.pods().get("broken").await.unwrap();
     let run = ns.pods().get("forever").await.unwrap();
-    assert_eq!(phase(&ok), "Succeeded");
-    assert_eq!(phase(&bad), "Failed");
-    assert_eq!(phase(&run), "Running");
+    assert_eq!(pod_phase(&ok), "Succeeded");
+    assert_eq!(pod_phase(&bad), "Failed");
+    assert_eq!(pod_phase(&run), "Running");
     assert_eq!(terminated_exit_code(&ok), Some(0));
     assert_eq!(terminated_exit_code(&bad), Some(3));
     let finished_at = ok
@@ -286,7 +281,7 @@ async fn deleting_a_job_background_removes_its_pod_orphan_keeps_it() {
     )
     .await;
     assert!(pod.metadata.deletion_timestamp.is_none());
-    assert_eq!(phase(&pod), "Succeeded");
+    assert_eq!(pod_phase(&pod), "Succeeded");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(ns.pod_names().await, vec![orphan_pod]);
     assert!(ns.job_names().await.is_empty());
@@ -629,15 +624,6 @@ fn processes_mentioning(dir: &Path) -> Vec<u32> {
     found
 }
 
-async fn client_from(kubeconfig: &Path, context: &str) -> Client {
-    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
-    let opts = KubeConfigOptions {
-        context: Some(context.into()),
-        ..Default::default()
-    };
-    Client::try_from(Config::from_custom_kubeconfig(kc, &opts).await.unwrap()).unwrap()
-}
-
 #[tokio::test]
 async fn up_then_down_leaves_nothing_behind() {
     let parent = tempfile::tempdir().unwrap();
@@ -649,8 +635,8 @@ async fn up_then_down_leaves_nothing_behind() {
     assert!(
         out.status.success(),
         "up failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        stdout(&out),
+        stderr(&out)
     );
     // Ensure `down` runs even if an assertion below fails.
     struct Down<'a>(&'a Path);
@@ -669,11 +655,7 @@ async fn up_then_down_leaves_nothing_behind() {
         "kube-scheduler",
         "kwok",
     ] {
-        let pid: u32 = std::fs::read_to_string(dir.join("pids").join(format!("{c}.pid")))
-            .unwrap_or_else(|e| panic!("pid file of {c}: {e}"))
-            .trim()
-            .parse()
-            .unwrap();
+        let pid = component_pid(&dir, c);
         assert!(pid_alive(pid), "{c} (pid {pid}) is running");
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
         assert_eq!(
@@ -697,7 +679,7 @@ async fn up_then_down_leaves_nothing_behind() {
         let main = Kubeconfig::read_from(kubeconfig_path()).unwrap();
         main.clusters[0].cluster.as_ref().unwrap().server.clone()
     });
-    let client = client_from(&kubeconfig, "viewer").await;
+    let client = client_at(&kubeconfig, VIEWER_CONTEXT, SUPPORT_USER_AGENT).await;
     let ns = Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
         .get("crucible")
         .await
@@ -717,11 +699,7 @@ async fn up_then_down_leaves_nothing_behind() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "down failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "down failed: {}", stderr(&out));
     std::mem::forget(guard);
     for pid in &pids {
         assert!(!pid_alive(*pid), "pid {pid} still running after down");

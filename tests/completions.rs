@@ -7,7 +7,7 @@
 //! * an unreachable or silent API server does not hang completion.
 
 mod support;
-use support::{kubectl, plugin_binary, repo_root};
+use support::commands::{kubectl, link_beside, plugin_binary, repo_root, PluginCmd};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -92,11 +92,10 @@ fn checked_in_completions_and_man_page_are_up_to_date() {
 fn the_installed_binary_writes_no_generated_files() {
     // Generation lives in tools/generate.rs; the plugin treats the word as a bad flag.
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(plugin_binary())
+    let out = PluginCmd::new()
         .args(["--generate", "."])
         .current_dir(dir.path())
-        .output()
-        .expect("run the plugin");
+        .output();
     assert_eq!(out.status.code(), Some(2));
     assert!(files_under(dir.path()).is_empty());
 }
@@ -150,9 +149,9 @@ impl Installed {
         let home = tempfile::tempdir().expect("home dir");
         let plugin = bin.path().join("kubectl-crucible_clean");
         std::fs::copy(plugin_binary(), &plugin).expect("install the plugin");
-        symlink(
-            "kubectl-crucible_clean",
+        link_beside(
             &bin.path().join("kubectl_complete-crucible_clean"),
+            "kubectl-crucible_clean",
         );
         Installed {
             bin,
@@ -207,16 +206,6 @@ impl Installed {
             .map(|l| l.split('\t').next().unwrap_or("").to_string())
             .collect()
     }
-}
-
-#[cfg(unix)]
-fn symlink(target: &str, link: &Path) {
-    std::os::unix::fs::symlink(target, link).expect("symlink");
-}
-
-#[cfg(not(unix))]
-fn symlink(target: &str, link: &Path) {
-    std::fs::copy(link.with_file_name(target), link).expect("copy");
 }
 
 /// A kubeconfig with contexts `alpha` and `beta` (cluster `far`, unreachable at
@@ -402,7 +391,7 @@ fn a_server_that_never_answers_does_not_hang_completion() {
 // Live values from the local control plane
 // ------------------------------------------------------------------------------------------
 
-use support::{BarePod, EvalJob, TestNamespace};
+use support::objects::{BarePod, EvalJob, TestNamespace};
 
 /// Two test runs and three evaluations, plus a pod without the base label.
 async fn evaluations(ns: &TestNamespace) {
@@ -425,7 +414,7 @@ async fn evaluations(ns: &TestNamespace) {
 
 fn live(ns: &TestNamespace) -> Installed {
     let _ = ns;
-    Installed::new(&support::kubeconfig_path())
+    Installed::new(&support::cluster::kubeconfig_path())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -482,7 +471,7 @@ async fn kubectl_completion_honours_context_and_kubeconfig_on_the_line() {
         p.values(&["-n", name, "--test-id", ""]),
         Vec::<String>::new()
     );
-    let real = support::kubeconfig_path();
+    let real = support::cluster::kubeconfig_path();
     let real = real.to_str().unwrap();
     assert_eq!(
         p.values(&["--kubeconfig", real, "-n", name, "--test-id", ""]),

@@ -22,7 +22,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 
-use support::*;
+use support::{cluster::*, commands::*, objects::*, wait::*};
 
 /// Overrides the random seed.
 const SEED_ENV: &str = "CRUCIBLE_DECOY_SEED";
@@ -1129,11 +1129,11 @@ async fn random_cleanups_delete_exactly_what_the_model_allows() {
             *guard_totals.entry(*g).or_default() += n;
         }
         let t0 = Instant::now();
-        let out = plugin_command(home.path())
+        let out = PluginCmd::with_home(home.path())
+            .on_cluster()
             .args(&cmd.args)
             .timeout(Duration::from_secs(120))
-            .output()
-            .unwrap();
+            .output();
         let took = t0.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         let report: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();

@@ -4,9 +4,8 @@
 //! and the file `kubectl-crucible-clean` answers only to `kubectl crucible clean`.
 
 mod support;
-use support::{kubectl, plugin_binary};
+use support::commands::{kubectl, link_beside, plugin_binary, stderr, stdout};
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 /// A directory holding the plugin under `names`, used as the whole PATH.
@@ -38,14 +37,6 @@ impl OnlyPath {
             .output()
             .expect("run kubectl")
     }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn assert_is_our_help(o: &Output) {
@@ -113,9 +104,9 @@ fn the_plugin_exit_code_and_arguments_pass_through_kubectl() {
 fn kubectl_plugin_list_shows_one_plugin_without_warnings() {
     let p = OnlyPath::with(&["kubectl-crucible_clean"]);
     // The completion name does not start with `kubectl-`, so it is no plugin.
-    link_or_copy(
-        &p.bin.path().join("kubectl-crucible_clean"),
+    link_beside(
         &p.bin.path().join("kubectl_complete-crucible_clean"),
+        "kubectl-crucible_clean",
     );
     let o = p.kubectl(&["plugin", "list", "--name-only"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
@@ -127,14 +118,4 @@ fn kubectl_plugin_list_shows_one_plugin_without_warnings() {
         ["kubectl-crucible_clean"]
     );
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
-}
-
-#[cfg(unix)]
-fn link_or_copy(target: &Path, link: &Path) {
-    std::os::unix::fs::symlink(target, link).expect("symlink");
-}
-
-#[cfg(not(unix))]
-fn link_or_copy(target: &Path, link: &Path) {
-    std::fs::copy(target, link).expect("copy");
 }

@@ -16,140 +16,19 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde_json::Value;
 
-use support::*;
-
-/// The plugin's user agent (followed by `/VERSION`).
-const UA: &str = "kubectl-crucible-clean";
+use support::{audit::*, cluster::*, commands::*, objects::*, wait::*};
 
 // ------------------------------------------------------------------------------------------
 // Running the plugin
 // ------------------------------------------------------------------------------------------
 
 /// The plugin with `KUBECONFIG` = `kubeconfig` and `HOME` (XDG dirs) inside `home`.
-fn plugin_at(kubeconfig: &Path, home: &Path) -> Command {
-    let mut cmd = Command::new(plugin_binary());
-    cmd.env("KUBECONFIG", kubeconfig)
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env_remove("XDG_STATE_HOME")
-        .env_remove("XDG_DATA_HOME")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+fn plugin_at(kubeconfig: &Path, home: &Path) -> PluginCmd {
+    let mut cmd = PluginCmd::with_home(home);
+    cmd.kubeconfig(kubeconfig);
     cmd
-}
-
-/// How a run ended.
-#[derive(Debug)]
-struct Finished {
-    /// None when killed by a signal (e.g. by us after `limit`).
-    code: Option<i32>,
-    elapsed: Duration,
-    /// True if it had to be killed because it ran longer than the limit.
-    killed: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// A plugin process running in the background; killed if dropped while running.
-struct Running {
-    child: Option<Child>,
-    started: Instant,
-    out: Option<std::thread::JoinHandle<Vec<u8>>>,
-    err: Option<std::thread::JoinHandle<Vec<u8>>>,
-}
-
-fn drain(r: Option<impl Read + Send + 'static>) -> Option<std::thread::JoinHandle<Vec<u8>>> {
-    r.map(|mut r| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
-        })
-    })
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Self {
-        let started = Instant::now();
-        let mut child = cmd.spawn().expect("start the plugin");
-        let out = drain(child.stdout.take());
-        let err = drain(child.stderr.take());
-        Running {
-            child: Some(child),
-            started,
-            out,
-            err,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    /// True once the process has exited.
-    fn exited(&mut self) -> bool {
-        matches!(
-            self.child.as_mut().expect("running").try_wait(),
-            Ok(Some(_))
-        )
-    }
-
-    /// Waits for the exit; kills the process once it ran `limit` (then `killed`).
-    async fn wait(mut self, limit: Duration) -> Finished {
-        let mut child = self.child.take().expect("running");
-        let mut killed = false;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for the plugin") {
-                break status;
-            }
-            if self.started.elapsed() >= limit {
-                killed = true;
-                let _ = child.kill();
-                break child.wait().expect("wait for the killed plugin");
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        };
-        let elapsed = self.started.elapsed();
-        let text = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-            h.map(|h| String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned())
-                .unwrap_or_default()
-        };
-        Finished {
-            code: status.code(),
-            elapsed,
-            killed,
-            stdout: text(self.out.take()),
-            stderr: text(self.err.take()),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-async fn run(cmd: Command, limit: Duration) -> Finished {
-    Running::spawn(cmd).wait(limit).await
-}
-
-fn report_of(f: &Finished) -> Value {
-    serde_json::from_str(&f.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not a JSON report ({e}); exit {:?}\nstdout: {}\nstderr: {}",
-            f.code, f.stdout, f.stderr
-        )
-    })
 }
 
 /// name -> (result, error) of a report's items.
@@ -325,14 +204,13 @@ async fn a_silent_server_ends_the_run_with_exit_4_within_the_request_timeout() {
     let args = ["-n", "crucible", "--test-id", "t", "--yes"];
 
     // Both at once: the default timeout (30 s) and --request-timeout 2s.
-    let mut short = plugin_at(&kc, home.path());
-    short.args(args).args(["--request-timeout", "2s"]);
-    let short = Running::spawn(short);
-    let mut default = plugin_at(&kc, home.path());
-    default.args(args);
-    let default = Running::spawn(default);
-    let short = short.wait(Duration::from_secs(60)).await;
-    let default = default.wait(Duration::from_secs(90)).await;
+    let short = plugin_at(&kc, home.path())
+        .args(args)
+        .args(["--request-timeout", "2s"])
+        .spawn();
+    let default = plugin_at(&kc, home.path()).args(args).spawn();
+    let short = short.wait(Duration::from_secs(60));
+    let default = default.wait(Duration::from_secs(90));
     eprintln!(
         "silent server, --request-timeout 2s: exit {:?} after {:.1}s; stderr: {}",
         short.code,
@@ -367,127 +245,6 @@ async fn a_silent_server_ends_the_run_with_exit_4_within_the_request_timeout() {
 // ------------------------------------------------------------------------------------------
 // 2. The API server freezes in the middle of a run (a private cluster)
 // ------------------------------------------------------------------------------------------
-
-/// A cluster of this test's own (`tests/cluster/up` into a temp dir), stopped with
-/// `tests/cluster/down` when dropped — also on panic, and by a watchdog if this
-/// process dies first.
-struct PrivateCluster {
-    dir: PathBuf,
-}
-
-impl PrivateCluster {
-    fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("crucible-faults-")
-            .tempdir()
-            .expect("temp dir for a private cluster")
-            .keep();
-        let watchdog = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" "$3""#;
-        Command::new("setsid")
-            .args(["sh", "-c", watchdog, "crucible-faults-watchdog"])
-            .arg(std::process::id().to_string())
-            .arg(cluster_script("down"))
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            // Not waited for: it outlives this process on purpose (its own session).
-            .map(drop)
-            .expect("spawn the private cluster's watchdog");
-        let cluster = PrivateCluster { dir };
-        let up = || {
-            Command::new(cluster_script("up"))
-                .arg(&cluster.dir)
-                .stdin(Stdio::null())
-                .output()
-                .expect("run tests/cluster/up")
-        };
-        let mut out = up();
-        if !out.status.success()
-            && String::from_utf8_lossy(&out.stderr).contains("address already in use")
-        {
-            out = up();
-        }
-        assert!(
-            out.status.success(),
-            "tests/cluster/up of the private cluster failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        cluster
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.join("kubeconfig")
-    }
-
-    fn pid(&self, component: &str) -> u32 {
-        let f = self.dir.join("pids").join(format!("{component}.pid"));
-        std::fs::read_to_string(&f)
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
-            .trim()
-            .parse()
-            .expect("a pid")
-    }
-
-    async fn admin_client(&self) -> Client {
-        let kc = Kubeconfig::read_from(self.kubeconfig()).expect("private kubeconfig");
-        let opts = KubeConfigOptions {
-            context: Some(ADMIN_CONTEXT.into()),
-            ..Default::default()
-        };
-        let mut config = Config::from_custom_kubeconfig(kc, &opts)
-            .await
-            .expect("private admin context");
-        config.headers.push((
-            "user-agent".parse().unwrap(),
-            SUPPORT_USER_AGENT.parse().unwrap(),
-        ));
-        Client::try_from(config).expect("private admin client")
-    }
-
-    /// Delete requests of the plugin answered since byte `offset` of the audit log.
-    fn plugin_deletes_since(&self, offset: u64) -> usize {
-        use std::io::{Seek, SeekFrom};
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(self.dir.join("audit.log")) {
-            let _ = f.seek(SeekFrom::Start(offset));
-            let _ = f.read_to_string(&mut text);
-        }
-        text.lines()
-            .filter(|l| {
-                l.contains("\"verb\":\"delete\"")
-                    && l.contains(&format!("\"userAgent\":\"{UA}"))
-                    && l.contains("\"stage\":\"ResponseComplete\"")
-            })
-            .count()
-    }
-
-    fn audit_len(&self) -> u64 {
-        std::fs::metadata(self.dir.join("audit.log"))
-            .map(|m| m.len())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(cluster_script("down"))
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .output();
-    }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "kill -{sig} {pid}");
-}
 
 /// A SIGSTOPped process, continued when dropped (also on panic).
 struct Frozen(u32);
@@ -559,19 +316,19 @@ async fn a_frozen_api_server_stops_the_run_without_a_false_success_and_a_rerun_f
         "--request-timeout",
         "3s",
     ];
-    let offset = cluster.audit_len();
-    let mut cmd = plugin_at(&cluster.kubeconfig(), home.path());
-    cmd.args(args);
-    let mut plugin = Running::spawn(cmd);
+    let offset = audit_log_len(&cluster.audit_log());
+    let mut plugin = plugin_at(&cluster.kubeconfig(), home.path())
+        .args(args)
+        .spawn();
     // Freeze once deletes are under way.
     let wait_from = Instant::now();
     let deletes_before = loop {
-        let n = cluster.plugin_deletes_since(offset);
+        let n = plugin_deletes_since(&cluster.audit_log(), offset);
         if n >= 20 {
             break n;
         }
         if plugin.exited() {
-            let f = plugin.wait(Duration::ZERO).await;
+            let f = plugin.wait(Duration::ZERO);
             panic!("the plugin ended before the freeze ({n} deletes seen): {f:?}");
         }
         assert!(
@@ -580,7 +337,7 @@ async fn a_frozen_api_server_stops_the_run_without_a_false_success_and_a_rerun_f
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    let frozen_at = plugin.started.elapsed();
+    let frozen_at = plugin.elapsed();
     let frozen = Frozen::freeze(cluster.pid("kube-apiserver"));
     assert!(
         !plugin.exited(),
@@ -593,8 +350,8 @@ async fn a_frozen_api_server_stops_the_run_without_a_false_success_and_a_rerun_f
     );
     tokio::time::sleep(FREEZE).await;
     drop(frozen);
-    let first = plugin.wait(Duration::from_secs(120)).await;
-    let report = report_of(&first);
+    let first = plugin.wait(Duration::from_secs(120));
+    let report = first.report();
     eprintln!(
         "frozen run: exit {:?} after {:.1}s; results {:?}; stderr: {}",
         first.code,
@@ -625,10 +382,11 @@ async fn a_frozen_api_server_stops_the_run_without_a_false_success_and_a_rerun_f
         "the freeze should leave pods behind for the rerun"
     );
 
-    let mut again = plugin_at(&cluster.kubeconfig(), home.path());
-    again.args(args);
-    let second = run(again, Duration::from_secs(120)).await;
-    let report = report_of(&second);
+    let second = plugin_at(&cluster.kubeconfig(), home.path())
+        .args(args)
+        .spawn()
+        .wait(Duration::from_secs(120));
+    let report = second.report();
     eprintln!(
         "rerun: exit {:?} after {:.1}s; results {:?}; {} pods were left",
         second.code,
@@ -705,9 +463,9 @@ async fn throttling_and_server_errors_are_retried_honouring_retry_after() {
     let kc = proxy.kubeconfig(ns.home());
     let mut cmd = plugin_at(&kc, ns.home());
     cmd.args(["-n", ns.name(), "--all", "--yes", "-o", "json"]);
-    let f = run(cmd, Duration::from_secs(120)).await;
+    let f = cmd.spawn().wait(Duration::from_secs(120));
     let stats = proxy.control("stats");
-    let report = report_of(&f);
+    let report = f.report();
     eprintln!(
         "429/500/503 on 25% of deletes: exit {:?} after {:.1}s; results {:?}; proxy {stats}",
         f.code,
@@ -788,9 +546,9 @@ async fn dropped_connections_never_produce_a_false_result() {
         "--request-timeout",
         "10s",
     ]);
-    let f = run(cmd, Duration::from_secs(120)).await;
+    let f = cmd.spawn().wait(Duration::from_secs(120));
     let stats = proxy.control("stats");
-    let report = report_of(&f);
+    let report = f.report();
     eprintln!(
         "dropped connections on 20% of deletes: exit {:?} after {:.1}s; results {:?}; proxy {stats}; stderr: {}",
         f.code,
@@ -847,33 +605,14 @@ fn kubectl_admin(args: &[&str], stdin: Option<&str>) -> Output {
     kubectl_as(ADMIN_CONTEXT, args, stdin)
 }
 
-fn kubectl_as(context: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(kubectl())
-        .arg("--kubeconfig")
-        .arg(kubeconfig_path())
-        .args(["--context", context, "--request-timeout", "20s"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    let mut input = child.stdin.take().unwrap();
-    input
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .unwrap();
-    drop(input);
-    child.wait_with_output().expect("kubectl output")
-}
-
 fn must(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
         "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        stdout(&out),
+        stderr(&out)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout(&out)
 }
 
 /// A ValidatingAdmissionPolicy and its binding (cluster-scoped), removed when dropped.
@@ -977,8 +716,8 @@ async fn deletes_refused_by_admission_are_failed_rows_with_the_servers_message()
 
     let mut cmd = ns.plugin();
     cmd.args(["-n", ns.name(), "--test-id", "t", "--yes", "-o", "json"]);
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = cmd.output();
+    let stderr = stderr(&out);
     let report: Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"));
     eprintln!(
@@ -1018,9 +757,8 @@ async fn deletes_refused_by_admission_are_failed_rows_with_the_servers_message()
     let out = ns
         .plugin()
         .args(["-n", ns.name(), "--test-id", "t", "--yes", "-o", "name"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        .output();
+    let stdout = stdout(&out);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!(
         "admission refusal, -o name: exit {:?}\nstdout:\n{stdout}stderr:\n{stderr}",
@@ -1098,7 +836,7 @@ async fn wait_can(context: &str, verb: &str, ns: &str) {
         Duration::from_secs(30),
         || async {
             let out = kubectl_as(context, &["auth", "can-i", verb, "pods", "-n", ns], None);
-            let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let said = stdout(&out).trim().to_string();
             if said == "yes" {
                 Ok(())
             } else {
@@ -1112,7 +850,7 @@ async fn wait_can(context: &str, verb: &str, ns: &str) {
 /// The one-line refusal must name `verb`, pods and the namespace; nothing may have
 /// been sent that changes anything.
 async fn assert_refused(ns: &TestNamespace, out: &Output, verb: &str, pods: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = stderr(out);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     let first = stderr.lines().next().unwrap_or_default();
     assert!(first.starts_with("error:"), "{stderr}");
@@ -1120,7 +858,7 @@ async fn assert_refused(ns: &TestNamespace, out: &Output, verb: &str, pods: &[&s
         assert!(first.contains(word), "the refusal names {word:?}: {first}");
     }
     assert_eq!(ns.pod_names().await, pods);
-    let sent = ns.mutating_requests(&AuditFilter::user_agent(UA)).await;
+    let sent = ns.mutating_requests(&AuditFilter::plugin()).await;
     assert!(sent.is_empty(), "no mutating request may be sent: {sent:?}");
     stderr
 }
@@ -1146,15 +884,15 @@ async fn a_user_who_may_not_delete_gets_exit_4_and_a_role_that_fixes_it() {
         "--yes",
     ];
     let t = Instant::now();
-    let out = ns.plugin().args(args).output().unwrap();
+    let out = ns.plugin().args(args).output();
     eprintln!(
         "viewer (no delete): exit {:?} after {:.1}s; stderr:\n{}",
         out.status.code(),
         t.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
     );
-    let stderr = assert_refused(&ns, &out, "delete", &pods).await;
-    let (yaml, role) = check_role(&stderr, ns.name(), "delete");
+    let refusal = assert_refused(&ns, &out, "delete", &pods).await;
+    let (yaml, role) = check_role(&refusal, ns.name(), "delete");
 
     // Applied and bound, the printed Role is enough.
     must(
@@ -1179,13 +917,8 @@ async fn a_user_who_may_not_delete_gets_exit_4_and_a_role_that_fixes_it() {
         "bind the Role",
     );
     wait_can(VIEWER_CONTEXT, "delete", ns.name()).await;
-    let out = ns.plugin().args(args).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ns.plugin().args(args).output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(ns.pod_names().await, Vec::<String>::new());
 }
 
@@ -1241,15 +974,15 @@ subjects:
         "--yes",
     ];
     let t = Instant::now();
-    let out = ns.plugin().args(args).output().unwrap();
+    let out = ns.plugin().args(args).output();
     eprintln!(
         "ci-runner (no list): exit {:?} after {:.1}s; stderr:\n{}",
         out.status.code(),
         t.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
     );
-    let stderr = assert_refused(&ns, &out, "list", &pods).await;
-    let (yaml, role) = check_role(&stderr, ns.name(), "list");
+    let refusal = assert_refused(&ns, &out, "list", &pods).await;
+    let (yaml, role) = check_role(&refusal, ns.name(), "list");
 
     must(
         kubectl_admin(&["apply", "-f", "-"], Some(&yaml)),
@@ -1273,12 +1006,7 @@ subjects:
         "bind the Role",
     );
     wait_can(CI_RUNNER_CONTEXT, "list", ns.name()).await;
-    let out = ns.plugin().args(args).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ns.plugin().args(args).output();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(ns.pod_names().await, Vec::<String>::new());
 }

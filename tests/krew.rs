@@ -9,7 +9,7 @@
 //! newer release of itself (an unstamped build skips that check anyway).
 
 mod support;
-use support::{kubectl, plugin_binary, repo_root};
+use support::commands::{kubectl, plugin_binary, repo_root};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

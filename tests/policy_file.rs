@@ -1,32 +1,16 @@
 //! Policy files and quota flags that are wrong: exit 2 with one line naming
 //! the file, the line and the key, before any connection to a cluster.
 
-use std::path::Path;
+mod support;
 
-use assert_cmd::Command;
-
-const BIN: &str = "kubectl-crucible-clean";
-
-/// The plugin with a kubeconfig that does not exist: these runs must fail
-/// before they ever need one.
-fn plugin(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin(BIN).unwrap();
-    cmd.env("KUBECONFIG", home.join("no-such-kubeconfig"))
-        .env("HOME", home);
-    cmd
-}
+use support::commands::{code, repo_root, stderr, PluginCmd};
 
 fn usage_error(args: &[&str]) -> String {
-    let home = tempfile::tempdir().unwrap();
-    let out = plugin(home.path()).args(args).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Its KUBECONFIG does not exist: these runs must fail before they ever need one.
+    let out = PluginCmd::new().args(args).output();
+    assert_eq!(code(&out), Some(2), "{args:?}: {}", stderr(&out));
     assert!(out.stdout.is_empty());
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     err
 }
@@ -111,15 +95,11 @@ fn watch_needs_yes() {
 #[test]
 fn the_example_policy_is_valid() {
     // It parses and validates; the run then stops only because there is no cluster.
-    let home = tempfile::tempdir().unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join("policy.yaml");
-    let out = plugin(home.path())
+    let example = repo_root().join("examples").join("policy.yaml");
+    let out = PluginCmd::new()
         .args(["--policy", example.to_str().unwrap(), "--dry-run"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+        .output();
+    let err = stderr(&out);
     assert!(!err.contains("policy file"), "{err}");
-    assert_ne!(out.status.code(), Some(0));
+    assert_ne!(code(&out), Some(0));
 }

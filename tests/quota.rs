@@ -4,14 +4,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
-use support::*;
+use support::{commands::*, objects::*, wait::*};
 
 async fn create_quota(ns: &TestNamespace, name: &str, hard: Value) {
     let q: ResourceQuota =
@@ -168,9 +166,8 @@ async fn preview_figures_for_count_pods_and_pods_with_finished_and_running_pods(
             "0.4",
             "--dry-run",
         ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+        .output();
+    let text = stdout(&out);
     assert!(
         text.starts_with(
             "QUOTA     RESOURCE     HARD   USED   RATIO   FREES   AFTER   AFTER-RATIO   COUNTS\n"
@@ -346,10 +343,9 @@ async fn watermark_without_quota_uses_capacity_or_explains_both() {
     let out = ns
         .plugin()
         .args(["-n", ns.name(), "--strategy", "watermark", "--yes"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(
         err.contains("no ResourceQuota on count/pods") && err.contains("--capacity N"),
         "{err}"
@@ -365,25 +361,13 @@ async fn watermark_without_quota_uses_capacity_or_explains_both() {
     assert_eq!(ns.pod_names().await, ["not-ours", "p02", "p03"]);
 }
 
-/// The plugin binary as a child process (to signal it), env as `TestNamespace::plugin`.
-fn spawn_plugin(ns: &TestNamespace, args: &[&str]) -> std::process::Child {
-    Command::new(assert_cmd::cargo::cargo_bin(PLUGIN_BIN))
-        .env("KUBECONFIG", kubeconfig_path())
-        .env("HOME", ns.home())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_runs_cycles_against_a_filling_namespace_and_stops_cleanly_on_sigterm() {
     let ns = TestNamespace::for_current_test().await;
     finished_pods(&ns, "first", 2, 0).await;
-    let mut child = spawn_plugin(
-        &ns,
-        &[
+    let mut child = ns
+        .plugin()
+        .args([
             "-n",
             ns.name(),
             "--all",
@@ -393,14 +377,11 @@ async fn watch_runs_cycles_against_a_filling_namespace_and_stops_cleanly_on_sigt
             "--yes",
             "-o",
             "json",
-        ],
-    );
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        ])
+        .spawn();
     let mut reports = vec![];
     for cycle in 1..=3 {
-        let l = tokio::task::block_in_place(|| lines.next())
-            .expect("a line per cycle")
-            .unwrap();
+        let l = tokio::task::block_in_place(|| child.stdout_line()).expect("a line per cycle");
         let r: Value = serde_json::from_str(&l)
             .unwrap_or_else(|e| panic!("cycle {cycle}: not one JSON line ({e}): {l}"));
         assert_eq!(
@@ -414,20 +395,15 @@ async fn watch_runs_cycles_against_a_filling_namespace_and_stops_cleanly_on_sigt
         }
     }
     // Between cycles now (the interval is 3s): stop it.
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert_eq!(status.code(), Some(0), "{err}");
+    child.signal("TERM");
+    let end = tokio::task::block_in_place(|| child.wait(Duration::from_secs(300)));
+    let err = &end.stderr;
+    assert_eq!(end.code, Some(0), "{err}");
     assert!(
         err.contains("watch: stopped by signal after 3 cycles"),
         "{err}"
     );
-    assert!(lines.next().is_none(), "nothing after the signal");
+    assert_eq!(end.stdout, "", "nothing after the signal");
     let deleted: Vec<Vec<String>> = reports
         .iter()
         .map(|r| names_where(r, |i| i["result"] == "deleted"))

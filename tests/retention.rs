@@ -8,19 +8,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::api::{Api, PostParams};
-use serde_json::{json, Value};
-use support::*;
+use serde_json::json;
+use support::{commands::*, objects::*, wait::*};
 
 const H: u64 = 3600;
-
-fn item<'a>(r: &'a Value, name: &str) -> &'a Value {
-    r["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == name)
-        .unwrap_or_else(|| panic!("no item {name}: {r}"))
-}
 
 /// A finished bare pod of test run `run`, finished `ago` seconds ago.
 async fn done(ns: &TestNamespace, name: &str, run: &str, failed: bool, ago: u64) {
@@ -107,9 +98,8 @@ async fn keep_last_and_separate_success_and_failure_retention_are_honoured() {
             "-o",
             "wide",
         ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+        .output();
+    let text = stdout(&out);
     assert!(
         text.contains("skipped: failed 2h ago, kept for 4h (--keep-failed-for 4h)"),
         "{text}"

@@ -4,21 +4,9 @@
 mod support;
 
 use std::io::Write;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::*;
-
-const UA: &str = "kubectl-crucible-clean";
-
-fn code(out: &std::process::Output) -> Option<i32> {
-    out.status.code()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
+use support::{audit::*, cluster::*, commands::*, objects::*, wait::*};
 
 async fn three_finished(ns: &TestNamespace) {
     for (i, name) in ["f-1", "f-2", "f-3"].iter().enumerate() {
@@ -37,13 +25,10 @@ async fn without_a_terminal_and_without_yes_nothing_is_deleted() {
     three_finished(&ns).await;
     // stdin from /dev/null
     let t0 = Instant::now();
-    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin(PLUGIN_BIN))
+    let out = ns
+        .plugin()
         .args(["-n", ns.name(), "--test-id", "t1"])
-        .env("KUBECONFIG", kubeconfig_path())
-        .env("HOME", ns.home())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .output();
     assert!(t0.elapsed() < Duration::from_secs(5), "must not hang");
     assert_eq!(code(&out), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
@@ -52,12 +37,11 @@ async fn without_a_terminal_and_without_yes_nothing_is_deleted() {
         .plugin()
         .args(["-n", ns.name(), "--test-id", "t1"])
         .write_stdin("y\ny\n")
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(3), "{}", stderr(&out));
     assert_eq!(ns.pod_names().await, ["f-1", "f-2", "f-3"]);
     assert!(ns
-        .mutating_requests(&AuditFilter::user_agent(UA))
+        .mutating_requests(&AuditFilter::plugin())
         .await
         .is_empty());
 }
@@ -77,8 +61,7 @@ async fn max_delete_aborts_before_the_first_delete() {
             "--max-delete",
             "2",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(3));
     assert_eq!(
         stderr(&out).trim(),
@@ -96,8 +79,7 @@ async fn max_delete_aborts_before_the_first_delete() {
             "--max-delete",
             "3",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert!(ns.pod_names().await.is_empty());
 }
@@ -121,14 +103,13 @@ async fn dry_runs_send_no_mutating_request() {
             "all",
             "--dry-run",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    let table = String::from_utf8_lossy(&out.stdout);
+    let table = stdout(&out);
     assert!(table.starts_with("KIND   NAME"), "{table}");
     assert!(table.contains("dry run: would delete 4 objects"), "{table}");
     assert!(ns
-        .mutating_requests(&AuditFilter::user_agent(UA))
+        .mutating_requests(&AuditFilter::plugin())
         .await
         .is_empty());
 
@@ -145,14 +126,13 @@ async fn dry_runs_send_no_mutating_request() {
             "-o",
             "json",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["dryRunMode"], "server");
     assert_eq!(report["summary"]["wouldDelete"], 4);
     // The server was asked, with dryRun=All, and nothing changed.
-    let sent = ns.mutating_requests(&AuditFilter::user_agent(UA)).await;
+    let sent = ns.mutating_requests(&AuditFilter::plugin()).await;
     assert_eq!(sent.len(), 4, "{sent:?}");
     assert!(
         sent.iter()
@@ -189,7 +169,7 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
         if !args.contains(&"-n") {
             cmd.args(["-n", ns.name()]);
         }
-        let out = cmd.args(&args).args(["--yes"]).output().unwrap();
+        let out = cmd.args(&args).args(["--yes"]).output();
         let err = stderr(&out);
         assert_eq!(code(&out), Some(want), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
@@ -197,25 +177,9 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing() {
     }
     assert_eq!(ns.pod_names().await, ["f-1", "f-2", "f-3"]);
     assert!(ns
-        .mutating_requests(&AuditFilter::user_agent(UA))
+        .mutating_requests(&AuditFilter::plugin())
         .await
         .is_empty());
-}
-
-/// A kubeconfig for the local cluster's admin, pointed at another server.
-fn kubeconfig_with_server(dir: &Path, server: &str) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(kubeconfig_path()).unwrap();
-    let re_start = text.find("server:").unwrap();
-    let line_end = text[re_start..].find('\n').unwrap() + re_start;
-    let patched = format!(
-        "{}server: {}{}",
-        &text[..re_start],
-        server,
-        &text[line_end..]
-    );
-    let path = dir.join("elsewhere.kubeconfig");
-    std::fs::write(&path, patched).unwrap();
-    path
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -226,8 +190,7 @@ async fn an_unreachable_cluster_exits_4() {
         .plugin()
         .env("KUBECONFIG", &kc)
         .args(["--all", "--yes"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(4), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
@@ -236,15 +199,7 @@ async fn an_unreachable_cluster_exits_4() {
 #[tokio::test(flavor = "multi_thread")]
 async fn request_timeout_bounds_a_silent_server() {
     let ns = TestNamespace::for_current_test().await;
-    // Accepts connections and never answers.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let _hold = std::thread::spawn(move || {
-        let mut conns = vec![];
-        for c in listener.incoming().flatten() {
-            conns.push(c);
-        }
-    });
+    let port = silent_server();
     let kc = kubeconfig_with_server(ns.home(), &format!("https://127.0.0.1:{port}"));
     let t0 = Instant::now();
     let out = ns
@@ -252,8 +207,7 @@ async fn request_timeout_bounds_a_silent_server() {
         .env("KUBECONFIG", &kc)
         .args(["--all", "--yes", "--request-timeout", "1s"])
         .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+        .output();
     assert!(
         t0.elapsed() < Duration::from_secs(15),
         "took {:?}",
@@ -283,10 +237,9 @@ async fn connection_flags_change_what_is_contacted() {
             "-o",
             "name",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert_eq!(stdout(&out).lines().count(), 3);
 
     // KUBECONFIG with several paths: the first file to set current-context wins.
     let first = home.join("first.kubeconfig");
@@ -300,8 +253,7 @@ async fn connection_flags_change_what_is_contacted() {
         .plugin()
         .env("KUBECONFIG", &joined)
         .args(["-n", ns.name(), "--all", "--yes"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(
         code(&out),
         Some(4),
@@ -313,8 +265,7 @@ async fn connection_flags_change_what_is_contacted() {
     let out = ns
         .plugin()
         .args(["--context", "viewer", "-n", ns.name(), "--all", "--yes"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(4), "{}", stderr(&out));
 
     // -n changes the namespace: another namespace has nothing.
@@ -322,10 +273,9 @@ async fn connection_flags_change_what_is_contacted() {
     let out = ns
         .plugin()
         .args(["-n", empty.name(), "--all", "--dry-run", "-o", "name"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(stdout(&out), "");
     assert_eq!(ns.pod_names().await.len(), 3);
 }
 
@@ -351,10 +301,10 @@ async fn ci_runner_cleans_up_in_crucible_and_viewer_is_refused() {
             .collect::<Vec<_>>()
     };
 
-    let out = plugin_command(home.path())
+    let out = PluginCmd::with_home(home.path())
+        .on_cluster()
         .args(["--context", "viewer", "--test-id", &run, "--yes"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -363,10 +313,10 @@ async fn ci_runner_cleans_up_in_crucible_and_viewer_is_refused() {
     );
     assert_eq!(remaining().await, pods);
 
-    let out = plugin_command(home.path())
+    let out = PluginCmd::with_home(home.path())
+        .on_cluster()
         .args(["--context", "ci-runner", "--test-id", &run, "--yes"])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert!(remaining().await.is_empty());
     let by_runner: Vec<AuditEvent> =
@@ -407,18 +357,19 @@ where
 {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("expect"), expect).unwrap();
-    let bin = assert_cmd::cargo::cargo_bin(PLUGIN_BIN);
-    let mut child = tokio::process::Command::new("python3")
-        .arg(repo_root().join("tests/tty/drive.py"))
-        .arg(dir.path())
-        .arg("--")
-        .arg(bin)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig_path())
-        .env("HOME", ns.home())
-        .env_remove("CI")
-        .spawn()
-        .unwrap();
+    let drive = repo_root().join("tests/tty/drive.py");
+    let mut child = tokio::process::Command::from(
+        ns.plugin()
+            .under(
+                "python3",
+                [drive.as_os_str(), dir.path().as_os_str(), "--".as_ref()],
+            )
+            .args(args)
+            .env_remove("CI")
+            .command(),
+    )
+    .spawn()
+    .unwrap();
     poll_until(
         &format!("{expect:?} on the terminal"),
         Duration::from_secs(60),
@@ -492,16 +443,10 @@ async fn ctrl_c_starts_no_new_deletes_and_prints_the_partial_report() {
         (0..n).map(|i| BarePod::succeeded(&format!("p-{i:03}")).evaluation(&format!("e{i}"))),
     )
     .await;
-    let bin = assert_cmd::cargo::cargo_bin(PLUGIN_BIN);
-    let child = std::process::Command::new(bin)
+    let child = ns
+        .plugin()
         .args(["-n", ns.name(), "--all", "--yes", "--concurrency", "1"])
-        .env("KUBECONFIG", kubeconfig_path())
-        .env("HOME", ns.home())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+        .spawn();
     // Interrupt once deletes are under way.
     poll_until("the first deletes", Duration::from_secs(30), || async {
         let left = ns.pod_names().await.len();
@@ -512,13 +457,10 @@ async fn ctrl_c_starts_no_new_deletes_and_prints_the_partial_report() {
         }
     })
     .await;
-    std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    child.signal("INT");
+    let out = child.wait(Duration::from_secs(300));
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
+    let stdout = &out.stdout;
     assert!(stdout.contains("not started (interrupted)"), "{stdout}");
     let left = ns.pod_names().await.len();
     assert!(left > 0 && left < n, "some deleted, some left: {left}");
@@ -546,7 +488,7 @@ async fn a_progress_bar_shows_on_a_terminal_when_many_objects_go() {
         (0..n).map(|i| BarePod::succeeded(&format!("q-{i:02}")).evaluation(&format!("e{i}"))),
     )
     .await;
-    let out = ns.plugin().args(args).output().unwrap();
+    let out = ns.plugin().args(args).output();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stderr(&out), "");
 }
@@ -624,55 +566,30 @@ impl HangingDeletes {
 
 impl Drop for HangingDeletes {
     fn drop(&mut self) {
-        let _ = std::process::Command::new(kubectl())
-            .args([
+        let _ = kubectl_as(
+            ADMIN_CONTEXT,
+            &[
                 "delete",
                 "validatingwebhookconfiguration",
                 &self.name,
                 "--wait=false",
-            ])
-            .env("KUBECONFIG", kubeconfig_path())
-            .output();
+            ],
+            None,
+        );
     }
 }
 
-fn spawn_plugin(ns: &TestNamespace, args: &[&str]) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin(PLUGIN_BIN))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig_path())
-        .env("HOME", ns.home())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn signal(child: &std::process::Child, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-/// Waits for the child, at most `limit` after now; returns its output and how long it took.
-fn finish_within(child: std::process::Child, limit: Duration) -> (std::process::Output, Duration) {
+/// Waits for the plugin, killing it 30 s after `limit` from now; asserts that it
+/// took at most `limit`. Returns how it ended and how long that took.
+fn finish_within(child: Running, limit: Duration) -> (Finished, Duration) {
     let t0 = Instant::now();
-    let pid = child.id();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(limit + Duration::from_secs(30));
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-    });
-    let out = child.wait_with_output().unwrap();
+    let deadline = child.elapsed() + limit + Duration::from_secs(30);
+    let out = child.wait(deadline);
     let took = t0.elapsed();
-    drop(watchdog);
     assert!(
         took <= limit,
         "took {took:?}, more than {limit:?}: {}",
-        stderr(&out)
+        out.stderr
     );
     (out, took)
 }
@@ -682,18 +599,11 @@ async fn sigint_while_listing_from_a_silent_server_exits_130_at_once() {
     let ns = TestNamespace::for_current_test().await;
     let port = silent_server();
     let kc = kubeconfig_with_server(ns.home(), &format!("https://127.0.0.1:{port}"));
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin(PLUGIN_BIN))
-        .args(["--all", "--yes"])
-        .env("KUBECONFIG", &kc)
-        .env("HOME", ns.home())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ns.plugin().kubeconfig(&kc).args(["--all", "--yes"]).spawn();
     std::thread::sleep(Duration::from_millis(1500));
-    signal(&child, "INT");
+    child.signal("INT");
     let (out, took) = finish_within(child, Duration::from_millis(1500));
-    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
     eprintln!("SIGINT while listing: exit 130 after {took:?}");
 }
 
@@ -713,9 +623,9 @@ async fn sigint_during_wait_exits_130_with_the_report() {
         )
         .await
         .unwrap();
-    let child = spawn_plugin(
-        &ns,
-        &[
+    let child = ns
+        .plugin()
+        .args([
             "-n",
             ns.name(),
             "--test-id",
@@ -726,8 +636,8 @@ async fn sigint_during_wait_exits_130_with_the_report() {
             "2m",
             "-o",
             "json",
-        ],
-    );
+        ])
+        .spawn();
     let pods = ns.pods();
     poll_until("the pod to be terminating", Duration::from_secs(20), || {
         let pods = pods.clone();
@@ -743,10 +653,10 @@ async fn sigint_during_wait_exits_130_with_the_report() {
     })
     .await;
     std::thread::sleep(Duration::from_millis(500));
-    signal(&child, "INT");
+    child.signal("INT");
     let (out, took) = finish_within(child, Duration::from_millis(1500));
-    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
+    let report = out.report();
     assert_eq!(report["items"][0]["result"], "deleted", "{report}");
     eprintln!("SIGINT during --wait: exit 130 after {took:?}");
     ns.pods()
@@ -783,12 +693,12 @@ async fn sigint_while_deletes_hang_exits_130_and_a_second_exits_at_once() {
 
     // One signal: no new deletes; those in flight get a moment; the partial
     // report is printed; exit 130.
-    let child = spawn_plugin(&ns, &args);
+    let child = ns.plugin().args(args).spawn();
     std::thread::sleep(Duration::from_secs(3));
-    signal(&child, "INT");
+    child.signal("INT");
     let (out, took) = finish_within(child, Duration::from_secs(4));
-    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
+    let report = out.report();
     let results: Vec<&str> = report["items"]
         .as_array()
         .unwrap()
@@ -804,19 +714,19 @@ async fn sigint_while_deletes_hang_exits_130_and_a_second_exits_at_once() {
     eprintln!("SIGINT while deletes hang: exit 130 after {took:?}");
 
     // Two signals: out at once.
-    let child = spawn_plugin(&ns, &args);
+    let child = ns.plugin().args(args).spawn();
     std::thread::sleep(Duration::from_secs(3));
-    signal(&child, "INT");
+    child.signal("INT");
     std::thread::sleep(Duration::from_millis(200));
-    signal(&child, "INT");
+    child.signal("INT");
     let (out, took) = finish_within(child, Duration::from_secs(1));
-    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
     eprintln!("second SIGINT: exit 130 after {took:?}");
 
     // --watch: SIGTERM stops the current cycle's deletes too.
-    let child = spawn_plugin(
-        &ns,
-        &[
+    let child = ns
+        .plugin()
+        .args([
             "-n",
             ns.name(),
             "--test-id",
@@ -825,12 +735,12 @@ async fn sigint_while_deletes_hang_exits_130_and_a_second_exits_at_once() {
             "--watch",
             "--interval",
             "1h",
-        ],
-    );
+        ])
+        .spawn();
     std::thread::sleep(Duration::from_secs(3));
-    signal(&child, "TERM");
+    child.signal("TERM");
     let (out, took) = finish_within(child, Duration::from_secs(4));
-    assert_eq!(code(&out), Some(130), "{}", stderr(&out));
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
     eprintln!("SIGTERM in a watch cycle: exit 130 after {took:?}");
     assert_eq!(ns.pod_names().await.len(), 7, "nothing was deleted");
 }
@@ -842,9 +752,9 @@ async fn a_watch_stopped_between_cycles_exits_1_when_a_cycle_failed() {
         .await;
     // Deletes fail fast: the webhook times out after 1 s, and admission fails.
     let _hang = HangingDeletes::install(&ns, 1).await;
-    let child = spawn_plugin(
-        &ns,
-        &[
+    let child = ns
+        .plugin()
+        .args([
             "-n",
             ns.name(),
             "--test-id",
@@ -855,16 +765,16 @@ async fn a_watch_stopped_between_cycles_exits_1_when_a_cycle_failed() {
             "1h",
             "-o",
             "json",
-        ],
-    );
+        ])
+        .spawn();
     // The cycle retries a few times and fails; then the watch sleeps.
     std::thread::sleep(Duration::from_secs(15));
-    signal(&child, "TERM");
+    child.signal("TERM");
     let (out, _) = finish_within(child, Duration::from_secs(2));
-    let err = stderr(&out);
-    assert_eq!(code(&out), Some(1), "{err}");
+    let err = &out.stderr;
+    assert_eq!(out.code, Some(1), "{err}");
     assert!(err.contains("1 of which failed"), "{err}");
-    let line = String::from_utf8_lossy(&out.stdout);
+    let line = &out.stdout;
     let report: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     assert_eq!(report["items"][0]["result"], "failed", "{report}");
 }
