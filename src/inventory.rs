@@ -38,7 +38,9 @@ pub(crate) struct Needs {
 }
 
 impl Needs {
-    pub(crate) fn of(req: &Request) -> Self {
+    /// `label_selector` and `quotas` come from the strategies the request
+    /// runs (`select::needs`).
+    pub(crate) fn of(req: &Request, label_selector: String, quotas: bool) -> Self {
         use crate::cli::{AgeFrom, Level, Output};
         let mut pod_phases = vec![Phase::Succeeded, Phase::Failed];
         if req.include_running {
@@ -48,7 +50,6 @@ impl Needs {
             Some(p) => p.rules.iter().map(|r| &r.params).collect(),
             None => vec![&req.params],
         };
-        let quotas = rules.iter().any(|p| p.needs_quota());
         // Retention is measured from the finish time; a running pod's quota
         // charges come from its spec.
         let finish_times = req.criteria.age_from == Some(AgeFrom::Finished)
@@ -56,7 +57,7 @@ impl Needs {
             || rules.iter().any(|p| p.has_retention())
             || (quotas && req.include_running);
         Needs {
-            label_selector: req.server_selector().to_string(),
+            label_selector,
             pod_phases: if req.level == Level::None {
                 vec![]
             } else {
@@ -70,11 +71,7 @@ impl Needs {
     }
 }
 
-pub(crate) async fn take(client: &Client, req: &Request) -> Result<Inventory> {
-    take_with(client, &req.scope, &Needs::of(req)).await
-}
-
-pub(crate) async fn take_with(client: &Client, scope: &Scope, needs: &Needs) -> Result<Inventory> {
+pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Result<Inventory> {
     let taken_at = Utc::now();
     let (pods_api, jobs_api, quota_api): (Api<Pod>, Api<Job>, Api<ResourceQuota>) = match scope {
         Scope::Namespace(ns) => (

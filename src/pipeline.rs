@@ -20,6 +20,7 @@ const PROGRESS_FROM: usize = 6;
 /// Runs the pipeline once and returns the exit code.
 pub async fn run(cli: &Cli) -> Result<i32> {
     let req = Request::from_cli(cli)?;
+    select::validate(&req)?;
     run_request(&req)
         .await
         .map_err(|e| e.with_forbidden_hint(|| rbac::hint(&req)))
@@ -70,7 +71,11 @@ struct Survey {
 
 async fn survey(client: &kube::Client, req: &Request, stop: &Stop) -> Result<Survey> {
     let t0 = std::time::Instant::now();
-    let inv = until_stopped(stop, inventory::take(client, req)).await?;
+    let inv = until_stopped(
+        stop,
+        inventory::take(client, &req.scope, &select::needs(req)),
+    )
+    .await?;
     log(
         req.verbosity,
         4,
@@ -241,11 +246,11 @@ fn report_for(
             context: &target.context,
             mode,
             strategy: req.strategy.name(),
-            selector: req.server_selector().to_string(),
+            selector: select::server_selector(req).to_string(),
             now: s.inv.taken_at,
         },
     );
-    if inventory::Needs::of(req).quotas {
+    if select::needs_quota(req) {
         let index = quota::Index::new(&s.inv, req.cascade);
         let units: Vec<&model::Candidate> = s.plan.to_delete().map(|i| &i.candidate).collect();
         rep.quota = Some(report::quota_section(

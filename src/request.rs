@@ -79,25 +79,6 @@ impl QuotaFlag {
     }
 }
 
-/// Which of those flags each strategy reads.
-pub(crate) trait Reads {
-    fn reads(self, flag: QuotaFlag) -> bool;
-}
-
-impl Reads for Strategy {
-    /// Whether this strategy reads `flag`.
-    fn reads(self, flag: QuotaFlag) -> bool {
-        use QuotaFlag::*;
-        match self {
-            Strategy::Label | Strategy::Age | Strategy::Policy => false,
-            Strategy::Pressure => matches!(flag, Threshold | Prefer | Capacity),
-            Strategy::Watermark | Strategy::Hybrid => {
-                matches!(flag, HighWatermark | LowWatermark | Prefer | Capacity)
-            }
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     Apply,
@@ -150,6 +131,9 @@ pub(crate) struct Request {
     pub(crate) policy: Option<Policy>,
     /// `--capacity`: the pod budget where no quota limits `count/pods`.
     pub(crate) capacity: Option<u64>,
+    /// The flags only some strategies read that were given (see
+    /// `select::validate`).
+    pub(crate) quota_flags: Vec<QuotaFlag>,
     /// `--watch`: the interval between cycles.
     pub(crate) watch: Option<Duration>,
 }
@@ -198,19 +182,8 @@ impl Request {
         };
 
         let strategy = match cli.strategy {
-            Some(Strategy::Label) => {
-                if !criteria.has_ids() && !criteria.all && cli.policy.is_none() {
-                    return Err(Error::usage("--strategy label needs --test-id ID or --eval-id ID (or --all)"));
-                }
-                Strategy::Label
-            }
-            Some(Strategy::Age) => {
-                if criteria.older_than.is_none() && cli.policy.is_none() {
-                    return Err(Error::usage("--strategy age needs --older-than DUR, e.g. --older-than 2h"));
-                }
-                Strategy::Age
-            }
-            Some(other) => other,
+            // What each strategy requires is its own `check` (select::validate).
+            Some(chosen) => chosen,
             None if cli.policy.is_some() => Strategy::Policy,
             None if criteria.has_ids() || criteria.all => Strategy::Label,
             None if criteria.older_than.is_some() => Strategy::Age,
@@ -234,7 +207,7 @@ impl Request {
             None => None,
         };
         let params = flags.complete(strategy);
-        refuse_unread_flags(cli, &params, policy.as_ref())?;
+        refuse_age_from_without_age(cli, policy.as_ref())?;
         let watch = interval(cli)?;
 
         if cli.grace_period == Some(0) {
@@ -286,67 +259,19 @@ impl Request {
             },
             verbosity: cli.verbosity,
             params,
+            quota_flags: quota_flags(cli),
             policy,
             capacity: cli.capacity,
             watch,
         })
     }
-
-    /// The label selector sent to the API server: the base selector plus, when
-    /// every rule must hold, the id filters (narrowing the LIST server-side).
-    /// Hybrid is a union: objects the ids do not match may still be picked by
-    /// age or watermark, so there the ids filter client-side only.
-    pub(crate) fn server_selector(&self) -> Selector {
-        let hybrid = |p: &Params| p.strategy == Strategy::Hybrid;
-        if hybrid(&self.params)
-            || self
-                .policy
-                .iter()
-                .flat_map(|p| &p.rules)
-                .any(|r| hybrid(&r.params))
-        {
-            return self.base.clone();
-        }
-        self.base
-            .clone()
-            .with_in(crate::model::TEST_ID, &self.criteria.test_ids)
-            .with_in(crate::model::EVAL_ID, &self.criteria.eval_ids)
-    }
 }
 
 /// A flag that the chosen strategies do not read would do nothing: refuse it,
 /// naming the flag and what would give it meaning.
-fn refuse_unread_flags(cli: &Cli, params: &Params, policy: Option<&Policy>) -> Result<()> {
-    let strategies: Vec<Strategy> = match policy {
-        Some(p) => p.rules.iter().map(|r| r.params.strategy).collect(),
-        None => vec![params.strategy],
-    };
-    let reads = |flag: QuotaFlag| strategies.iter().any(|s| s.reads(flag));
-    for (flag, given) in [
-        (QuotaFlag::Threshold, cli.threshold.is_some()),
-        (QuotaFlag::HighWatermark, cli.high_watermark.is_some()),
-        (QuotaFlag::LowWatermark, cli.low_watermark.is_some()),
-        (QuotaFlag::Prefer, cli.prefer.is_some()),
-        (QuotaFlag::Capacity, cli.capacity.is_some()),
-    ] {
-        if given && !reads(flag) {
-            let readers: Vec<String> = Strategy::SELECTABLE
-                .iter()
-                .filter(|s| s.reads(flag))
-                .map(|s| format!("--strategy {}", s.name()))
-                .collect();
-            return Err(Error::usage(format!(
-                "{} has no effect with the {} strategy: add {}",
-                flag.name(),
-                strategies
-                    .iter()
-                    .map(|s| s.name())
-                    .collect::<Vec<_>>()
-                    .join("/"),
-                readers.join(" or ")
-            )));
-        }
-    }
+/// `--age-from` without an age rule would do nothing. (The flags that only
+/// some strategies read are checked against them in `select::validate`.)
+fn refuse_age_from_without_age(cli: &Cli, policy: Option<&Policy>) -> Result<()> {
     let age_rule = cli.older_than.is_some()
         || policy.is_some_and(|p| p.rules.iter().any(|r| r.params.older_than.is_some()));
     if cli.age_from.is_some() && !age_rule {
@@ -355,6 +280,20 @@ fn refuse_unread_flags(cli: &Cli, params: &Params, policy: Option<&Policy>) -> R
         ));
     }
     Ok(())
+}
+
+/// The flags of `QuotaFlag` given on the command line.
+fn quota_flags(cli: &Cli) -> Vec<QuotaFlag> {
+    [
+        (QuotaFlag::Threshold, cli.threshold.is_some()),
+        (QuotaFlag::HighWatermark, cli.high_watermark.is_some()),
+        (QuotaFlag::LowWatermark, cli.low_watermark.is_some()),
+        (QuotaFlag::Prefer, cli.prefer.is_some()),
+        (QuotaFlag::Capacity, cli.capacity.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect()
 }
 
 fn validate_namespace(ns: &str) -> Result<()> {

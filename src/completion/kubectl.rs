@@ -474,10 +474,12 @@ mod tests {
         assert_eq!(fixed("cascade"), ["background", "foreground", "orphan"]);
         assert_eq!(fixed("age_from"), ["created", "finished"]);
         assert_eq!(fixed("dry_run"), ["client", "server"]);
-        assert_eq!(
-            fixed("strategy"),
-            ["label", "age", "pressure", "watermark", "hybrid"]
-        );
+        // The strategies' registry, not a list kept here.
+        let strategies: Vec<&str> = crate::cli::Strategy::SELECTABLE
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(fixed("strategy"), strategies);
         assert_eq!(value_source(&cmd, "kubeconfig"), ValueSource::Files);
         assert_eq!(value_source(&cmd, "older_than"), ValueSource::Free);
     }

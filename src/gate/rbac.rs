@@ -3,12 +3,11 @@
 //! one command away. Pure.
 
 use crate::cli::Level;
-use crate::inventory::Needs;
 use crate::request::{Mode, Request, Scope};
 
 /// The Role (a ClusterRole with `-A`) that allows `req`, as YAML.
 pub(crate) fn minimal_role(req: &Request) -> String {
-    let needs = Needs::of(req);
+    let needs = crate::select::needs(req);
     let deletes = req.mode != Mode::DryRunClient;
     let mut pod_verbs = vec!["list"];
     let mut job_verbs = vec!["get", "list"];

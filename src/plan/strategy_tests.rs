@@ -78,7 +78,7 @@ fn hybrid_rows_list_every_rule_that_picked_them() {
         "0.8",
     ]);
     assert_eq!(
-        r.server_selector().to_string(),
+        crate::select::server_selector(&r).to_string(),
         "app=evaluation",
         "hybrid must not narrow the LIST by ids"
     );

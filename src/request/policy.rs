@@ -41,13 +41,6 @@ pub(crate) struct Params {
 }
 
 impl Params {
-    /// Whether this rule reads ResourceQuotas.
-    pub(crate) fn needs_quota(&self) -> bool {
-        matches!(
-            self.strategy,
-            Strategy::Pressure | Strategy::Watermark | Strategy::Hybrid
-        )
-    }
     pub(crate) fn has_retention(&self) -> bool {
         self.keep_succeeded_for.is_some() || self.keep_failed_for.is_some()
     }

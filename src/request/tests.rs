@@ -25,30 +25,6 @@ fn no_selection_is_refused_with_what_to_add() {
 }
 
 #[test]
-fn strategy_is_inferred() {
-    assert_eq!(req(&["--test-id", "t1"]).unwrap().strategy, Strategy::Label);
-    assert_eq!(
-        req(&["--older-than", "1h"]).unwrap().strategy,
-        Strategy::Age
-    );
-    assert_eq!(
-        req(&["--eval-id", "e", "--older-than", "1h"])
-            .unwrap()
-            .strategy,
-        Strategy::Label
-    );
-    assert_eq!(req(&["--all"]).unwrap().strategy, Strategy::Label);
-    assert_eq!(
-        req(&["--strategy", "age", "--older-than", "5m", "--test-id", "x"])
-            .unwrap()
-            .strategy,
-        Strategy::Age
-    );
-    assert!(usage_message(&["--strategy", "age", "--test-id", "x"]).contains("--older-than"));
-    assert!(usage_message(&["--strategy", "label", "--older-than", "1h"]).contains("--test-id"));
-}
-
-#[test]
 fn protected_and_malformed_namespaces_are_refused() {
     for ns in ["kube-system", "kube-public", "kube-node-lease"] {
         assert!(usage_message(&["-n", ns, "--all"]).contains("protected"));
@@ -70,80 +46,11 @@ fn bad_selector_and_ids_are_usage_errors() {
 }
 
 #[test]
-fn server_selector_narrows_by_ids() {
-    let r = req(&["--test-id", "a", "--test-id", "b", "--eval-id", "e1"]).unwrap();
-    assert_eq!(
-        r.server_selector().to_string(),
-        "app=evaluation,test-id in (a,b),eval-id in (e1)"
-    );
-    assert_eq!(
-        req(&["--older-than", "1h", "-l", "team=x"])
-            .unwrap()
-            .server_selector()
-            .to_string(),
-        "team=x"
-    );
-}
-
-#[test]
 fn an_empty_selector_is_refused() {
     for sel in ["", "   "] {
         let m = usage_message(&["-l", sel, "--all"]);
         assert!(m.contains("empty") && m.contains("every object"), "{m}");
     }
-}
-
-#[test]
-fn flags_without_effect_are_refused() {
-    for (args, flag) in [
-        (&["--test-id", "t", "--threshold", "0.5"][..], "--threshold"),
-        (
-            &["--test-id", "t", "--high-watermark", "0.9"][..],
-            "--high-watermark",
-        ),
-        (
-            &["--test-id", "t", "--low-watermark", "0.1"][..],
-            "--low-watermark",
-        ),
-        (
-            &["--older-than", "1h", "--prefer", "failed"][..],
-            "--prefer",
-        ),
-        (&["--all", "--capacity", "10"][..], "--capacity"),
-        (
-            &["--strategy", "pressure", "--high-watermark", "0.9"][..],
-            "--high-watermark",
-        ),
-        (
-            &["--strategy", "watermark", "--threshold", "0.9"][..],
-            "--threshold",
-        ),
-        (
-            &["--test-id", "t", "--age-from", "finished"][..],
-            "--age-from",
-        ),
-    ] {
-        let m = usage_message(args);
-        assert!(
-            m.starts_with(flag) && m.contains("no effect"),
-            "{args:?}: {m}"
-        );
-    }
-    assert!(usage_message(&["--threshold", "0.5", "--all"]).contains("--strategy pressure"));
-    assert!(usage_message(&["--older-than", "0"]).contains("more than 0"));
-    assert!(usage_message(&["--older-than", "0s"]).contains("more than 0"));
-    // Read by the strategy: accepted.
-    req(&[
-        "--strategy",
-        "pressure",
-        "--threshold",
-        "0.5",
-        "--prefer",
-        "failed",
-    ])
-    .unwrap();
-    req(&["--strategy", "hybrid", "--test-id", "t", "--capacity", "9"]).unwrap();
-    req(&["--older-than", "1h", "--age-from", "finished"]).unwrap();
 }
 
 #[test]
@@ -183,51 +90,6 @@ fn modes_and_waits() {
         Some(Duration::from_secs(5)),
         "a bare number is seconds, as kubectl's"
     );
-}
-
-#[test]
-fn quota_strategies_and_their_checks() {
-    assert_eq!(
-        req(&["--strategy", "pressure"]).unwrap().strategy,
-        Strategy::Pressure
-    );
-    let w = req(&["--strategy", "watermark", "--high-watermark", "0.9"]).unwrap();
-    assert_eq!(
-        (w.strategy, w.params.high_watermark, w.params.low_watermark),
-        (Strategy::Watermark, 0.9, 0.5)
-    );
-    assert_eq!(
-        usage_message(&[
-            "--strategy",
-            "watermark",
-            "--high-watermark",
-            "0.8",
-            "--low-watermark",
-            "0.9"
-        ]),
-        "--low-watermark (0.9) must be below --high-watermark (0.8)"
-    );
-    assert!(
-        usage_message(&["--strategy", "pressure", "--threshold", "1.5"])
-            .starts_with("--threshold (1.5)")
-    );
-    let h = req(&[
-        "--strategy",
-        "hybrid",
-        "--test-id",
-        "r1",
-        "--older-than",
-        "15m",
-        "--high-watermark",
-        "0.7",
-    ])
-    .unwrap();
-    assert_eq!(
-        h.server_selector().to_string(),
-        "app=evaluation",
-        "hybrid ids filter client-side only"
-    );
-    assert_eq!(h.criteria.test_ids, ["r1"]);
 }
 
 #[test]

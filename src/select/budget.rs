@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::cli::Strategy;
 use crate::error::{Error, Result};
 use crate::model::{Candidate, Inventory};
 use crate::quota::{self, Decision, Index};
@@ -13,6 +12,13 @@ use crate::request::{Request, Scope};
 use crate::select::guard::Guards;
 
 use super::{pool, pressure, watermark};
+
+/// The two budgeted walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Budgeted {
+    Pressure,
+    Watermark,
+}
 
 pub(crate) struct Budgets<'r, 'a> {
     req: &'r Request,
@@ -42,12 +48,16 @@ impl<'r, 'a> Budgets<'r, 'a> {
         }
     }
 
-    /// Pressure with `params.strategy == Pressure`, else watermark. Returns
-    /// what it picked and what it met that a guard stops (reported skipped).
+    /// Runs the `walk` over `members`, namespace by namespace. Returns what
+    /// it picked and what it met that a guard stops (reported skipped).
+    /// `composed`: inside another strategy, a watermark without a budget is
+    /// reported inactive rather than refused.
     pub(crate) fn run(
         &mut self,
         rule: Option<&str>,
         params: &Params,
+        walk: Budgeted,
+        composed: bool,
         members: &[&'a Candidate],
     ) -> Result<Vec<&'a Candidate>> {
         let (req, inv) = (self.req, self.inv);
@@ -71,7 +81,7 @@ impl<'r, 'a> Budgets<'r, 'a> {
             let pool = pool::pool(&in_ns, inv, self.guards, self.index, params.prefer);
             let before = self.planned.get(&ns).cloned().unwrap_or_default();
             let already = self.index.relief_of(before.iter().copied());
-            let mut walk = if params.strategy == Strategy::Pressure {
+            let mut walk = if walk == Budgeted::Pressure {
                 if !inv.quotas.iter().any(|q| q.namespace == ns) {
                     let why = no_quota(rule, &ns);
                     if req.scope != Scope::AllNamespaces {
@@ -102,9 +112,9 @@ impl<'r, 'a> Budgets<'r, 'a> {
                 )
             } else {
                 let Some(budget) = watermark::budget(&inv.quotas, &ns) else {
-                    if params.strategy == Strategy::Hybrid {
-                        // Hybrid runs the rules it can (design §5): the
-                        // watermark rule is reported inactive, not fatal.
+                    if composed {
+                        // A composed strategy runs the rules it can (design
+                        // §5): the watermark rule is reported inactive.
                         self.decisions.push(Decision {
                             namespace: ns.clone(),
                             rule: rule.map(str::to_string),

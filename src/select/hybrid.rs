@@ -1,37 +1,52 @@
-//! Hybrid: the union of the label rule (`--test-id`/`--eval-id`), the age
-//! rule (`--older-than`) and the watermark rule, each evaluated on its own.
-//! A row lists every rule that picked it. Pure.
+//! The hybrid strategy: the union of the label rule (`--test-id`/`--eval-id`),
+//! the age rule (`--older-than`) and the watermark strategy, each evaluated on
+//! its own. A row lists every rule that picked it. Pure.
 
-use std::collections::HashMap;
-
+use crate::error::Result;
 use crate::model::Candidate;
+use crate::request::QuotaFlag;
 
-use super::{Criterion, Selected};
+use super::strategy::{Context, SelectionStrategy};
+use super::watermark::Watermark;
+use super::{union, Criterion, Selected};
 
-/// Merges what each rule picked, in first-seen order; `matched_by` follows
-/// the order of `parts` and never repeats a rule.
-pub(crate) fn union<'a>(parts: Vec<(Criterion, Vec<&'a Candidate>)>) -> Vec<Selected<'a>> {
-    let mut out: Vec<Selected<'a>> = vec![];
-    let mut at: HashMap<&str, usize> = HashMap::new();
-    for (rule, picked) in parts {
-        for c in picked {
-            match at.get(c.uid.as_str()) {
-                Some(&i) => {
-                    if !out[i].matched_by.contains(&rule) {
-                        out[i].matched_by.push(rule);
-                    }
-                }
-                None => {
-                    at.insert(c.uid.as_str(), out.len());
-                    out.push(Selected {
-                        candidate: c,
-                        matched_by: vec![rule],
-                    });
-                }
-            }
-        }
+pub(crate) struct Hybrid;
+
+impl SelectionStrategy for Hybrid {
+    fn reads(&self) -> &'static [QuotaFlag] {
+        Watermark.reads()
     }
-    out
+
+    fn needs_quota(&self) -> bool {
+        true
+    }
+
+    /// A union: an object the ids do not match may still go by age or
+    /// watermark, so the ids must not narrow the LIST.
+    fn narrowed(&self) -> bool {
+        false
+    }
+
+    fn pick<'a>(
+        &self,
+        cx: &mut Context<'_, '_, 'a>,
+        members: &[&'a Candidate],
+    ) -> Result<Vec<Selected<'a>>> {
+        let mut parts = vec![];
+        parts.extend(cx.label_rule(members).map(|l| (Criterion::Label, l)));
+        parts.extend(cx.age_rule(members).map(|a| (Criterion::Age, a)));
+        // The watermark strategy through its own interface, on every member;
+        // without a budget it reports itself inactive rather than failing.
+        let outer = std::mem::replace(&mut cx.composed, true);
+        let watermark = Watermark.pick(cx, members);
+        cx.composed = outer;
+        let watermark = watermark?.into_iter().map(|s| s.candidate).collect();
+        parts.push((Criterion::Watermark, watermark));
+        if cx.all() {
+            parts.push((Criterion::All, members.to_vec()));
+        }
+        Ok(union(parts))
+    }
 }
 
 #[cfg(test)]

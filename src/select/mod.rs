@@ -1,29 +1,171 @@
 //! Selection: which objects of an inventory a strategy picks. Pure: no I/O,
-//! the clock comes from the inventory snapshot. Each strategy lives in its
-//! own file; guards (keep, terminating, running…) are the plan's business.
+//! the clock comes from the inventory snapshot. Each strategy is one file
+//! implementing `strategy::SelectionStrategy`, registered in
+//! `implementation`; the guards (keep, terminating, running…) that the plan
+//! applies are in `guard`.
 
 mod age;
 mod budget;
 pub(crate) mod guard;
-pub(crate) mod hybrid;
+mod hybrid;
 mod label;
-pub(crate) mod pool;
-pub(crate) mod pressure;
+mod pool;
+mod pressure;
 pub(crate) mod retention;
-pub(crate) mod watermark;
+mod strategy;
+mod watermark;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::cli::Strategy;
-use crate::cli::{AgeFrom, Level};
-use crate::error::Result;
+use crate::cli::{Level, Strategy};
+use crate::error::{Error, Result};
+use crate::inventory::Needs;
 use crate::model::{Candidate, Inventory, Kind, OwnerState};
 use crate::quota::{Decision, Index};
 use crate::request::policy::Params;
 use crate::request::Request;
 use crate::select::guard::Guards;
+use crate::selector::Selector;
+
+use strategy::{Context, SelectionStrategy};
+
+/// The registry: the implementation of each strategy `cli::Strategy` names.
+fn implementation(s: Strategy) -> &'static dyn SelectionStrategy {
+    match s {
+        // Policy rules run with their own strategies, never as "policy".
+        Strategy::Label | Strategy::Policy => &label::Label,
+        Strategy::Age => &age::Age,
+        Strategy::Pressure => &pressure::Pressure,
+        Strategy::Watermark => &watermark::Watermark,
+        Strategy::Hybrid => &hybrid::Hybrid,
+    }
+}
+
+/// The strategies a request runs: its own, or each policy rule's.
+fn in_use(req: &Request) -> Vec<&'static dyn SelectionStrategy> {
+    match &req.policy {
+        Some(p) => p
+            .rules
+            .iter()
+            .map(|r| implementation(r.params.strategy))
+            .collect(),
+        None => vec![implementation(req.params.strategy)],
+    }
+}
+
+/// What the strategies of a request require of it, before any API request:
+/// each strategy's `check`, and every flag given is read by one of them
+/// (a flag that would do nothing is refused, naming what would read it).
+pub(crate) fn validate(req: &Request) -> Result<()> {
+    let strategies = in_use(req);
+    for s in &strategies {
+        s.check(&req.criteria, req.policy.is_some())
+            .map_err(Error::usage)?;
+    }
+    for flag in &req.quota_flags {
+        if strategies.iter().any(|s| s.reads().contains(flag)) {
+            continue;
+        }
+        let readers: Vec<String> = Strategy::SELECTABLE
+            .iter()
+            .filter(|s| implementation(**s).reads().contains(flag))
+            .map(|s| format!("--strategy {}", s.name()))
+            .collect();
+        let running: Vec<&str> = match &req.policy {
+            Some(p) => p.rules.iter().map(|r| r.params.strategy.name()).collect(),
+            None => vec![req.params.strategy.name()],
+        };
+        return Err(Error::usage(format!(
+            "{} has no effect with the {} strategy: add {}",
+            flag.name(),
+            running.join("/"),
+            readers.join(" or ")
+        )));
+    }
+    Ok(())
+}
+
+/// The label selector sent to the API server: the base selector plus, when
+/// every strategy run needs every criterion to hold, the id filters
+/// (narrowing the LIST server-side). For a union (hybrid), objects the ids do
+/// not match may still be picked, so there the ids filter client-side only.
+pub(crate) fn server_selector(req: &Request) -> Selector {
+    if !in_use(req).iter().all(|s| s.narrowed()) {
+        return req.base.clone();
+    }
+    req.base
+        .clone()
+        .with_in(crate::model::TEST_ID, &req.criteria.test_ids)
+        .with_in(crate::model::EVAL_ID, &req.criteria.eval_ids)
+}
+
+/// Whether any strategy run reads ResourceQuotas.
+pub(crate) fn needs_quota(req: &Request) -> bool {
+    in_use(req).iter().any(|s| s.needs_quota())
+}
+
+/// What the inventory must read for this request.
+pub(crate) fn needs(req: &Request) -> Needs {
+    Needs::of(req, server_selector(req).to_string(), needs_quota(req))
+}
+
+/// Label and age: every member (already narrowed by each criterion given)
+/// with the criteria that hold for it; `label_rule` adds the label criterion
+/// without ids (a policy rule of the label strategy).
+fn every<'a>(
+    cx: &Context<'_, '_, 'a>,
+    members: &[&'a Candidate],
+    label_rule: bool,
+) -> Vec<Selected<'a>> {
+    let mut by = vec![];
+    if cx.req.criteria.has_ids() || label_rule {
+        by.push(Criterion::Label);
+    }
+    if cx.params.older_than.is_some() {
+        by.push(Criterion::Age);
+    }
+    if cx.all() {
+        by.push(Criterion::All);
+    }
+    if by.is_empty() {
+        return vec![];
+    }
+    members
+        .iter()
+        .map(|c| Selected {
+            candidate: c,
+            matched_by: by.clone(),
+        })
+        .collect()
+}
+
+/// Merges what each rule picked, in first-seen order; `matched_by` follows
+/// the order of `parts` and never repeats a rule.
+fn union<'a>(parts: Vec<(Criterion, Vec<&'a Candidate>)>) -> Vec<Selected<'a>> {
+    let mut out: Vec<Selected<'a>> = vec![];
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (rule, picked) in parts {
+        for c in picked {
+            match at.get(c.uid.as_str()) {
+                Some(&i) => {
+                    if !out[i].matched_by.contains(&rule) {
+                        out[i].matched_by.push(rule);
+                    }
+                }
+                None => {
+                    at.insert(c.uid.as_str(), out.len());
+                    out.push(Selected {
+                        candidate: c,
+                        matched_by: vec![rule],
+                    });
+                }
+            }
+        }
+    }
+    out
+}
 
 use retention::Governed;
 
@@ -107,57 +249,22 @@ pub(crate) fn select<'a>(req: &Request, inv: &'a Inventory) -> Result<Selection<
     let mut budgets = budget::Budgets::new(req, inv, &guards, &index);
     let mut selected = vec![];
     for g in &groups {
-        let (label, age) = (label_part(req, g), age_part(req, g, inv, &factor_of));
-        let picked = match g.params.strategy {
-            Strategy::Label | Strategy::Age | Strategy::Policy => g
-                .members
-                .iter()
-                .filter_map(|c| every_rule(req, c, &label, &age))
-                .collect(),
-            Strategy::Pressure | Strategy::Watermark => {
-                // Ids and --older-than, where given, narrow what may be picked.
-                let narrowed: Vec<&Candidate> = g
-                    .members
-                    .iter()
-                    .copied()
-                    .filter(|c| {
-                        label.as_ref().is_none_or(|l| l.contains(&c.uid.as_str()))
-                            && age.as_ref().is_none_or(|a| a.contains(&c.uid.as_str()))
-                    })
-                    .collect();
-                let rule = if g.params.strategy == Strategy::Pressure {
-                    Criterion::Pressure
-                } else {
-                    Criterion::Watermark
-                };
-                let w = budgets.run(g.rule, g.params, &narrowed)?;
-                hybrid::union(vec![(rule, w)])
-            }
-            Strategy::Hybrid => {
-                let pick = |ids: &Option<HashSet<&str>>| -> Vec<&'a Candidate> {
-                    ids.as_ref()
-                        .map(|ids| {
-                            g.members
-                                .iter()
-                                .copied()
-                                .filter(|c| ids.contains(&c.uid.as_str()))
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                };
-                let w = budgets.run(g.rule, g.params, &g.members)?;
-                let mut parts = vec![
-                    (Criterion::Label, pick(&label)),
-                    (Criterion::Age, pick(&age)),
-                    (Criterion::Watermark, w),
-                ];
-                if req.criteria.all {
-                    parts.push((Criterion::All, g.members.clone()));
-                }
-                hybrid::union(parts)
-            }
+        let s = implementation(g.params.strategy);
+        let mut cx = Context {
+            req,
+            inv,
+            rule: g.rule,
+            params: g.params,
+            factor: &factor_of,
+            budgets: &mut budgets,
+            composed: false,
         };
-        selected.extend(picked);
+        let members = if s.narrowed() {
+            cx.narrow(&g.members)
+        } else {
+            g.members.clone()
+        };
+        selected.extend(s.pick(&mut cx, &members)?);
     }
     let decisions = budgets.decisions;
     Ok(Selection {
@@ -197,68 +304,6 @@ fn groups<'r, 'a>(req: &'r Request, units: &[&'a Candidate]) -> Vec<Group<'r, 'a
     groups
 }
 
-/// The uids the label rule picks in a group, or None when it does not apply:
-/// the ids given, or, for a policy rule whose strategy is label, its selector.
-fn label_part<'a>(req: &Request, g: &Group<'_, 'a>) -> Option<HashSet<&'a str>> {
-    let c = &req.criteria;
-    if c.has_ids() {
-        Some(
-            g.members
-                .iter()
-                .filter(|m| label::matches(m, &c.test_ids, &c.eval_ids))
-                .map(|m| m.uid.as_str())
-                .collect(),
-        )
-    } else if g.rule.is_some() && g.params.strategy == Strategy::Label {
-        Some(g.members.iter().map(|m| m.uid.as_str()).collect())
-    } else {
-        None
-    }
-}
-
-/// The uids the age rule picks (retention multiplied by priority), or None.
-fn age_part<'a>(
-    req: &Request,
-    g: &Group<'_, 'a>,
-    inv: &Inventory,
-    factor: &impl Fn(&Candidate) -> f64,
-) -> Option<HashSet<&'a str>> {
-    let older = g.params.older_than?;
-    let from = req.criteria.age_from.unwrap_or(AgeFrom::Created);
-    Some(
-        g.members
-            .iter()
-            .filter(|m| age::matches(m, retention::scale(older, factor(m)), from, inv.taken_at))
-            .map(|m| m.uid.as_str())
-            .collect(),
-    )
-}
-
-/// Label and age strategies: every rule given must hold.
-fn every_rule<'a>(
-    req: &Request,
-    c: &'a Candidate,
-    label: &Option<HashSet<&str>>,
-    age: &Option<HashSet<&str>>,
-) -> Option<Selected<'a>> {
-    let mut by = Vec::new();
-    for (rule, part) in [(Criterion::Label, label), (Criterion::Age, age)] {
-        if let Some(uids) = part {
-            if !uids.contains(&c.uid.as_str()) {
-                return None;
-            }
-            by.push(rule);
-        }
-    }
-    if req.criteria.all {
-        by.push(Criterion::All);
-    }
-    (!by.is_empty()).then_some(Selected {
-        candidate: c,
-        matched_by: by,
-    })
-}
-
 /// The objects a level lets through: with `all`, a job is the unit and its
 /// pods go with it, so only pods without a living owner job are separate units.
 pub(crate) fn eligible(level: Level, inv: &Inventory) -> Box<dyn Iterator<Item = &Candidate> + '_> {
@@ -277,140 +322,4 @@ pub(crate) fn eligible(level: Level, inv: &Inventory) -> Box<dyn Iterator<Item =
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::Cli;
-    use crate::model::fixtures::*;
-    use crate::model::Phase;
-    use clap::Parser;
-
-    fn req(args: &[&str]) -> Request {
-        let mut argv = vec!["x"];
-        argv.extend_from_slice(args);
-        Request::from_cli(&Cli::try_parse_from(argv).unwrap()).unwrap()
-    }
-
-    fn pick<'a>(r: &Request, inv: &'a Inventory) -> Vec<Selected<'a>> {
-        select(r, inv).unwrap().selected
-    }
-
-    fn names(sel: &[Selected]) -> Vec<String> {
-        let mut v: Vec<String> = sel.iter().map(|s| s.candidate.name.clone()).collect();
-        v.sort();
-        v
-    }
-
-    fn inventory() -> Inventory {
-        let j1 = with_test(job("job-a", Phase::Complete, 0), "t1");
-        let j2 = with_test(job("job-b", Phase::Active, 500), "t2");
-        Inventory {
-            pods: vec![
-                owned_by(with_test(pod("pod-a", Phase::Succeeded, 10), "t1"), &j1),
-                owned_by(with_test(pod("pod-b", Phase::Failed, 510), "t2"), &j2),
-                with_test(pod("bare-t1", Phase::Failed, 900), "t1"),
-                pod("leftover", Phase::Succeeded, 100),
-            ],
-            owners: [
-                (j1.uid.clone(), OwnerState::Finished),
-                (j2.uid.clone(), OwnerState::Unfinished),
-            ]
-            .into(),
-            jobs: vec![j1, j2],
-            quotas: vec![],
-            taken_at: t(1000),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn label_rule_picks_one_test_run() {
-        let inv = inventory();
-        let sel = pick(&req(&["--test-id", "t1"]), &inv);
-        assert_eq!(names(&sel), ["bare-t1", "pod-a"]);
-        assert!(sel.iter().all(|s| s.matched_by == [Criterion::Label]));
-        assert_eq!(
-            names(&pick(&req(&["--test-id", "t1", "--level", "jobs"]), &inv)),
-            ["job-a"]
-        );
-        assert_eq!(
-            names(&pick(&req(&["--test-id", "t1", "--level", "all"]), &inv)),
-            ["bare-t1", "job-a"]
-        );
-        assert!(pick(&req(&["--test-id", "t1", "--level", "none"]), &inv).is_empty());
-        assert_eq!(
-            names(&pick(&req(&["--test-id", "t1", "--test-id", "t2"]), &inv)),
-            ["bare-t1", "pod-a", "pod-b"]
-        );
-        assert_eq!(
-            names(&pick(&req(&["--eval-id", "nope"]), &inv)),
-            Vec::<String>::new()
-        );
-    }
-
-    #[test]
-    fn age_rule_measures_from_creation_or_finish() {
-        let inv = inventory();
-        // now = 1000; created 10 → 990s old, finished 20 → 980s old.
-        assert_eq!(
-            names(&pick(&req(&["--older-than", "895s"]), &inv)),
-            ["leftover", "pod-a"]
-        );
-        assert_eq!(
-            names(&pick(&req(&["--older-than", "490s"]), &inv)),
-            ["leftover", "pod-a", "pod-b"]
-        );
-        assert_eq!(
-            names(&pick(&req(&["--older-than", "491s"]), &inv)),
-            ["leftover", "pod-a"]
-        );
-        assert_eq!(
-            names(&pick(&req(&["--older-than", "985s"]), &inv)),
-            ["pod-a"]
-        );
-        assert_eq!(
-            names(&pick(
-                &req(&["--older-than", "985s", "--age-from", "finished"]),
-                &inv
-            )),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            names(&pick(
-                &req(&["--older-than", "980s", "--age-from", "finished"]),
-                &inv
-            )),
-            ["pod-a"]
-        );
-    }
-
-    #[test]
-    fn label_and_age_together_must_both_hold() {
-        let inv = inventory();
-        let sel = pick(&req(&["--test-id", "t1", "--older-than", "500s"]), &inv);
-        assert_eq!(names(&sel), ["pod-a"]);
-        assert_eq!(sel[0].matched_by, [Criterion::Label, Criterion::Age]);
-    }
-
-    #[test]
-    fn base_selector_is_checked_client_side_too() {
-        let mut inv = inventory();
-        inv.pods[3].labels.clear();
-        assert_eq!(
-            names(&pick(&req(&["--all"]), &inv)),
-            ["bare-t1", "pod-a", "pod-b"]
-        );
-    }
-
-    #[test]
-    fn level_all_treats_pods_of_vanished_jobs_as_bare() {
-        let mut inv = inventory();
-        let ghost = job("ghost", Phase::Complete, 0);
-        inv.pods
-            .push(owned_by(pod("orphan", Phase::Succeeded, 0), &ghost));
-        inv.owners.insert(ghost.uid.clone(), OwnerState::Gone);
-        assert_eq!(
-            names(&pick(&req(&["--all", "--level", "all"]), &inv)),
-            ["bare-t1", "job-a", "job-b", "leftover", "orphan"]
-        );
-    }
-}
+mod tests;

@@ -4,11 +4,39 @@
 //! resource that deleting finished objects cannot lower (`pods`,
 //! `requests.*`: they count running pods only) is reported, not acted on. Pure.
 
-use crate::model::Quota;
+use crate::error::Result;
+use crate::model::{Candidate, Quota};
 use crate::quota::{self, figure, percent, Decision, Relief, Target};
+use crate::request::QuotaFlag;
 
+use super::budget::Budgeted;
 use super::pool::Entry;
+use super::strategy::{Context, SelectionStrategy};
 use super::watermark::{objects, Walk};
+use super::{union, Criterion, Selected};
+
+/// The pressure strategy (ids and `--older-than`, where given, narrow what
+/// it may pick).
+pub(crate) struct Pressure;
+
+impl SelectionStrategy for Pressure {
+    fn reads(&self) -> &'static [QuotaFlag] {
+        &[QuotaFlag::Threshold, QuotaFlag::Prefer, QuotaFlag::Capacity]
+    }
+
+    fn needs_quota(&self) -> bool {
+        true
+    }
+
+    fn pick<'a>(
+        &self,
+        cx: &mut Context<'_, '_, 'a>,
+        members: &[&'a Candidate],
+    ) -> Result<Vec<Selected<'a>>> {
+        let picked = cx.budget(Budgeted::Pressure, members)?;
+        Ok(union(vec![(Criterion::Pressure, picked)]))
+    }
+}
 
 /// One quota resource as the walk sees it.
 struct Line<'q> {

@@ -4,10 +4,43 @@
 //! No delete-and-remeasure loop: a plan that cannot reach the low watermark
 //! deletes what may go and reports the shortfall. Pure.
 
+use crate::error::Result;
 use crate::model::{Candidate, Quota};
 use crate::quota::{self, budget_name, figure, percent, Decision, Target, COUNT_PODS};
+use crate::request::QuotaFlag;
 
+use super::budget::Budgeted;
 use super::pool::Entry;
+use super::strategy::{Context, SelectionStrategy};
+use super::{union, Criterion, Selected};
+
+/// The watermark strategy (ids and `--older-than`, where given, narrow what
+/// it may pick).
+pub(crate) struct Watermark;
+
+impl SelectionStrategy for Watermark {
+    fn reads(&self) -> &'static [QuotaFlag] {
+        &[
+            QuotaFlag::HighWatermark,
+            QuotaFlag::LowWatermark,
+            QuotaFlag::Prefer,
+            QuotaFlag::Capacity,
+        ]
+    }
+
+    fn needs_quota(&self) -> bool {
+        true
+    }
+
+    fn pick<'a>(
+        &self,
+        cx: &mut Context<'_, '_, 'a>,
+        members: &[&'a Candidate],
+    ) -> Result<Vec<Selected<'a>>> {
+        let picked = cx.budget(Budgeted::Watermark, members)?;
+        Ok(union(vec![(Criterion::Watermark, picked)]))
+    }
+}
 
 /// The `count/pods` budget of a namespace: the tightest ResourceQuota on it,
 /// else the `--capacity` stand-in the inventory added.
