@@ -327,6 +327,26 @@ pub(crate) struct Decision {
     pub(crate) inactive: bool,
 }
 
+impl Decision {
+    /// A rule that could not run in a namespace and was left out, saying why.
+    pub(crate) fn inactive(
+        namespace: &str,
+        rule: Option<&str>,
+        strategy: &'static str,
+        message: String,
+    ) -> Self {
+        Decision {
+            namespace: namespace.to_string(),
+            rule: rule.map(str::to_string),
+            strategy,
+            triggered: false,
+            targets: vec![],
+            message,
+            inactive: true,
+        }
+    }
+}
+
 /// Where a budgeted strategy wants one quota resource to end up.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -87,15 +87,12 @@ impl<'r, 'a> Budgets<'r, 'a> {
                     if req.scope != Scope::AllNamespaces {
                         return Err(Error::usage(why));
                     }
-                    self.decisions.push(Decision {
-                        namespace: ns.clone(),
-                        rule: rule.map(str::to_string),
-                        strategy: "pressure",
-                        triggered: false,
-                        targets: vec![],
-                        message: format!("pressure: {why}; namespace skipped"),
-                        inactive: true,
-                    });
+                    self.decisions.push(Decision::inactive(
+                        &ns,
+                        rule,
+                        "pressure",
+                        format!("pressure: {why}; namespace skipped"),
+                    ));
                     continue;
                 }
                 let obstacle = |r: &str| {
@@ -115,17 +112,14 @@ impl<'r, 'a> Budgets<'r, 'a> {
                     if composed {
                         // A composed strategy runs the rules it can (design
                         // §5): the watermark rule is reported inactive.
-                        self.decisions.push(Decision {
-                            namespace: ns.clone(),
-                            rule: rule.map(str::to_string),
-                            strategy: "watermark",
-                            triggered: false,
-                            targets: vec![],
-                            message: format!(
+                        self.decisions.push(Decision::inactive(
+                            &ns,
+                            rule,
+                            "watermark",
+                            format!(
                                 "watermark rule inactive in namespace {ns}: no count/pods quota and no --capacity"
                             ),
-                            inactive: true,
-                        });
+                        ));
                         continue;
                     }
                     let why = no_budget(rule, params, &ns);
@@ -133,15 +127,12 @@ impl<'r, 'a> Budgets<'r, 'a> {
                         return Err(Error::usage(why));
                     }
                     // Across namespaces, one without a budget is reported, not fatal.
-                    self.decisions.push(Decision {
-                        namespace: ns.clone(),
-                        rule: rule.map(str::to_string),
-                        strategy: "watermark",
-                        triggered: false,
-                        targets: vec![],
-                        message: format!("watermark: {why}; namespace skipped"),
-                        inactive: true,
-                    });
+                    self.decisions.push(Decision::inactive(
+                        &ns,
+                        rule,
+                        "watermark",
+                        format!("watermark: {why}; namespace skipped"),
+                    ));
                     continue;
                 };
                 let already = already.amount(quota::COUNT_PODS);
