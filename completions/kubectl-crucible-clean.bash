@@ -66,7 +66,7 @@ _kubectl__crucible__clean() {
                     return 0
                     ;;
                 --strategy)
-                    COMPREPLY=($(compgen -W "label age pressure watermark hybrid" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "label age pressure watermark hybrid fallback" -- "${cur}"))
                     return 0
                     ;;
                 --policy)

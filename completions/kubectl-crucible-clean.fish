@@ -13,7 +13,8 @@ complete -c kubectl-crucible-clean -l strategy -d 'How to select [default: label
 age\t'Objects older than --older-than'
 pressure\t'Oldest finished objects while a quota resource is at or above --threshold'
 watermark\t'Oldest finished objects from --high-watermark down to --low-watermark'
-hybrid\t'Label, age and watermark rules together'"
+hybrid\t'Label, age and watermark rules together'
+fallback\t'Objects with a test-id by the run\'s ids, objects without one by --older-than'"
 complete -c kubectl-crucible-clean -l policy -d 'Policy file (YAML): named rules, each a label selector with its strategy, retention and watermarks, plus retention multipliers by priority label. Flags given on the command line override the file' -r -F
 complete -c kubectl-crucible-clean -l threshold -d 'Pressure: act when a quota resource that deleting can relieve is at or above this fraction of its hard limit, and delete oldest first until it is below [default: 0.8]' -r
 complete -c kubectl-crucible-clean -l high-watermark -d 'Watermark: plan a cleanup when count/pods usage reaches this fraction of the budget [default: 0.8]' -r

@@ -211,18 +211,20 @@ pub enum Strategy {
     Pressure,
     Watermark,
     Hybrid,
+    Fallback,
     /// Each rule of the policy file with its own strategy (not a flag value).
     Policy,
 }
 
 impl Strategy {
     /// What `--strategy` and a policy rule's `strategy:` accept.
-    pub const SELECTABLE: [Strategy; 5] = [
+    pub const SELECTABLE: [Strategy; 6] = [
         Strategy::Label,
         Strategy::Age,
         Strategy::Pressure,
         Strategy::Watermark,
         Strategy::Hybrid,
+        Strategy::Fallback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -232,6 +234,7 @@ impl Strategy {
             Strategy::Pressure => "pressure",
             Strategy::Watermark => "watermark",
             Strategy::Hybrid => "hybrid",
+            Strategy::Fallback => "fallback",
             Strategy::Policy => "policy",
         }
     }
@@ -247,6 +250,9 @@ impl Strategy {
                 "Oldest finished objects from --high-watermark down to --low-watermark"
             }
             Strategy::Hybrid => "Label, age and watermark rules together",
+            Strategy::Fallback => {
+                "Objects with a test-id by the run's ids, objects without one by --older-than"
+            }
             Strategy::Policy => "Each rule of the policy file with its own strategy",
         }
     }

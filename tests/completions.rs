@@ -273,7 +273,14 @@ fn kubectl_completes_fixed_values() {
     assert_eq!(p.values(&["--level", ""]), ["none", "pods", "jobs", "all"]);
     assert_eq!(
         p.values(&["--strategy", ""]),
-        ["label", "age", "pressure", "watermark", "hybrid"]
+        [
+            "label",
+            "age",
+            "pressure",
+            "watermark",
+            "hybrid",
+            "fallback"
+        ]
     );
     assert_eq!(p.values(&["--cascade", "f"]), ["foreground"]);
     assert_eq!(p.values(&["--age-from", ""]), ["created", "finished"]);

@@ -6,6 +6,7 @@
 
 mod age;
 mod budget;
+mod fallback;
 pub(crate) mod guard;
 mod hybrid;
 mod label;
@@ -40,6 +41,7 @@ fn implementation(s: Strategy) -> &'static dyn SelectionStrategy {
         Strategy::Pressure => &pressure::Pressure,
         Strategy::Watermark => &watermark::Watermark,
         Strategy::Hybrid => &hybrid::Hybrid,
+        Strategy::Fallback => &fallback::Fallback,
     }
 }
 
