@@ -418,3 +418,46 @@ async fn watch_runs_cycles_against_a_filling_namespace_and_stops_cleanly_on_sigt
     );
     assert!(ns.pod_names().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pressure_without_a_quota_is_refused_and_hybrid_runs_without_its_watermark() {
+    let ns = TestNamespace::for_current_test().await;
+    finished_pods(&ns, "p", 3, 0).await;
+    ns.create_pod(
+        &BarePod::succeeded("run-a-0")
+            .evaluation("e-a0")
+            .test_id("run-a"),
+    )
+    .await;
+    // Pressure with nothing to measure: exit 2, before any delete.
+    let out = ns
+        .plugin()
+        .args(["-n", ns.name(), "--strategy", "pressure", "--yes"])
+        .output();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("has no ResourceQuota") && err.contains("--capacity N"),
+        "{err}"
+    );
+    assert_eq!(ns.pod_names().await.len(), 4, "nothing deleted");
+    // The seed's CI example in a namespace without a quota: the label and age
+    // rules run, the watermark rule is reported inactive, once.
+    let (code, r, err) = ns.run_json(&[
+        "--strategy",
+        "hybrid",
+        "--test-id",
+        "run-a",
+        "--older-than",
+        "15m",
+        "--high-watermark",
+        "0.7",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches("watermark rule inactive").count(), 1, "{err}");
+    assert_eq!(names_where(&r, |i| i["result"] == "deleted"), ["run-a-0"]);
+    let decision = &r["quota"]["decisions"][0];
+    assert_eq!(decision["inactive"], true, "{r}");
+    assert_eq!(ns.pod_names().await, ["p00", "p01", "p02"]);
+}
