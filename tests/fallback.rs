@@ -12,13 +12,7 @@ use support::{commands::*, objects::*};
 const H: u64 = 3600;
 
 fn matched_by(r: &Value, name: &str) -> Value {
-    r["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == name)
-        .unwrap_or_else(|| panic!("no item {name}: {r}"))["matchedBy"]
-        .clone()
+    item(r, name)["matchedBy"].clone()
 }
 
 fn finished(name: &str, ago: u64) -> BarePod {
