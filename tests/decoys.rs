@@ -543,11 +543,14 @@ fn obj(
 }
 
 /// The objects of `before` that went: no longer there, or terminating since.
+/// An object already terminating before may finish going on its own (the
+/// garbage collector, the job controller): that is nobody's deletion, and the
+/// plugin never deletes a terminating object, so it is left out.
 fn gone(before: &BTreeMap<String, Obj>, after: &BTreeMap<String, Obj>) -> BTreeSet<String> {
     before
         .values()
         .filter(|o| match after.get(&o.uid) {
-            None => true,
+            None => !o.terminating,
             Some(a) => a.terminating && !o.terminating,
         })
         .map(|o| o.uid.clone())

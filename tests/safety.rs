@@ -692,9 +692,10 @@ async fn sigint_while_deletes_hang_exits_130_and_a_second_exits_at_once() {
     ];
 
     // One signal: no new deletes; those in flight get a moment; the partial
-    // report is printed; exit 130.
+    // report is printed; exit 130. (Six seconds: well past listing, so the
+    // signal lands while the first deletes hang in admission.)
     let child = ns.plugin().args(args).spawn();
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(6));
     child.signal("INT");
     let (out, took) = finish_within(child, Duration::from_secs(4));
     assert_eq!(out.code, Some(130), "{}", out.stderr);
@@ -715,7 +716,7 @@ async fn sigint_while_deletes_hang_exits_130_and_a_second_exits_at_once() {
 
     // Two signals: out at once.
     let child = ns.plugin().args(args).spawn();
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(6));
     child.signal("INT");
     std::thread::sleep(Duration::from_millis(200));
     child.signal("INT");
@@ -737,7 +738,7 @@ async fn sigint_while_deletes_hang_exits_130_and_a_second_exits_at_once() {
             "1h",
         ])
         .spawn();
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(6));
     child.signal("TERM");
     let (out, took) = finish_within(child, Duration::from_secs(4));
     assert_eq!(out.code, Some(130), "{}", out.stderr);
