@@ -442,8 +442,20 @@ mod tests {
         assert_eq!(names(&Line::default(), "--cas"), ["--cascade"]);
         let all = names(&Line::default(), "--");
         assert!(all.contains(&"--namespace".to_string()) && all.contains(&"--help".to_string()));
+        // A hidden flag (the definition has none today) is not offered.
+        let with_hidden = command().arg(
+            clap::Arg::new("internal")
+                .long("internal")
+                .hide(true)
+                .action(clap::ArgAction::SetTrue),
+        );
+        let offered: Vec<String> = flag_candidates(&with_hidden, &Line::default(), "--")
+            .into_iter()
+            .map(|c| c.value)
+            .collect();
+        assert!(offered.contains(&"--namespace".to_string()));
         assert!(
-            !all.contains(&"--no-progress".to_string()),
+            !offered.contains(&"--internal".to_string()),
             "hidden flags are not offered"
         );
         assert_eq!(names(&Line::default(), "-n"), ["-n"]);
