@@ -1,5 +1,6 @@
 //! One error type for the whole pipeline. Each variant knows its exit code;
-//! `main` prints the message on one line and exits with that code.
+//! `main` prints the message on one line (and, after an RBAC refusal, the
+//! Role that would allow the run) and exits with that code.
 
 use thiserror::Error;
 

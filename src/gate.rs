@@ -1,6 +1,9 @@
-//! The gate between plan and execution: preview, `--max-delete`, and the
-//! confirmation rules. Whether we are interactive and how the question is
-//! asked are injected, so the rules are unit-tested without a terminal.
+//! The gate between plan and execution, every rule of it: `--max-delete`,
+//! dry runs, `--yes`, no terminal means no deletion, the preview and the
+//! question, the permission check before it (with the Role a refusal
+//! prints, `gate/rbac.rs`) and the re-read of a plan confirmed slowly.
+//! Whether we are interactive and how the question is asked are injected,
+//! so the rules are unit-tested without a terminal.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,5 +1,6 @@
-//! A short retry for transient API answers (429, 5xx, timeouts), with
-//! jittered exponential backoff that honours the server's Retry-After hint.
+//! A short retry for transient API answers (429, 5xx, dropped connections),
+//! with jittered exponential backoff that honours the server's Retry-After
+//! hint. A timed-out request is not retried.
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! PolicyRule parameters and the policy file. Without `--policy`, one implicit rule
+//! Rule parameters and the policy file. Without `--policy`, one implicit rule
 //! runs with the flags; with it, each named rule of the file (a label
 //! selector plus its strategy, retention and watermarks) runs on the objects
 //! it matches first, and every flag given on the command line overrides the
