@@ -137,27 +137,23 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
             .map(|j| (j.uid.clone(), j.name.clone())),
     );
     let mut kept_pods = BTreeMap::new();
-    if needs.jobs {
+    if !needs.jobs {
+        jobs.clear();
+    } else if jobs.iter().any(|j| !j.keep && !j.terminating) {
         // Deleting a job deletes its pods, whatever their labels or phase: a
-        // keep marker on any of them must be seen. Metadata of every pod.
+        // keep marker on any of them must be seen. Metadata of every pod, read
+        // only when some listed job might be deleted.
         let mut marked = Vec::new();
         list_meta(&pods_api, list_params("", fields(None)), &mut marked, |p| {
-            let owner = pod_candidate(&p.metadata, Phase::Unknown, None);
-            (owner.keep)
-                .then(|| {
-                    owner
-                        .owner_job()
-                        .map(|o| (o.uid.clone(), owner.name.clone()))
-                })
-                .flatten()
+            let pod = pod_candidate(&p.metadata, Phase::Unknown, None);
+            let job = pod.owner_job().filter(|_| pod.keep)?;
+            Some((job.uid.clone(), pod.name.clone()))
         })
         .await
         .map_err(|e| Error::from_kube("cannot list pods", e))?;
         for (job_uid, pod) in marked.into_iter().flatten() {
             kept_pods.entry(job_uid).or_insert(pod);
         }
-    } else {
-        jobs.clear();
     }
 
     let mut quotas = Vec::new();

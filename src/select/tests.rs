@@ -152,13 +152,6 @@ fn usage_message(args: &[&str]) -> String {
     }
 }
 
-trait Pipe: Sized {
-    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
-        f(self)
-    }
-}
-impl Pipe for Request {}
-
 #[test]
 fn strategy_is_inferred() {
     assert_eq!(
@@ -193,13 +186,8 @@ fn server_selector_narrows_by_ids() {
         server_selector(&r).to_string(),
         "app=evaluation,test-id in (a,b),eval-id in (e1)"
     );
-    assert_eq!(
-        checked(&["--older-than", "1h", "-l", "team=x"])
-            .unwrap()
-            .pipe(|r| server_selector(&r))
-            .to_string(),
-        "team=x"
-    );
+    let r = checked(&["--older-than", "1h", "-l", "team=x"]).unwrap();
+    assert_eq!(server_selector(&r).to_string(), "team=x");
 }
 
 #[test]
