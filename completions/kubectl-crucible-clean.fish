@@ -2,10 +2,11 @@ complete -c kubectl-crucible-clean -s n -l namespace -d 'Namespace to clean [def
 complete -c kubectl-crucible-clean -s l -l selector -d 'Base label selector (kubectl syntax); every selected object must match it' -r
 complete -c kubectl-crucible-clean -l test-id -d 'Objects labelled test-id=ID (repeatable)' -r
 complete -c kubectl-crucible-clean -l eval-id -d 'Objects labelled eval-id=ID (repeatable)' -r
+complete -c kubectl-crucible-clean -l run-id -d 'Objects of test run RUN: labelled crucible-clean/run=RUN, as the pytest plugin labels them (repeatable)' -r
 complete -c kubectl-crucible-clean -l older-than -d 'Objects older than DUR: 90s, 30m, 2h, 7d, 1h30m' -r
 complete -c kubectl-crucible-clean -l age-from -d 'What --older-than measures age from [default: created]' -r -f -a "created\t''
 finished\t''"
-complete -c kubectl-crucible-clean -l level -d 'Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods)' -r -f -a "none\t''
+complete -c kubectl-crucible-clean -l level -d 'Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods) [default: pods]' -r -f -a "none\t''
 pods\t''
 jobs\t''
 all\t''"
@@ -27,6 +28,8 @@ complete -c kubectl-crucible-clean -l keep-last -d 'Never delete the N newest fi
 complete -c kubectl-crucible-clean -l keep-succeeded-for -d 'Keep succeeded pods and complete jobs for DUR after they finished' -r
 complete -c kubectl-crucible-clean -l keep-failed-for -d 'Keep failed pods and jobs for DUR after they failed' -r
 complete -c kubectl-crucible-clean -l interval -d 'Time between two --watch cycles [default: 5m]' -r
+complete -c kubectl-crucible-clean -l guard -d 'Guard test run RUN: hold a Lease for it while standard input stays open; when input ends (the parent process died), delete every object of the run (--run-id RUN, all levels, running ones too), then the Lease. A line `release` ends the guard without deleting. Prints `ready` once the Lease is held' -r
+complete -c kubectl-crucible-clean -l lease-duration -d 'How long a --guard Lease lasts without renewal (it is renewed every third of it) [default: 30s]' -r
 complete -c kubectl-crucible-clean -l dry-run -d 'Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All' -r -f -a "client\t''
 server\t''"
 complete -c kubectl-crucible-clean -l max-delete -d 'Abort before the first delete if more than N objects would be deleted' -r
@@ -46,9 +49,11 @@ complete -c kubectl-crucible-clean -l kubeconfig -d 'Path to the kubeconfig file
 complete -c kubectl-crucible-clean -l context -d 'The kubeconfig context to use' -r
 complete -c kubectl-crucible-clean -l request-timeout -d 'Timeout of each request to the API server, as kubectl\'s: 30s, 1m, or a number of seconds; 0 = none [default: 30s]' -r
 complete -c kubectl-crucible-clean -s A -l all-namespaces -d 'Every namespace except kube-system, kube-public and kube-node-lease'
+complete -c kubectl-crucible-clean -l test-id-from-env -d 'Add the test id in $TEST_LABEL_ID (as the pytest plugin exports it) to --test-id; an error when it is unset or empty. The variable is never read without this flag'
 complete -c kubectl-crucible-clean -l all -d 'Every finished object that matches the base selector'
 complete -c kubectl-crucible-clean -l include-running -d 'Also pending/running pods and active jobs (never pods of a running job)'
 complete -c kubectl-crucible-clean -l watch -d 'Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes; one JSON line per cycle with -o json)'
+complete -c kubectl-crucible-clean -l stale-runs -d 'Delete the objects of test runs whose --guard Lease expired (the guard and its test run died), then those Leases; runs with a live Lease are never touched'
 complete -c kubectl-crucible-clean -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-crucible-clean -l wait -d 'Wait until the deleted objects are gone'
 complete -c kubectl-crucible-clean -s h -l help -d 'Print help (see more with \'--help\')'

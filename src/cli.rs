@@ -53,6 +53,15 @@ pub struct Cli {
     #[arg(long = "eval-id", value_name = "ID", help_heading = "Selection")]
     pub eval_id: Vec<String>,
 
+    /// Objects of test run RUN: labelled crucible-clean/run=RUN, as the pytest plugin labels them (repeatable)
+    #[arg(long = "run-id", value_name = "RUN", help_heading = "Selection")]
+    pub run_id: Vec<String>,
+
+    /// Add the test id in $TEST_LABEL_ID (as the pytest plugin exports it) to --test-id; an error when it is unset
+    /// or empty. The variable is never read without this flag
+    #[arg(long, help_heading = "Selection")]
+    pub test_id_from_env: bool,
+
     /// Objects older than DUR: 90s, 30m, 2h, 7d, 1h30m
     #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Selection")]
     pub older_than: Option<Duration>,
@@ -65,9 +74,9 @@ pub struct Cli {
     #[arg(long, help_heading = "Selection")]
     pub all: bool,
 
-    /// Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods)
-    #[arg(long, value_enum, default_value_t = Level::Pods, value_name = "LEVEL", help_heading = "Selection")]
-    pub level: Level,
+    /// Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods) [default: pods]
+    #[arg(long, value_enum, value_name = "LEVEL", help_heading = "Selection")]
+    pub level: Option<Level>,
 
     /// Also pending/running pods and active jobs (never pods of a running job)
     #[arg(long, help_heading = "Selection")]
@@ -124,6 +133,21 @@ pub struct Cli {
     /// Time between two --watch cycles [default: 5m]
     #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Watch")]
     pub interval: Option<Duration>,
+
+    /// Guard test run RUN: hold a Lease for it while standard input stays open; when input ends (the parent
+    /// process died), delete every object of the run (--run-id RUN, all levels, running ones too), then the Lease.
+    /// A line `release` ends the guard without deleting. Prints `ready` once the Lease is held
+    #[arg(long, value_name = "RUN", help_heading = "Test runs")]
+    pub guard: Option<String>,
+
+    /// How long a --guard Lease lasts without renewal (it is renewed every third of it) [default: 30s]
+    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Test runs")]
+    pub lease_duration: Option<Duration>,
+
+    /// Delete the objects of test runs whose --guard Lease expired (the guard and its test run died), then
+    /// those Leases; runs with a live Lease are never touched
+    #[arg(long, help_heading = "Test runs")]
+    pub stale_runs: bool,
 
     /// Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All
     #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true,

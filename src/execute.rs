@@ -19,6 +19,8 @@ use crate::plan::Plan;
 use crate::retry::with_retry;
 use crate::stop::Stop;
 
+pub(crate) mod lease;
+
 /// After a stop, how long deletes already sent may still answer.
 const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
 /// This many deletes in a row without any answer from the server (timeouts,

@@ -19,7 +19,9 @@ use crate::request::{Request, Scope};
 use crate::retry::with_retry;
 
 mod convert;
+mod lease;
 use convert::{job_candidate, phase_name, pod_candidate, pod_finished_at, quota};
+pub(crate) use lease::{run_lease, stale_runs};
 
 pub(crate) const PAGE_SIZE: u32 = 500;
 

@@ -10,6 +10,9 @@ use serde::Serialize;
 pub(crate) const KEEP_KEY: &str = "crucible-clean/keep";
 pub(crate) const TEST_ID: &str = "test-id";
 pub(crate) const EVAL_ID: &str = "eval-id";
+/// The label that ties an object to its test run (the pytest plugin adds it),
+/// and the label of that run's guard Lease.
+pub(crate) const RUN_ID: &str = "crucible-clean/run";
 /// The quota resource that counts every stored pod.
 pub(crate) const COUNT_PODS: &str = "count/pods";
 /// Namespaces that are never cleaned.
@@ -158,6 +161,25 @@ pub(crate) struct Inventory {
     pub(crate) kept_pods: BTreeMap<String, String>,
     pub(crate) quotas: Vec<Quota>,
     pub(crate) taken_at: DateTime<Utc>,
+}
+
+/// The guard Lease of a test run (`--guard`, `--stale-runs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunLease {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) run: String,
+    pub(crate) uid: String,
+    pub(crate) resource_version: String,
+    pub(crate) holder: String,
+    /// The last renewal plus the lease duration.
+    pub(crate) expires_at: DateTime<Utc>,
+}
+
+/// The name of the guard Lease of run `run` (a valid DNS subdomain for the
+/// run ids `--guard` accepts).
+pub(crate) fn lease_name(run: &str) -> String {
+    format!("crucible-clean-run-{run}")
 }
 
 #[cfg(test)]

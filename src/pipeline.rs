@@ -12,6 +12,7 @@ use crate::request::{Mode, Request};
 use crate::stop::{self, Stop};
 use crate::{client, execute, inventory, model, plan, quota, report, select};
 
+mod runs;
 mod watch;
 
 /// Show a progress bar from this many deletions on.
@@ -36,6 +37,9 @@ async fn run_request(req: &Request) -> Result<i32> {
         4,
         format!("context {:?}, server {}", target.context, target.server),
     );
+    if let Some(g) = &req.guard {
+        return runs::guard(&client, &target, req, g, &stop).await;
+    }
     if let Some(interval) = req.watch {
         return watch::watch(&client, &target, req, interval, &stop).await;
     }
@@ -70,6 +74,17 @@ struct Survey {
 }
 
 async fn survey(client: &kube::Client, req: &Request, stop: &Stop) -> Result<Survey> {
+    if req.criteria.stale_runs && req.criteria.run_ids.is_empty() {
+        // No run is stale: nothing to list, nothing can be selected.
+        return Ok(Survey {
+            inv: model::Inventory {
+                taken_at: chrono::Utc::now(),
+                ..Default::default()
+            },
+            plan: Default::default(),
+            decisions: vec![],
+        });
+    }
     let t0 = std::time::Instant::now();
     let inv = until_stopped(
         stop,
@@ -97,8 +112,22 @@ async fn survey(client: &kube::Client, req: &Request, stop: &Stop) -> Result<Sur
 }
 
 /// Runs the pipeline once (`number`: the --watch cycle) and returns the
-/// report to print and the exit code it stands for.
+/// report to print and the exit code it stands for. With `--stale-runs`,
+/// over the runs whose guard Lease expired.
 pub(crate) async fn cycle(
+    client: &kube::Client,
+    target: &client::Endpoint,
+    req: &Request,
+    number: Option<u64>,
+    stop: &Stop,
+) -> Result<Cycle> {
+    if req.criteria.stale_runs {
+        return runs::stale_cycle(client, target, req, number, stop).await;
+    }
+    cycle_once(client, target, req, number, stop).await
+}
+
+async fn cycle_once(
     client: &kube::Client,
     target: &client::Endpoint,
     req: &Request,

@@ -11,6 +11,7 @@ use crate::selector::{self, Selector};
 use policy::{Params, Policy};
 
 pub(crate) mod policy;
+pub(crate) mod runs;
 
 pub(crate) const DEFAULT_NAMESPACE: &str = "crucible";
 /// How long `--wait` waits without `--timeout`.
@@ -46,6 +47,10 @@ impl Scope {
 pub(crate) struct Criteria {
     pub(crate) test_ids: Vec<String>,
     pub(crate) eval_ids: Vec<String>,
+    /// `--run-id`, or the runs `--stale-runs` found (filled in each cycle).
+    pub(crate) run_ids: Vec<String>,
+    /// `--stale-runs`: the runs are those whose guard Lease expired.
+    pub(crate) stale_runs: bool,
     pub(crate) older_than: Option<Duration>,
     pub(crate) age_from: Option<AgeFrom>,
     pub(crate) all: bool,
@@ -53,7 +58,10 @@ pub(crate) struct Criteria {
 
 impl Criteria {
     pub(crate) fn has_ids(&self) -> bool {
-        !self.test_ids.is_empty() || !self.eval_ids.is_empty()
+        !self.test_ids.is_empty()
+            || !self.eval_ids.is_empty()
+            || !self.run_ids.is_empty()
+            || self.stale_runs
     }
 }
 
@@ -136,6 +144,8 @@ pub(crate) struct Request {
     pub(crate) quota_flags: Vec<QuotaFlag>,
     /// `--watch`: the interval between cycles.
     pub(crate) watch: Option<Duration>,
+    /// `--guard RUN`.
+    pub(crate) guard: Option<runs::Guard>,
 }
 
 impl Request {
@@ -164,7 +174,15 @@ impl Request {
                 cli.selector
             )));
         }
-        for (flag, ids) in [("--test-id", &cli.test_id), ("--eval-id", &cli.eval_id)] {
+        let mut test_ids = cli.test_id.clone();
+        if cli.test_id_from_env {
+            test_ids.push(runs::test_id_from_env(std::env::var_os(runs::TEST_ID_VAR))?);
+        }
+        for (flag, ids) in [
+            ("--test-id", &test_ids),
+            ("--eval-id", &cli.eval_id),
+            ("--run-id", &cli.run_id),
+        ] {
             for id in ids {
                 if id.is_empty() {
                     return Err(Error::usage(format!("{flag} needs a non-empty value")));
@@ -173,9 +191,15 @@ impl Request {
             }
         }
 
+        let guard = runs::check(cli)?;
         let criteria = Criteria {
-            test_ids: cli.test_id.clone(),
+            test_ids,
             eval_ids: cli.eval_id.clone(),
+            run_ids: match &guard {
+                Some(g) => vec![g.run.clone()],
+                None => cli.run_id.clone(),
+            },
+            stale_runs: cli.stale_runs,
             older_than: cli.older_than,
             age_from: cli.age_from.or(cli.older_than.map(|_| AgeFrom::Created)),
             all: cli.all,
@@ -189,7 +213,7 @@ impl Request {
             None if criteria.older_than.is_some() => Strategy::Age,
             None => {
                 return Err(Error::usage(
-                    "no selection given: add --test-id ID, --eval-id ID, --older-than DUR, --all, --strategy or --policy \
+                    "no selection given: add --test-id ID, --eval-id ID, --run-id RUN, --older-than DUR, --all, --strategy or --policy \
                      (nothing is deleted without one)",
                 ))
             }
@@ -234,14 +258,20 @@ impl Request {
             base,
             criteria,
             strategy,
-            level: cli.level,
-            include_running: cli.include_running,
+            // A guarded or stale run goes whole: its jobs, their pods and its
+            // bare pods, running or not (`runs::check` refuses --level).
+            level: match (&guard, cli.stale_runs) {
+                (None, false) => cli.level.unwrap_or(Level::Pods),
+                _ => Level::All,
+            },
+            include_running: cli.include_running || guard.is_some() || cli.stale_runs,
             mode: match cli.dry_run {
                 None => Mode::Apply,
                 Some(DryRun::Client) => Mode::DryRunClient,
                 Some(DryRun::Server) => Mode::DryRunServer,
             },
-            yes: cli.yes,
+            // A guard runs unattended by design: nobody is there to ask.
+            yes: cli.yes || guard.is_some(),
             max_delete: cli.max_delete,
             cascade: cli.cascade,
             grace_period: cli.grace_period,
@@ -263,6 +293,7 @@ impl Request {
             policy,
             capacity: cli.capacity,
             watch,
+            guard,
         })
     }
 }

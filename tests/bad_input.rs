@@ -210,6 +210,38 @@ fn cases(real_kubeconfig: &Path) -> Vec<Case> {
         case("age without older-than", &["--strategy", "age", "--test-id", "{tid}"])
             .says("--older-than"),
         case("label without ids", &["--strategy", "label"]),
+        // Test runs: the environment is read only when asked, and never as "no filter".
+        case("test id from an unset variable", &["--test-id-from-env"]).says("TEST_LABEL_ID"),
+        case("test id from an empty variable", &["--test-id-from-env"])
+            .env("TEST_LABEL_ID", "")
+            .says("TEST_LABEL_ID"),
+        case("test id from a blank variable", &["--test-id-from-env"])
+            .env("TEST_LABEL_ID", "  ")
+            .says("TEST_LABEL_ID"),
+        case("test id from a variable with a space", &["--test-id-from-env"])
+            .env("TEST_LABEL_ID", "a b"),
+        case("empty run id", &["--run-id", ""]),
+        case("run id with a slash", &["--run-id", "a/b"]),
+        case("empty guard run", &["--guard", ""]).says("--guard"),
+        case("guard run with capitals", &["--guard", "Run1"]).says("--guard"),
+        case("guard with a test id", &["--guard", "r1", "--test-id", "{tid}"]).says("--test-id"),
+        case("guard with a level", &["--guard", "r1", "--level", "pods"]).says("--level"),
+        case("guard with an age", &["--guard", "r1", "--older-than", "1h"]).says("--older-than"),
+        case("guard with a dry run", &["--guard", "r1", "--dry-run"]).says("--dry-run"),
+        case("guard with watch", &["--guard", "r1", "--watch"]).says("--watch"),
+        case("guard in every namespace", &["--guard", "r1", "-A"]).says("-A"),
+        case("guard lease of 1s", &["--guard", "r1", "--lease-duration", "1s"])
+            .says("--lease-duration"),
+        case("lease duration without guard", &["--test-id", "{tid}", "--lease-duration", "30s"])
+            .says("--lease-duration"),
+        case("guard and stale runs", &["--guard", "r1", "--stale-runs"]).says("--stale-runs"),
+        case("stale runs with a strategy", &["--stale-runs", "--strategy", "age"])
+            .says("--strategy"),
+        case("stale runs with a level", &["--stale-runs", "--level", "pods"]).says("--level"),
+        case("stale runs with retention", &["--stale-runs", "--keep-last", "2"])
+            .says("retention"),
+        case("stale runs with a policy", &["--stale-runs", "--policy", "policy.yaml"])
+            .says("--policy"),
         case("unknown level", &["--test-id", "{tid}", "--level", "bogus"]),
         case("unknown cascade", &["--test-id", "{tid}", "--cascade", "bogus"]),
         case("grace period 0", &["--test-id", "{tid}", "--grace-period", "0"]),

@@ -24,6 +24,19 @@ pub(crate) fn minimal_role(req: &Request) -> String {
     if needs.quotas {
         rules.push(("\"\"", "resourcequotas", vec!["list"]));
     }
+    if req.guard.is_some() {
+        rules.push((
+            "coordination.k8s.io",
+            "leases",
+            vec!["get", "create", "update", "delete"],
+        ));
+    } else if req.criteria.stale_runs {
+        let mut verbs = vec!["list"];
+        if deletes {
+            verbs.push("delete");
+        }
+        rules.push(("coordination.k8s.io", "leases", verbs));
+    }
     let (kind, namespace) = match &req.scope {
         Scope::Namespace(ns) => ("Role", format!("\n  namespace: {ns}")),
         Scope::AllNamespaces => ("ClusterRole", String::new()),

@@ -3,7 +3,7 @@
 //! selector matches; with `--older-than` too, both must hold.
 
 use crate::error::Result;
-use crate::model::Candidate;
+use crate::model::{Candidate, RUN_ID};
 use crate::request::Criteria;
 
 use super::strategy::{Context, SelectionStrategy};
@@ -16,7 +16,10 @@ impl SelectionStrategy for Label {
         if c.has_ids() || c.all || policy {
             Ok(())
         } else {
-            Err("--strategy label needs --test-id ID or --eval-id ID (or --all)".into())
+            Err(
+                "--strategy label needs --test-id ID, --eval-id ID or --run-id RUN (or --all)"
+                    .into(),
+            )
         }
     }
 
@@ -31,9 +34,14 @@ impl SelectionStrategy for Label {
 }
 
 /// The label rule: every id list that is given must contain the object's id.
-pub(crate) fn matches(c: &Candidate, test_ids: &[String], eval_ids: &[String]) -> bool {
-    let hit = |ids: &[String], v: &Option<String>| {
-        ids.is_empty() || v.as_ref().is_some_and(|v| ids.contains(v))
-    };
-    hit(test_ids, &c.test_id) && hit(eval_ids, &c.eval_id)
+/// With `--stale-runs` the run list is always given, even when no run is
+/// stale: then nothing matches.
+pub(crate) fn matches(c: &Candidate, criteria: &Criteria) -> bool {
+    let hit =
+        |ids: &[String], v: Option<&String>| ids.is_empty() || v.is_some_and(|v| ids.contains(v));
+    let run = c.labels.get(RUN_ID);
+    hit(&criteria.test_ids, c.test_id.as_ref())
+        && hit(&criteria.eval_ids, c.eval_id.as_ref())
+        && hit(&criteria.run_ids, run)
+        && (!criteria.stale_runs || run.is_some_and(|r| criteria.run_ids.contains(r)))
 }

@@ -101,6 +101,7 @@ pub(crate) fn server_selector(req: &Request) -> Selector {
         .clone()
         .with_in(crate::model::TEST_ID, &req.criteria.test_ids)
         .with_in(crate::model::EVAL_ID, &req.criteria.eval_ids)
+        .with_in(crate::model::RUN_ID, &req.criteria.run_ids)
 }
 
 /// Whether any strategy run reads ResourceQuotas.

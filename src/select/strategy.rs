@@ -74,7 +74,7 @@ impl<'a> Context<'_, '_, 'a> {
             members
                 .iter()
                 .copied()
-                .filter(|m| label::matches(m, &c.test_ids, &c.eval_ids))
+                .filter(|m| label::matches(m, c))
                 .collect()
         })
     }

@@ -1,0 +1,416 @@
+//! Test runs against the local control plane: `--run-id`,
+//! `--test-id-from-env`, the `--guard` that reaps a run whose parent died,
+//! and `--stale-runs` for runs whose guard died too. Decoys of other runs and
+//! unlabelled objects must survive every one of them.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use support::{commands::*, objects::*};
+
+const RUN: &str = "crucible-clean/run";
+
+/// A `--guard` process with its stdin held open by the test.
+struct Guard {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Guard {
+    fn start(ns: &TestNamespace, run: &str, extra: &[&str]) -> Guard {
+        let mut cmd = ns
+            .plugin()
+            .args(["-n", ns.name(), "-o", "json", "--guard", run])
+            .args(extra)
+            .command();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the guard");
+        let stdin = child.stdin.take();
+        let out = child.stdout.take().unwrap();
+        let (tx, stdout) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Guard {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for `ready` (the Lease is held).
+    fn ready(&mut self) {
+        let line = self
+            .stdout
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the guard says ready within 30 s");
+        assert_eq!(line, "ready");
+    }
+
+    fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes stdin, as a parent's death does.
+    fn close(&mut self) {
+        self.stdin.take();
+    }
+
+    /// Exit code, stdout (after `ready`) and stderr; kills after `limit`.
+    fn finish(mut self, limit: Duration) -> (Option<i32>, String, String) {
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > limit {
+                let _ = self.child.kill();
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out: Vec<String> = self.stdout.try_iter().collect();
+        (status.code(), out.join("\n"), self.stderr.join().unwrap())
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn lease(ns: &TestNamespace, run: &str) -> Option<Lease> {
+    let api: Api<Lease> = Api::namespaced(ns.client(), ns.name());
+    api.get_opt(&format!("crucible-clean-run-{run}"))
+        .await
+        .expect("get lease")
+}
+
+/// A run's objects: a finished job (with its pod), a still running job and a
+/// finished bare pod; all labelled with the run.
+async fn run_objects(ns: &TestNamespace, run: &str) {
+    ns.create_job(
+        &EvalJob::succeeding(&format!("{run}-done"))
+            .test_id(&format!("{run}-t1"))
+            .label(RUN, run),
+    )
+    .await;
+    ns.create_job(&EvalJob::running(&format!("{run}-live")).label(RUN, run))
+        .await;
+    ns.create_pod(
+        &BarePod::failed(&format!("{run}-bare"))
+            .evaluation(&format!("{run}-bare"))
+            .label(RUN, run),
+    )
+    .await;
+    ns.wait_job_complete(&format!("evaluation-job-{run}-done"))
+        .await;
+    ns.wait_job_pods_phase(&format!("evaluation-job-{run}-live"), "Running")
+        .await;
+}
+
+async fn decoys(ns: &TestNamespace) {
+    // Another run's objects, and objects of no run at all.
+    run_objects(ns, "other").await;
+    ns.create_pod(&BarePod::succeeded("no-run").evaluation("no-run"))
+        .await;
+}
+
+async fn names(ns: &TestNamespace) -> (Vec<String>, Vec<String>) {
+    (ns.job_names().await, ns.pod_names().await)
+}
+
+/// Whether an object's name is one of `run_objects(_, run)` or their pods.
+fn of_run(name: &str, run: &str) -> bool {
+    name.starts_with(&format!("{run}-")) || name.starts_with(&format!("evaluation-job-{run}-"))
+}
+
+/// Everything left is a decoy: no object of `run` remains.
+async fn assert_only_decoys_left(ns: &TestNamespace, run: &str) {
+    let (jobs, pods) = names(ns).await;
+    assert!(
+        jobs.iter().chain(&pods).all(|n| !of_run(n, run)),
+        "objects of run {run} remain: jobs {jobs:?}, pods {pods:?}"
+    );
+    assert_eq!(
+        jobs,
+        ["evaluation-job-other-done", "evaluation-job-other-live"]
+    );
+    assert!(pods.contains(&"no-run".to_string()), "{pods:?}");
+    assert!(pods.contains(&"other-bare".to_string()), "{pods:?}");
+    assert_eq!(pods.len(), 4, "the decoys' pods: {pods:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_id_selects_one_runs_objects_only() {
+    let ns = TestNamespace::for_current_test().await;
+    run_objects(&ns, "r1").await;
+    decoys(&ns).await;
+    let (code, r, err) = ns.run_json(&["--run-id", "r1", "--level", "all", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r["selector"], "app=evaluation,crucible-clean/run in (r1)");
+    // Finished ones only without --include-running.
+    assert_eq!(r["summary"]["deleted"], 2, "{r}");
+    let (jobs, _) = names(&ns).await;
+    assert!(jobs.contains(&"evaluation-job-r1-live".to_string()));
+    assert!(!jobs.contains(&"evaluation-job-r1-done".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_id_comes_from_the_environment_only_when_asked() {
+    let ns = TestNamespace::for_current_test().await;
+    for (name, test) in [("a-1", "test-a"), ("b-1", "test-b")] {
+        ns.create_pod(&BarePod::succeeded(name).evaluation(name).test_id(test))
+            .await;
+    }
+    // A stray TEST_LABEL_ID changes nothing without the flag.
+    let (code, r, err) = ns
+        .plugin()
+        .env("TEST_LABEL_ID", "test-a")
+        .args([
+            "-n",
+            ns.name(),
+            "-o",
+            "json",
+            "--test-id",
+            "test-b",
+            "--dry-run",
+        ])
+        .output_json();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(names_where(&r, |_| true), ["b-1"]);
+    // With it, the variable is the test id.
+    let (code, r, err) = ns
+        .plugin()
+        .env("TEST_LABEL_ID", "test-a")
+        .args(["-n", ns.name(), "-o", "json", "--test-id-from-env", "--yes"])
+        .output_json();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r["summary"]["deleted"], 1, "{r}");
+    assert_eq!(ns.pod_names().await, ["b-1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guard_reaps_its_run_when_its_parent_dies() {
+    let ns = TestNamespace::for_current_test().await;
+    let mut g = Guard::start(&ns, "r2", &[]);
+    g.ready();
+    let l = lease(&ns, "r2").await.expect("the guard's Lease exists");
+    let spec = l.spec.unwrap();
+    assert_eq!(spec.lease_duration_seconds, Some(30));
+    assert!(spec.holder_identity.unwrap().contains('/'));
+    assert_eq!(l.metadata.labels.unwrap()[RUN], "r2");
+
+    run_objects(&ns, "r2").await;
+    decoys(&ns).await;
+    let t0 = Instant::now();
+    g.close();
+    let (code, out, err) = g.finish(Duration::from_secs(60));
+    let took = t0.elapsed();
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("a JSON report");
+    // Both jobs (the running one too) and the bare pod; the jobs' pods go
+    // with them.
+    assert_eq!(r["summary"]["deleted"], 3, "{r}");
+    eprintln!("guard: parent gone → run reaped in {took:?}");
+    ns.wait_job_gone("evaluation-job-r2-live").await;
+    ns.wait_job_gone("evaluation-job-r2-done").await;
+    ns.wait_pod_gone("r2-bare").await;
+    support::wait::poll_until("the run's pods gone", Duration::from_secs(30), || async {
+        let pods = ns.pod_names().await;
+        if pods.iter().any(|p| of_run(p, "r2")) {
+            Err(format!("{pods:?}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert_only_decoys_left(&ns, "r2").await;
+    assert!(lease(&ns, "r2").await.is_none(), "the Lease is released");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_released_guard_deletes_nothing() {
+    let ns = TestNamespace::for_current_test().await;
+    let mut g = Guard::start(&ns, "r3", &[]);
+    g.ready();
+    ns.create_pod(
+        &BarePod::succeeded("r3-pod")
+            .evaluation("r3")
+            .label(RUN, "r3"),
+    )
+    .await;
+    g.say("release");
+    let (code, out, err) = g.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.is_empty(), "no report: nothing was cleaned: {out}");
+    assert_eq!(ns.pod_names().await, ["r3-pod"]);
+    assert!(lease(&ns, "r3").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_guard_is_renewed_and_a_second_guard_of_its_run_is_refused() {
+    let ns = TestNamespace::for_current_test().await;
+    let mut g = Guard::start(&ns, "r4", &["--lease-duration", "3s"]);
+    g.ready();
+    let first = lease(&ns, "r4").await.unwrap().spec.unwrap().renew_time;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later = lease(&ns, "r4").await.unwrap().spec.unwrap().renew_time;
+    assert!(later > first, "renewed every second: {first:?} → {later:?}");
+
+    let mut second = Guard::start(&ns, "r4", &[]);
+    let (code, _, err) = {
+        second.close();
+        second.finish(Duration::from_secs(30))
+    };
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("already has a live guard"), "{err}");
+    g.say("release");
+    let (code, _, err) = g.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_runs_cleans_exactly_the_runs_whose_lease_expired() {
+    let ns = TestNamespace::for_current_test().await;
+    // Run r5: its guard and its parent die together (SIGKILL): the Lease
+    // stays until it expires.
+    let mut dead = Guard::start(&ns, "r5", &["--lease-duration", "3s"]);
+    dead.ready();
+    // Run "other": alive, with a live guard.
+    let mut live = Guard::start(&ns, "other", &["--lease-duration", "3s"]);
+    live.ready();
+    run_objects(&ns, "r5").await;
+    decoys(&ns).await;
+    dead.kill();
+    let killed = Instant::now();
+
+    // While r5's Lease is live, --stale-runs leaves it alone.
+    let (code, r, err) = ns.run_json(&["--stale-runs", "--yes"]);
+    if killed.elapsed() < Duration::from_secs(3) {
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(r["summary"]["selected"], 0, "{r}\n{err}");
+    }
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(killed.elapsed())).await;
+
+    let (code, r, err) = ns.run_json(&["--stale-runs", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("run r5: its guard Lease"), "{err}");
+    assert_eq!(r["summary"]["selected"], 3, "{r}");
+    let (code, r, err) = ns.run_json(&["--stale-runs", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r["summary"]["deleted"], 3, "{r}\n{err}");
+    assert!(
+        lease(&ns, "r5").await.is_none(),
+        "the stale Lease is removed"
+    );
+    ns.wait_job_gone("evaluation-job-r5-live").await;
+    ns.wait_job_gone("evaluation-job-r5-done").await;
+    support::wait::poll_until("r5's pods gone", Duration::from_secs(30), || async {
+        let pods = ns.pod_names().await;
+        if pods.iter().any(|p| of_run(p, "r5")) {
+            Err(format!("{pods:?}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert_only_decoys_left(&ns, "r5").await;
+    assert!(
+        lease(&ns, "other").await.is_some(),
+        "the live run keeps its Lease"
+    );
+
+    // Nothing stale any more: nothing to do, nothing listed.
+    let (code, r, err) = ns.run_json(&["--stale-runs", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r["summary"]["selected"], 0, "{r}");
+    live.say("release");
+    let (code, _, err) = live.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// A Lease for `run` as a guard leaves it: last renewed `ago` before now.
+async fn expired_lease(ns: &TestNamespace, run: &str, ago: Duration) {
+    let api: Api<Lease> = Api::namespaced(ns.client(), ns.name());
+    let renewed = rfc3339_micro(std::time::SystemTime::now() - ago);
+    let lease: Lease = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("crucible-clean-run-{run}"), "labels": {RUN: run}},
+        "spec": {"holderIdentity": "gone/1", "leaseDurationSeconds": 30,
+                 "acquireTime": renewed, "renewTime": renewed},
+    }))
+    .unwrap();
+    api.create(&Default::default(), &lease)
+        .await
+        .expect("create lease");
+}
+
+fn rfc3339_micro(t: std::time::SystemTime) -> String {
+    let ts = k8s_openapi::jiff::Timestamp::try_from(t).unwrap();
+    ts.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_reaps_stale_runs_as_they_appear() {
+    let ns = TestNamespace::for_current_test().await;
+    decoys(&ns).await;
+    let mut live = Guard::start(&ns, "other", &[]);
+    live.ready();
+    let mut watch = ns
+        .plugin()
+        .args(["-n", ns.name(), "-o", "json", "--watch", "--interval", "1s"])
+        .args(["--stale-runs", "--yes"])
+        .spawn();
+    let first: serde_json::Value = serde_json::from_str(&watch.stdout_line().unwrap()).unwrap();
+    assert_eq!(first["summary"]["selected"], 0, "{first}");
+
+    // A run dies while the watch runs: its Lease expired an hour ago.
+    ns.create_pod(
+        &BarePod::succeeded("r6-pod")
+            .evaluation("r6")
+            .label(RUN, "r6"),
+    )
+    .await;
+    expired_lease(&ns, "r6", Duration::from_secs(3600)).await;
+    let reaped = loop {
+        let line = watch.stdout_line().expect("a report per cycle");
+        let r: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if r["summary"]["deleted"] != 0 {
+            break r;
+        }
+    };
+    assert_eq!(names_where(&reaped, |_| true), ["r6-pod"], "{reaped}");
+    assert!(lease(&ns, "r6").await.is_none());
+    assert!(lease(&ns, "other").await.is_some());
+    watch.signal("TERM");
+    let done = watch.wait(Duration::from_secs(30));
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_only_decoys_left(&ns, "r6").await;
+    live.say("release");
+    let _ = live.finish(Duration::from_secs(30));
+}
