@@ -1,0 +1,201 @@
+"""The plugin's flags, each also an ini option, and their validation.
+
+A flag on the command line wins over the ini option of the same name
+(``--cleanup-level`` / ``cleanup_level``, ``--high-watermark`` / ``high_watermark``…).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from .tracker import DEFAULT_PATTERN
+
+LEVELS = ("none", "pods", "jobs", "all")
+STRATEGIES = ("label", "age", "pressure", "watermark", "hybrid")
+FALLBACKS = ("none", "time")
+_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w))+$")
+
+# flag, ini name, kind (bool|str|float|choice), choices, default, help
+OPTIONS: List[tuple] = [
+    ("--auto-cleanup", "auto_cleanup", "bool", None, False,
+     "after each test, clean the objects labelled with its test id (see --cleanup-level)"),
+    ("--cleanup-level", "cleanup_level", "choice", LEVELS, "pods",
+     "what to clean: none, pods, jobs, or all (jobs with their pods, plus bare pods)"),
+    ("--cleanup-old", "cleanup_old", "bool", None, False,
+     "at session start and end, clean finished evaluation objects older than --cleanup-age"),
+    ("--cleanup-age", "cleanup_age", "duration", None, "30m",
+     "age for --cleanup-old, --cleanup-fallback=time and the age/hybrid strategies (90s, 30m, 2h)"),
+    ("--cleanup-fallback", "cleanup_fallback", "choice", FALLBACKS, "none",
+     "with --auto-cleanup: time = at session end also clean objects without a test-id label "
+     "older than --cleanup-age"),
+    ("--cleanup-strategy", "cleanup_strategy", "choice", STRATEGIES, None,
+     "checked after each test: label, age, pressure, watermark or hybrid"),
+    ("--high-watermark", "high_watermark", "float", None, None,
+     "watermark/hybrid: act at this count/pods usage (default 0.8); pressure: its threshold"),
+    ("--low-watermark", "low_watermark", "float", None, None,
+     "watermark/hybrid: clean down to this count/pods usage (default 0.5)"),
+    ("--cleanup-dry-run", "cleanup_dry_run", "bool", None, False,
+     "report what would be cleaned, delete nothing (no guard is started)"),
+    ("--cleanup-namespace", "cleanup_namespace", "str", None, "crucible",
+     "namespace of the evaluation objects"),
+    ("--cleanup-context", "cleanup_context", "str", None, None, "kubeconfig context"),
+    ("--cleanup-kubeconfig", "cleanup_kubeconfig", "str", None, None, "kubeconfig file"),
+    ("--cleanup-report", "cleanup_report", "str", None, None,
+     "write every cleanup report of the session to this file as one JSON document"),
+    ("--cleanup-lease-duration", "cleanup_lease_duration", "duration", None, None,
+     "how long the run's Lease outlives a guard that stopped renewing it (default: the binary's)"),
+    ("--cleanup-track-pattern", "cleanup_track_pattern", "str", None, DEFAULT_PATTERN,
+     "regular expression for the URL paths of POSTs whose eval_id the tracker records"),
+]
+
+
+def addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("crucible-clean", "crucible-clean: clean up evaluation pods and jobs")
+    for flag, ini, kind, choices, default, help_ in OPTIONS:
+        shown = "" if default in (None, False) else f" [default: {default}]"
+        if kind == "bool":
+            group.addoption(flag, action="store_true", default=None, dest=ini, help=help_)
+            parser.addini(ini, help_ + " (ini)", type="bool", default=False)
+        else:
+            group.addoption(flag, action="store", default=None, dest=ini, choices=choices,
+                            metavar=ini.upper() if choices is None else None, help=help_ + shown)
+            parser.addini(ini, help_ + shown + " (ini)", default=None)
+
+
+def _raw(config: pytest.Config, ini: str) -> tuple:
+    """(value, given on the command line?)."""
+    v = config.getoption(ini)
+    if v is not None:
+        return v, True
+    v = config.getini(ini)
+    if v in (None, "", []):
+        return None, False
+    return v, False
+
+
+@dataclass
+class Settings:
+    auto_cleanup: bool
+    level: str
+    cleanup_old: bool
+    age: str
+    fallback: str
+    strategy: Optional[str]
+    high: Optional[float]
+    low: Optional[float]
+    dry_run: bool
+    namespace: str
+    context: Optional[str]
+    kubeconfig: Optional[str]
+    report: Optional[str]
+    lease_duration: Optional[str]
+    track_pattern: str
+
+    @property
+    def enabled(self) -> bool:
+        """Cleanup is on: the plugin calls the binary and starts the guard."""
+        return self.auto_cleanup or self.cleanup_old or self.strategy is not None
+
+    @property
+    def per_test_label(self) -> bool:
+        """After each test, clean the objects labelled with its test id."""
+        return self.level != "none" and (self.auto_cleanup or self.strategy in ("label", "hybrid"))
+
+    def scope_args(self) -> List[str]:
+        args = ["-n", self.namespace]
+        if self.context:
+            args += ["--context", self.context]
+        if self.kubeconfig:
+            args += ["--kubeconfig", self.kubeconfig]
+        return args
+
+
+def _float(name: str, value: Any) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"crucible-clean: {name} must be a number in (0, 1], not {value!r}")
+    if not 0 < f <= 1:
+        raise pytest.UsageError(f"crucible-clean: {name} must be in (0, 1], not {value!r}")
+    return f
+
+
+def settings(config: pytest.Config) -> Settings:
+    """Reads and validates the options; bad or useless ones are a usage error."""
+    values: Dict[str, Any] = {}
+    given: Dict[str, bool] = {}
+    for flag, ini, kind, choices, default, _ in OPTIONS:
+        v, on_cli = _raw(config, ini)
+        given[ini] = on_cli
+        if v is None:
+            v = default
+        if kind == "bool":
+            v = bool(v)
+        elif kind == "choice" and v is not None and v not in choices:
+            raise pytest.UsageError(
+                f"crucible-clean: {ini} must be one of {', '.join(choices)}, not {v!r}")
+        elif kind == "duration" and v is not None and not _DURATION.match(str(v)):
+            raise pytest.UsageError(
+                f"crucible-clean: {flag} must be a duration such as 90s, 30m, 2h, not {v!r}")
+        elif kind == "float" and v is not None:
+            v = _float(flag, v)
+        values[ini] = v
+    s = Settings(
+        auto_cleanup=values["auto_cleanup"],
+        level=values["cleanup_level"],
+        cleanup_old=values["cleanup_old"],
+        age=values["cleanup_age"],
+        fallback=values["cleanup_fallback"],
+        strategy=values["cleanup_strategy"],
+        high=values["high_watermark"],
+        low=values["low_watermark"],
+        dry_run=values["cleanup_dry_run"],
+        namespace=values["cleanup_namespace"],
+        context=values["cleanup_context"],
+        kubeconfig=values["cleanup_kubeconfig"],
+        report=values["cleanup_report"],
+        lease_duration=values["cleanup_lease_duration"],
+        track_pattern=values["cleanup_track_pattern"],
+    )
+    try:
+        re.compile(s.track_pattern)
+    except re.error as e:
+        raise pytest.UsageError(f"crucible-clean: --cleanup-track-pattern is not a regular expression: {e}")
+    _refuse_useless(s, given)
+    return s
+
+
+def _refuse_useless(s: Settings, given: Dict[str, bool]) -> None:
+    """A flag given on the command line that would do nothing is refused, as the binary
+    refuses its own (ini options are configuration and are only checked for values)."""
+
+    def refuse(flag: str, why: str) -> None:
+        raise pytest.UsageError(f"crucible-clean: {flag} {why}")
+
+    if not s.enabled:
+        for flag, ini, *_ in OPTIONS:
+            if given[ini] and ini not in ("auto_cleanup", "cleanup_old", "cleanup_strategy"):
+                refuse(flag, "does nothing without --auto-cleanup, --cleanup-old or --cleanup-strategy")
+        return
+    if given["cleanup_fallback"] and not s.auto_cleanup:
+        refuse("--cleanup-fallback", "needs --auto-cleanup")
+    if s.fallback == "time" and not s.auto_cleanup:
+        refuse("cleanup_fallback = time", "needs --auto-cleanup")
+    uses_age = s.cleanup_old or s.fallback == "time" or s.strategy in ("age", "hybrid")
+    if given["cleanup_age"] and not uses_age:
+        refuse("--cleanup-age",
+               "needs --cleanup-old, --cleanup-fallback=time or --cleanup-strategy age or hybrid")
+    if given["high_watermark"] and s.strategy not in ("watermark", "hybrid", "pressure"):
+        refuse("--high-watermark", "needs --cleanup-strategy watermark, hybrid or pressure")
+    if given["low_watermark"] and s.strategy not in ("watermark", "hybrid"):
+        refuse("--low-watermark", "needs --cleanup-strategy watermark or hybrid")
+    high = s.high if s.high is not None else 0.8
+    low = s.low if s.low is not None else 0.5
+    if s.strategy in ("watermark", "hybrid") and not low < high:
+        refuse("--low-watermark", f"({low}) must be below --high-watermark ({high})")
+    if given["cleanup_lease_duration"] and s.dry_run:
+        refuse("--cleanup-lease-duration", "does nothing with --cleanup-dry-run (no guard runs)")

@@ -1,0 +1,157 @@
+"""What the session's cleanup calls did: the terminal section and the JSON document."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, OrderedDict
+from typing import Any, Dict, List, Optional, Tuple
+
+from .binary import Call
+
+CLEANED = ("deleted", "gone")
+WOULD = ("wouldDelete",)
+HELD = ("kept", "skipped")
+FAILED = ("failed", "conflict", "cancelled")
+
+PURPOSES = {
+    "per-test": "after each test, by its test id",
+    "tracked": "tracked evaluations",
+    "strategy": "after each test, strategy check",
+    "age": "age cleanup",
+    "fallback": "unlabelled objects by age (fallback)",
+    "run-sweep": "the run's objects at session end",
+}
+
+
+def _kinds(counter: Counter) -> str:
+    parts = []
+    for kind in ("Job", "Pod"):
+        n = counter.get(kind, 0)
+        if n:
+            parts.append(f"{n} {kind.lower()}{'' if n == 1 else 's'}")
+    return ", ".join(parts) or "0 objects"
+
+
+class Tally:
+    """Everything the session's calls did, object by object."""
+
+    def __init__(self, calls: List[Call]) -> None:
+        self.calls = calls
+        # (strategy, level, purpose) -> Counter of kinds cleaned / that would be cleaned
+        self.cleaned: "OrderedDict[Tuple[str, str, str], Counter]" = OrderedDict()
+        self.would: "OrderedDict[Tuple[str, str, str], Counter]" = OrderedDict()
+        # object -> reason it was held, for objects never cleaned during the session
+        held: Dict[Tuple[str, str], str] = {}
+        gone: set = set()
+        self.failed_items: List[str] = []
+        self.notes: List[str] = []
+        for c in calls:
+            for n in c.notes:
+                if n not in self.notes:
+                    self.notes.append(n)
+            if c.report is None:
+                continue
+            strategy = str(c.report.get("strategy", "?"))
+            key = (strategy, c.level, c.purpose)
+            for item in c.report.get("items", []) or []:
+                obj = (item.get("kind", "?"), item.get("name", "?"))
+                result = item.get("result")
+                if result in CLEANED:
+                    self.cleaned.setdefault(key, Counter())[obj[0]] += 1
+                    gone.add(obj)
+                elif result in WOULD:
+                    self.would.setdefault(key, Counter())[obj[0]] += 1
+                elif result in HELD:
+                    held[obj] = item.get("reason") or result
+                elif result in FAILED:
+                    self.failed_items.append(
+                        f"{obj[0].lower()}/{obj[1]} ({result}): {item.get('error') or ''}".rstrip(": "))
+        self.held = {o: r for o, r in held.items() if o not in gone}
+        self.failures = [c for c in calls if c.failed]
+
+    def totals(self) -> Dict[str, int]:
+        return {
+            "calls": len(self.calls),
+            "failedCalls": len(self.failures),
+            "cleaned": sum(sum(c.values()) for c in self.cleaned.values()),
+            "wouldClean": sum(sum(c.values()) for c in self.would.values()),
+            "held": len(self.held),
+            "failedDeletes": len(self.failed_items),
+        }
+
+
+def lines(tally: Tally, run_id: str, namespace: str, dry_run: bool, guard: Optional[dict],
+          report_path: Optional[str], fails_session: bool) -> List[str]:
+    out = []
+    t = tally.totals()
+    out.append(
+        f"run {run_id} in namespace {namespace}: {t['calls']} call{'s' if t['calls'] != 1 else ''} "
+        f"of kubectl-crucible-clean, {t['failedCalls']} failed"
+        + (" (dry run: nothing deleted)" if dry_run else ""))
+    table = tally.would if dry_run else tally.cleaned
+    verb = "would clean" if dry_run else "cleaned"
+    if table:
+        out.append(f"{verb}:")
+        for (strategy, level, purpose), counter in table.items():
+            out.append(f"  {strategy:<9} level {level:<5} {PURPOSES.get(purpose, purpose):<40} {_kinds(counter)}")
+    else:
+        out.append(f"{verb}: nothing")
+    if tally.held:
+        reasons = Counter(tally.held.values())
+        out.append(f"kept: {len(tally.held)} object{'s' if len(tally.held) != 1 else ''}")
+        for reason, n in reasons.most_common():
+            out.append(f"  {n:>4}  {reason}")
+    for n in tally.notes:
+        out.append(f"note: {n}")
+    if guard is not None:
+        if guard.get("error"):
+            out.append(f"guard: {guard['error']} (log {guard.get('log')})")
+        elif guard.get("released"):
+            out.append(f"guard: Lease {guard['lease']} held during the session, released at its end")
+    if tally.failures or tally.failed_items or (guard and guard.get("error")):
+        out.append("failures:")
+        for c in tally.failures:
+            where = c.nodeid or c.phase
+            out.append(f"  {where} ({PURPOSES.get(c.purpose, c.purpose)}): {c.error}")
+        for f in tally.failed_items:
+            out.append(f"  {f}")
+        if fails_session:
+            out.append("crucible-clean: cleanup failed, so the session fails (exit status 1)")
+    if report_path:
+        out.append(f"report: {report_path}")
+    return out
+
+
+def document(tally: Tally, run_id: str, settings: Any, guard: Optional[dict],
+             started_at: str, finished_at: str) -> Dict[str, Any]:
+    return {
+        "apiVersion": "crucible-clean/v1",
+        "kind": "PytestCleanupSession",
+        "runId": run_id,
+        "namespace": settings.namespace,
+        "context": settings.context,
+        "dryRun": settings.dry_run,
+        "startedAt": started_at,
+        "finishedAt": finished_at,
+        "guard": guard,
+        "totals": tally.totals(),
+        "kept": [{"kind": k, "name": n, "reason": r} for (k, n), r in sorted(tally.held.items())],
+        "notes": tally.notes,
+        "calls": [c.to_json() for c in tally.calls],
+    }
+
+
+def write(path: str, doc: Dict[str, Any]) -> Optional[str]:
+    """Writes the document; returns an error message instead of raising."""
+    try:
+        d = os.path.dirname(os.path.abspath(path))
+        os.makedirs(d, exist_ok=True)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+        return None
+    except OSError as e:
+        return f"cannot write the report {path}: {e}"

@@ -1,0 +1,167 @@
+"""Crash-safe run reaping: the guard the plugin starts, SIGKILL of pytest, and
+``--stale-runs`` after guard and pytest both died."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import kube
+from crucible_clean import find_binary
+
+# The run's objects must be gone within this long of the SIGKILL (the measured figure
+# is printed in the "figures" section).
+REAP_BOUND_SECONDS = 60
+
+INNER = '''
+import time
+import kube
+
+
+def test_hangs(ns, crucible_labels, crucible_run_id):
+    finished = kube.create_job(ns, kube.new_id("fin"), crucible_labels)
+    running = kube.create_job(ns, kube.new_id("run"), crucible_labels, outcome="run")
+    bare = kube.create_pod(ns, "bare-" + kube.new_id(""), crucible_labels, finished=False)
+    kube.wait_jobs_finished(ns, [finished])
+    kube.wait_job_running(ns, running)
+    with open("run-id.txt.tmp", "w") as f:
+        f.write(crucible_run_id)
+    import os
+    os.replace("run-id.txt.tmp", "run-id.txt")
+    time.sleep(600)
+'''
+
+
+def guard_pids(run_id: str) -> list:
+    """PIDs of processes running ``kubectl-crucible-clean --guard RUN``."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--guard" in argv and run_id.encode() in argv:
+            pids.append(int(d))
+    return pids
+
+
+def start_inner(inner, *args: str) -> subprocess.Popen:
+    inner.pytester.makepyfile(test_hang=INNER)
+    log = open(inner.pytester.path / "pytest.log", "wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args, *inner.scope()],
+        cwd=inner.pytester.path, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def wait_run_id(inner, proc: subprocess.Popen) -> str:
+    path = inner.pytester.path / "run-id.txt"
+
+    def ready():
+        if proc.poll() is not None:
+            raise AssertionError("the pytest session ended early:\n" +
+                                 (inner.pytester.path / "pytest.log").read_text())
+        return path.exists()
+
+    kube.until("the inner test to create its objects", ready, timeout=120)
+    return path.read_text()
+
+
+def other_run(ns: str, run: str) -> list:
+    """Live objects of another run (labelled with its run id) and an unlabelled one."""
+    labels = {"test-id": f"{run}-t", "crucible-clean/run": run}
+    running = kube.create_job(ns, kube.new_id("o"), labels, outcome="run")
+    finished = kube.create_job(ns, kube.new_id("of"), labels)
+    bare = kube.create_pod(ns, "other-bare", labels, finished=False)
+    unlabelled = kube.create_pod(ns, "unlabelled-running", finished=False)
+    kube.wait_jobs_finished(ns, [finished])
+    return [("jobs", running), ("jobs", finished), ("pods", bare), ("pods", unlabelled)]
+
+
+def run_objects(ns: str, run: str) -> list:
+    sel = f"crucible-clean/run={run}"
+    return kube.present(ns, "jobs", sel) + kube.present(ns, "pods", sel)
+
+
+def test_sigkill_of_pytest_reaps_its_run(inner, ns, figure):
+    decoys = other_run(ns, "otherrun")
+    proc = start_inner(inner, "--auto-cleanup")
+    try:
+        run = wait_run_id(inner, proc)
+        assert len(run_objects(ns, run)) == 5  # 2 jobs, 3 pods (one running)
+        guards = guard_pids(run)
+        assert len(guards) == 1
+        assert kube.names(ns, "leases") == [f"crucible-clean-run-{run}"]
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kube.until("the run's objects gone", lambda: run_objects(ns, run) == [],
+                   timeout=REAP_BOUND_SECONDS, every=0.1)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    figure("SIGKILL of pytest to its run's objects deleted (2 jobs, 3 pods)", f"{elapsed:.2f} s")
+    kube.until("the guard to exit", lambda: guard_pids(run) == [], timeout=30)
+    kube.until("the Lease removed", lambda: kube.names(ns, "leases") == [], timeout=30)
+    for kind, name in decoys:
+        assert name in kube.present(ns, kind), (kind, name)
+
+
+def test_guard_and_pytest_killed_then_stale_runs(inner, ns, kubeconfig, figure):
+    binary = find_binary()
+    decoys = other_run(ns, "liverun")
+    # A run whose guard is alive: --stale-runs must never touch it.
+    live = subprocess.Popen([binary, "--guard", "liverun", "-n", ns, "--kubeconfig", kubeconfig,
+                             "--lease-duration", "60s"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    proc = start_inner(inner, "--auto-cleanup", "--cleanup-lease-duration=3s")
+    try:
+        assert select.select([live.stdout], [], [], 60)[0], "the live guard is not ready"
+        assert live.stdout.readline().strip() == b"ready"
+        run = wait_run_id(inner, proc)
+        (guard,) = guard_pids(run)
+        os.kill(guard, signal.SIGKILL)  # first the guard, so that nothing reaps the run
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed_at = time.monotonic()
+        kube.until("the guard gone", lambda: guard_pids(run) == [], timeout=30)
+        assert len(run_objects(ns, run)) == 5
+        lease = f"crucible-clean-run-{run}"
+        assert lease in kube.names(ns, "leases")
+
+        def stale_runs():
+            p = subprocess.run([binary, "--stale-runs", "-n", ns, "--kubeconfig", kubeconfig,
+                                "-o", "json", "--yes"], capture_output=True, text=True,
+                               timeout=120)
+            assert p.returncode == 0, p.stderr
+            return run_objects(ns, run) == []
+
+        # Until the Lease expires (3 s after its last renewal) the run is live; after,
+        # --stale-runs cleans exactly that run.
+        kube.until("--stale-runs to reap the expired run", stale_runs, timeout=60, every=1)
+        figure("guard and pytest killed to --stale-runs reaping (lease 3s, polled each 1s)",
+               f"{time.monotonic() - killed_at:.2f} s")
+        assert lease not in kube.names(ns, "leases")
+        assert "crucible-clean-run-liverun" in kube.names(ns, "leases")
+        for kind, name in decoys:
+            assert name in kube.present(ns, kind), (kind, name)
+        live.stdin.write(b"release\n")
+        live.stdin.close()
+        assert live.wait(timeout=60) == 0
+        assert "crucible-clean-run-liverun" not in kube.names(ns, "leases")
+        for kind, name in decoys:
+            assert name in kube.present(ns, kind), (kind, name)
+    finally:
+        for p in (proc, live):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
