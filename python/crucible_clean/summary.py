@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .binary import Call
 
 CLEANED = ("deleted", "gone")
-WOULD = ("wouldDelete",)
+WOULD = ("wouldDelete", "planned")  # planned: a client-side dry run
 HELD = ("kept", "skipped")
 FAILED = ("failed", "conflict", "cancelled")
 
