@@ -140,6 +140,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     s = options.settings(config)
+    if config.getoption("help", False) or config.getoption("collectonly", False):
+        # Nothing runs: no binary needed, no guard, no cleanup.
+        s.auto_cleanup, s.cleanup_old, s.strategy = False, False, None
     state = State(settings=s, run_id=ids.new_run_id())
     tracker.reset_session(s.track_pattern)
     if s.enabled:

@@ -78,6 +78,9 @@ def test_missing_binary_is_a_clear_usage_error(pytester, monkeypatch):
     err = r.stderr.str()
     assert "CRUCIBLE_CLEAN_BIN=/nonexistent/kubectl-crucible-clean is not an executable file" in err
     assert "Traceback" not in err + r.stdout.str()
+    # Nothing runs with --help or --collect-only: no binary needed.
+    assert pytester.runpytest_subprocess("--auto-cleanup", "--help").ret == 0
+    assert pytester.runpytest_subprocess("--auto-cleanup", "--collect-only").ret == 0
 
 
 def test_flags_that_would_do_nothing_are_refused(pytester):
