@@ -4,6 +4,7 @@ plugin (entry point pytest11) and the kubectl-crucible-clean binary."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -47,3 +48,4 @@ def test_one_pip_install_into_a_fresh_virtualenv(tmp_path, figure):
                        env=env, capture_output=True, text=True, cwd=tmp_path)
     assert f.stdout.strip() == str(binary), f.stderr
     assert sys.executable != str(bin_dir / "python")
+    shutil.rmtree(env_dir)  # a dev-profile binary is large; pytest keeps old temp dirs
