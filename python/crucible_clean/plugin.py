@@ -50,10 +50,10 @@ class State:
 
     # -- calls -----------------------------------------------------------------------------
     def call(self, args: List[str], phase: str, purpose: str, level: str,
-             ctx: Optional[TestContext] = None) -> binary.Call:
+             ctx: Optional[TestContext] = None, preview: bool = False) -> binary.Call:
         s = self.settings
         full = [*args, *s.scope_args()]
-        if s.dry_run:
+        if s.dry_run or preview:
             full.append("--dry-run")
         fields = dict(phase=phase, purpose=purpose, level=level,
                       nodeid=ctx.nodeid if ctx else None, test_id=ctx.test_id if ctx else None)
@@ -125,6 +125,10 @@ class State:
             # What finished after its test ended (per-test cleanup takes finished objects only).
             self.call(["--run-id", self.run_id, "--level", s.level],
                       "sessionfinish", "run-sweep", s.level)
+            if not s.dry_run:
+                # What of the run is left, and why: a preview that includes unfinished objects.
+                self.call(["--run-id", self.run_id, "--level", s.level, "--include-running"],
+                          "sessionfinish", "leftover", s.level, preview=True)
         if s.auto_cleanup and s.fallback == "time" and s.level != "none":
             self.call(["--strategy", "fallback", "--older-than", s.age, "--level", s.level],
                       "sessionfinish", "fallback", s.level)

@@ -13,6 +13,7 @@ CLEANED = ("deleted", "gone")
 WOULD = ("wouldDelete", "planned")  # planned: a client-side dry run
 HELD = ("kept", "skipped")
 FAILED = ("failed", "conflict", "cancelled")
+UNFINISHED = ("Pending", "Running", "Unknown", "Active")
 
 PURPOSES = {
     "per-test": "after each test, by its test id",
@@ -21,6 +22,7 @@ PURPOSES = {
     "age": "age cleanup",
     "fallback": "unlabelled objects by age (fallback)",
     "run-sweep": "the run's objects at session end",
+    "leftover": "what of the run is left (preview)",
 }
 
 
@@ -57,6 +59,11 @@ class Tally:
             for item in c.report.get("items", []) or []:
                 obj = (item.get("kind", "?"), item.get("name", "?"))
                 result = item.get("result")
+                if c.purpose == "leftover":
+                    # A preview of the run's objects, unfinished ones included.
+                    if item.get("phase") in UNFINISHED or result in HELD:
+                        held[obj] = f"not finished at session end ({item.get('phase')})"
+                    continue
                 if result in CLEANED:
                     self.cleaned.setdefault(key, Counter())[obj[0]] += 1
                     gone.add(obj)

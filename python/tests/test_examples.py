@@ -45,6 +45,11 @@ def test_succeeds(ns, crucible_labels):
     j = kube.create_job(ns, kube.new_id("t1"), crucible_labels)
     kube.wait_jobs_finished(ns, [j])
     record(j)
+    # Still running when the session ends: kept, and the summary says why.
+    running = kube.create_job(ns, kube.new_id("t1run"), crucible_labels, outcome="run")
+    kube.wait_job_running(ns, running)
+    with open("running.txt", "w") as f:
+        f.write(running)
 
 def test_fails_its_evaluation(ns, crucible_labels):
     j = kube.create_job(ns, kube.new_id("t2"), crucible_labels, outcome="fail")
@@ -64,6 +69,10 @@ def test_fails_its_evaluation(ns, crucible_labels):
         assert job in kube.present(ns, "jobs")
         assert len(kube.present(ns, "pods", f"batch.kubernetes.io/job-name={job}")) == 1
     assert running in kube.present(ns, "pods")
+    still_running = (inner.pytester.path / "running.txt").read_text()
+    (its_pod,) = kube.present(ns, "pods", f"batch.kubernetes.io/job-name={still_running}")
+    assert still_running in kube.present(ns, "jobs")
+    assert "kept: 1 object" in out and "not finished at session end (Running)" in out
     # The summary: the section, what was cleaned by hybrid, the inactive rule once.
     assert "crucible-clean" in out
     assert out.count("watermark rule inactive") == 1, out
@@ -74,6 +83,8 @@ def test_fails_its_evaluation(ns, crucible_labels):
     assert all(c["exitCode"] == 0 and c["report"]["strategy"] == "hybrid" for c in per_test)
     assert all("--high-watermark" in c["argv"] and "15m" in c["argv"] for c in per_test)
     assert doc["totals"]["cleaned"] == 2 and doc["totals"]["failedCalls"] == 0
+    assert doc["kept"] == [{"kind": "Pod", "name": its_pod,
+                            "reason": "not finished at session end (Running)"}]
 
 
 def test_simple_time_based(inner, ns):
