@@ -27,6 +27,7 @@ class Guard:
         self.argv = [binary, "--guard", run_id, *scope_args]
         if lease_duration:
             self.argv += ["--lease-duration", lease_duration]
+        self.log_path: Optional[str]
         fd, self.log_path = tempfile.mkstemp(prefix=f"crucible-clean-guard-{run_id}-", suffix=".log")
         os.close(fd)
         self.proc: Optional[subprocess.Popen] = None
@@ -40,6 +41,8 @@ class Guard:
         return f"crucible-clean-run-{self.run_id}"
 
     def _log_tail(self) -> str:
+        if self.log_path is None:
+            return ""
         try:
             with open(self.log_path, "rb") as f:
                 lines = f.read().decode("utf-8", "replace").splitlines()
@@ -108,6 +111,12 @@ class Guard:
             self.error = f"the guard exited with status {self.exit_code}: {self._log_tail()}"
             return False
         self.released = self.error is None
+        if self.released:
+            try:  # kept only when something went wrong
+                os.unlink(self.log_path)
+            except OSError:
+                pass
+            self.log_path = None
         return self.released
 
     def _stop(self) -> None:

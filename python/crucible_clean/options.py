@@ -118,7 +118,8 @@ def _float(name: str, value: Any) -> float:
     try:
         f = float(value)
     except (TypeError, ValueError):
-        raise pytest.UsageError(f"crucible-clean: {name} must be a number in (0, 1], not {value!r}")
+        raise pytest.UsageError(
+            f"crucible-clean: {name} must be a number in (0, 1], not {value!r}") from None
     if not 0 < f <= 1:
         raise pytest.UsageError(f"crucible-clean: {name} must be in (0, 1], not {value!r}")
     return f
@@ -164,7 +165,8 @@ def settings(config: pytest.Config) -> Settings:
     try:
         re.compile(s.track_pattern)
     except re.error as e:
-        raise pytest.UsageError(f"crucible-clean: --cleanup-track-pattern is not a regular expression: {e}")
+        raise pytest.UsageError(
+            f"crucible-clean: --cleanup-track-pattern is not a regular expression: {e}") from None
     _refuse_useless(s, given)
     return s
 

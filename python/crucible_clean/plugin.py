@@ -153,7 +153,7 @@ def pytest_configure(config: pytest.Config) -> None:
         try:
             state.binary = binary.find_binary()
         except binary.BinaryNotFound as e:
-            raise pytest.UsageError(f"crucible-clean: {e}")
+            raise pytest.UsageError(f"crucible-clean: {e}") from None
     config.stash[_STATE] = state
 
 

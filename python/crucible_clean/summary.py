@@ -101,7 +101,8 @@ def lines(tally: Tally, run_id: str, namespace: str, dry_run: bool, guard: Optio
     if table:
         out.append(f"{verb}:")
         for (strategy, level, purpose), counter in table.items():
-            out.append(f"  {strategy:<9} level {level:<5} {PURPOSES.get(purpose, purpose):<40} {_kinds(counter)}")
+            what = PURPOSES.get(purpose, purpose)
+            out.append(f"  {strategy:<9} level {level:<5} {what:<40} {_kinds(counter)}")
     else:
         out.append(f"{verb}: nothing")
     if tally.held:
