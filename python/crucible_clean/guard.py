@@ -24,7 +24,8 @@ class Guard:
     def __init__(self, binary: str, run_id: str, scope_args: List[str],
                  lease_duration: Optional[str]) -> None:
         self.run_id = run_id
-        self.argv = [binary, "--guard", run_id, *scope_args]
+        # -o json: a reaped run's report in the log is one JSON document after "ready".
+        self.argv = [binary, "--guard", run_id, "-o", "json", *scope_args]
         if lease_duration:
             self.argv += ["--lease-duration", lease_duration]
         self.log_path: Optional[str]
