@@ -23,7 +23,7 @@ _kubectl__crucible__clean() {
 
     case "${cmd}" in
         kubectl__crucible__clean)
-            opts="-n -A -l -y -o -v -h -V --namespace --all-namespaces --selector --test-id --eval-id --run-id --test-id-from-env --older-than --age-from --all --level --include-running --strategy --policy --threshold --high-watermark --low-watermark --prefer --capacity --keep-last --keep-succeeded-for --keep-failed-for --watch --interval --guard --lease-duration --stale-runs --dry-run --yes --max-delete --cascade --grace-period --concurrency --wait --timeout --output --v --kubeconfig --context --request-timeout --help --version"
+            opts="-n -A -l -y -i -o -v -h -V --namespace --all-namespaces --selector --test-id --eval-id --run-id --test-id-from-env --older-than --age-from --all --level --include-running --strategy --policy --threshold --high-watermark --low-watermark --prefer --capacity --keep-last --keep-succeeded-for --keep-failed-for --watch --interval --guard --lease-duration --stale-runs --dry-run --yes --max-delete --interactive --save-plan --from-plan --plan-max-age --cascade --grace-period --concurrency --wait --timeout --output --v --kubeconfig --context --request-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -126,6 +126,18 @@ _kubectl__crucible__clean() {
                     return 0
                     ;;
                 --max-delete)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --save-plan)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-plan)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --plan-max-age)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

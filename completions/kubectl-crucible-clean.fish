@@ -1,5 +1,5 @@
 complete -c kubectl-crucible-clean -s n -l namespace -d 'Namespace to clean [default: crucible]' -r
-complete -c kubectl-crucible-clean -s l -l selector -d 'Base label selector (kubectl syntax); every selected object must match it' -r
+complete -c kubectl-crucible-clean -s l -l selector -d 'Base label selector (kubectl syntax); every selected object must match it [default: app=evaluation]' -r
 complete -c kubectl-crucible-clean -l test-id -d 'Objects labelled test-id=ID (repeatable)' -r
 complete -c kubectl-crucible-clean -l eval-id -d 'Objects labelled eval-id=ID (repeatable)' -r
 complete -c kubectl-crucible-clean -l run-id -d 'Objects of test run RUN: labelled crucible-clean/run=RUN, as the pytest plugin labels them (repeatable)' -r
@@ -33,6 +33,9 @@ complete -c kubectl-crucible-clean -l lease-duration -d 'How long a --guard Leas
 complete -c kubectl-crucible-clean -l dry-run -d 'Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All' -r -f -a "client\t''
 server\t''"
 complete -c kubectl-crucible-clean -l max-delete -d 'Abort before the first delete if more than N objects would be deleted' -r
+complete -c kubectl-crucible-clean -l save-plan -d 'Also write the plan (the JSON report of this dry run) to FILE, to apply later with --from-plan' -r -F
+complete -c kubectl-crucible-clean -l from-plan -d 'Delete exactly the objects a saved plan (--save-plan, or --dry-run -o json) plans to delete, by uid, each checked again first; nothing else' -r -F
+complete -c kubectl-crucible-clean -l plan-max-age -d 'Refuse a --from-plan plan older than DUR [default: 1h]' -r
 complete -c kubectl-crucible-clean -l cascade -d 'Deletion propagation for jobs' -r -f -a "background\t''
 foreground\t''
 orphan\t''"
@@ -55,6 +58,7 @@ complete -c kubectl-crucible-clean -l include-running -d 'Also pending/running p
 complete -c kubectl-crucible-clean -l watch -d 'Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes; one JSON line per cycle with -o json)'
 complete -c kubectl-crucible-clean -l stale-runs -d 'Delete the objects of test runs whose --guard Lease expired (the guard and its test run died), then those Leases; runs with a live Lease are never touched'
 complete -c kubectl-crucible-clean -s y -l yes -d 'Do not ask for confirmation'
+complete -c kubectl-crucible-clean -s i -l interactive -d 'Pick by hand: after the preview, a list of the planned deletes, all ticked, grouped by test run; the unticked ones are kept. Needs a terminal'
 complete -c kubectl-crucible-clean -l wait -d 'Wait until the deleted objects are gone'
 complete -c kubectl-crucible-clean -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-crucible-clean -s V -l version -d 'Print version'

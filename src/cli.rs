@@ -35,15 +35,9 @@ pub struct Cli {
     #[arg(short = 'A', long, help_heading = "Scope")]
     pub all_namespaces: bool,
 
-    /// Base label selector (kubectl syntax); every selected object must match it
-    #[arg(
-        short = 'l',
-        long,
-        value_name = "SEL",
-        default_value = "app=evaluation",
-        help_heading = "Selection"
-    )]
-    pub selector: String,
+    /// Base label selector (kubectl syntax); every selected object must match it [default: app=evaluation]
+    #[arg(short = 'l', long, value_name = "SEL", help_heading = "Selection")]
+    pub selector: Option<String>,
 
     /// Objects labelled test-id=ID (repeatable)
     #[arg(long = "test-id", value_name = "ID", help_heading = "Selection")]
@@ -161,6 +155,24 @@ pub struct Cli {
     /// Abort before the first delete if more than N objects would be deleted
     #[arg(long, value_name = "N", help_heading = "Safety")]
     pub max_delete: Option<usize>,
+
+    /// Pick by hand: after the preview, a list of the planned deletes, all ticked, grouped by test run; the
+    /// unticked ones are kept. Needs a terminal
+    #[arg(short = 'i', long, help_heading = "Safety")]
+    pub interactive: bool,
+
+    /// Also write the plan (the JSON report of this dry run) to FILE, to apply later with --from-plan
+    #[arg(long, value_name = "FILE", help_heading = "Plan files")]
+    pub save_plan: Option<PathBuf>,
+
+    /// Delete exactly the objects a saved plan (--save-plan, or --dry-run -o json) plans to delete, by uid, each
+    /// checked again first; nothing else
+    #[arg(long, value_name = "FILE", help_heading = "Plan files")]
+    pub from_plan: Option<PathBuf>,
+
+    /// Refuse a --from-plan plan older than DUR [default: 1h]
+    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Plan files")]
+    pub plan_max_age: Option<Duration>,
 
     /// Deletion propagation for jobs
     #[arg(long, value_enum, default_value_t = Cascade::Background, value_name = "MODE", help_heading = "Deletion")]

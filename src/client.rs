@@ -19,6 +19,8 @@ pub(crate) const USER_AGENT: &str = concat!("kubectl-crucible-clean/", env!("CAR
 pub(crate) struct Endpoint {
     pub(crate) context: String,
     pub(crate) server: String,
+    /// The kube-system namespace's uid, once read (see `inventory::cluster_uid`).
+    pub(crate) cluster_uid: Option<String>,
 }
 
 /// The kubeconfig kubectl would use: `--kubeconfig`, else `KUBECONFIG` (its
@@ -92,6 +94,7 @@ pub(crate) async fn config(conn: &Connection) -> Result<(Config, Endpoint)> {
     let target = Endpoint {
         context,
         server: config.cluster_url.to_string(),
+        cluster_uid: None,
     };
     Ok((config, target))
 }

@@ -59,6 +59,9 @@ pub(crate) struct Options {
     pub(crate) cascade: Cascade,
     pub(crate) grace_period: Option<u32>,
     pub(crate) concurrency: usize,
+    /// Also a resourceVersion precondition (`--from-plan`): an object changed
+    /// since it was checked is a conflict, not a delete.
+    pub(crate) pin_resource_version: bool,
 }
 
 pub(crate) fn delete_params(kind: Kind, uid: &str, opts: &Options) -> DeleteParams {
@@ -86,8 +89,13 @@ fn delete_request(
         Kind::Pod => Pod::url_path(&(), Some(&c.namespace)),
         Kind::Job => Job::url_path(&(), Some(&c.namespace)),
     };
+    let mut params = delete_params(c.kind, &c.uid, opts);
+    if let Some(p) = params.preconditions.as_mut() {
+        p.resource_version = (opts.pin_resource_version && !c.resource_version.is_empty())
+            .then(|| c.resource_version.clone());
+    }
     let mut req = kube::core::Request::new(path)
-        .delete(&c.name, &delete_params(c.kind, &c.uid, opts))
+        .delete(&c.name, &params)
         .map_err(kube::Error::BuildRequest)?;
     if opts.server_dry_run {
         // Also in the query string, so audit logs show the request was a dry run.
@@ -252,6 +260,7 @@ mod tests {
             cascade,
             grace_period: Some(5),
             concurrency: 4,
+            pin_resource_version: false,
         }
     }
 
@@ -287,5 +296,24 @@ mod tests {
 
         let orphan = delete_params(Kind::Job, "u", &opts(false, Cascade::Orphan));
         assert_eq!(orphan.propagation_policy, Some(PropagationPolicy::Orphan));
+    }
+
+    #[test]
+    fn a_pinned_delete_carries_the_checked_resource_version() {
+        let mut p = pod("p", Phase::Failed, 0);
+        p.resource_version = "42".into();
+        let body = |pin: bool| {
+            let o = Options {
+                pin_resource_version: pin,
+                ..opts(false, Cascade::Background)
+            };
+            let r = delete_request(&p, &o).unwrap();
+            serde_json::from_slice::<serde_json::Value>(r.body()).unwrap()
+        };
+        assert_eq!(body(true)["preconditions"]["resourceVersion"], "42");
+        assert_eq!(body(true)["preconditions"]["uid"], "uid-p");
+        assert!(body(false)["preconditions"]
+            .get("resourceVersion")
+            .is_none());
     }
 }

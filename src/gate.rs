@@ -1,7 +1,8 @@
 //! The gate between plan and execution, every rule of it: `--max-delete`,
 //! dry runs, `--yes`, no terminal means no deletion, the preview and the
-//! question, the permission check before it (with the Role a refusal
-//! prints, `gate/rbac.rs`) and the re-read of a plan confirmed slowly.
+//! question (or, with `-i`, the list to pick from, `gate/pick.rs`), the
+//! permission check before it (with the Role a refusal prints,
+//! `gate/rbac.rs`) and the re-read of a plan confirmed slowly.
 //! Whether we are interactive and how the question is asked are injected,
 //! so the rules are unit-tested without a terminal.
 
@@ -14,6 +15,7 @@ use crate::model::Kind;
 use crate::plan::Plan;
 use crate::request::{Mode, Request};
 
+pub(crate) mod pick;
 pub(crate) mod rbac;
 
 /// After a prompt this slow, the plan is re-read before anything is deleted.
@@ -85,13 +87,7 @@ pub(crate) fn decide(
     if n == 0 {
         return Ok(Verdict::Nothing);
     }
-    if let Some(max) = req.max_delete {
-        if n > max {
-            return Err(Error::Aborted(format!(
-                "{n} objects would be deleted, more than --max-delete {max}; nothing deleted"
-            )));
-        }
-    }
+    over_max(plan, req)?;
     if req.mode != Mode::Apply {
         return Ok(Verdict::Preview);
     }
@@ -123,6 +119,17 @@ pub(crate) fn decide(
         Err(e) => Err(Error::Aborted(format!(
             "cannot ask for confirmation ({e}); pass --yes; nothing deleted"
         ))),
+    }
+}
+
+/// `--max-delete`: more planned deletes than that abort the run (exit 3).
+fn over_max(plan: &Plan, req: &Request) -> Result<()> {
+    let n = plan.delete_count();
+    match req.max_delete {
+        Some(max) if n > max => Err(Error::Aborted(format!(
+            "{n} objects would be deleted, more than --max-delete {max}; nothing deleted"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -274,7 +281,7 @@ mod tests {
     fn the_prompt_names_namespace_context_and_counts() {
         let t = Endpoint {
             context: "admin".into(),
-            server: String::new(),
+            ..Default::default()
         };
         let mut asked = String::new();
         let d = decide(

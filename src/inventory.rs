@@ -20,8 +20,10 @@ use crate::retry::with_retry;
 
 mod convert;
 mod lease;
+mod lookup;
 use convert::{job_candidate, phase_name, pod_candidate, pod_finished_at, quota};
 pub(crate) use lease::{run_lease, stale_runs};
+pub(crate) use lookup::{by_name, cluster_uid};
 
 pub(crate) const PAGE_SIZE: u32 = 500;
 

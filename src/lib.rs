@@ -16,6 +16,7 @@ mod gate;
 mod inventory;
 mod pipeline;
 mod plan;
+mod planfile;
 mod report;
 mod request;
 mod select;

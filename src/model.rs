@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Label and annotation that protect an object from any cleanup.
 pub(crate) const KEEP_KEY: &str = "crucible-clean/keep";
@@ -19,7 +19,7 @@ pub(crate) const COUNT_PODS: &str = "count/pods";
 pub(crate) const PROTECTED_NAMESPACES: [&str; 3] =
     ["kube-system", "kube-public", "kube-node-lease"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub(crate) enum Kind {
     Pod,
     Job,
@@ -41,7 +41,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub(crate) enum Phase {
     Pending,
     Running,
@@ -75,6 +75,9 @@ pub(crate) struct Candidate {
     pub(crate) namespace: String,
     pub(crate) name: String,
     pub(crate) uid: String,
+    /// `metadata.resourceVersion` when listed (empty when unknown): a delete
+    /// from a plan file is pinned to the version that was checked.
+    pub(crate) resource_version: String,
     pub(crate) phase: Phase,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) finished_at: Option<DateTime<Utc>>,
@@ -198,6 +201,7 @@ pub(crate) mod fixtures {
             namespace: "crucible".into(),
             name: name.into(),
             uid: format!("uid-{name}"),
+            resource_version: String::new(),
             phase,
             created_at: t(created),
             finished_at: phase.is_finished().then(|| t(created + 10)),

@@ -2,12 +2,14 @@
 //! select → plan → gate → execute → report, once or (`watch`) every
 //! interval. Nothing below this module imports it.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{Cli, Output};
 use crate::error::{exit, Error, Result};
 use crate::gate::{self, rbac, Verdict};
 use crate::log::log;
+use crate::planfile::{self, Saved};
 use crate::request::{Mode, Request};
 use crate::stop::{self, Stop};
 use crate::{client, execute, inventory, model, plan, quota, report, select};
@@ -21,30 +23,57 @@ const PROGRESS_FROM: usize = 6;
 /// Runs the pipeline once and returns the exit code.
 pub async fn run(cli: &Cli) -> Result<i32> {
     let req = Request::from_cli(cli)?;
-    select::validate(&req)?;
-    run_request(&req)
+    if req.from_plan.is_none() {
+        select::validate(&req)?;
+    }
+    if req.interactive && !gate::is_interactive() {
+        return Err(Error::usage(
+            "--interactive needs a terminal (stdin and stderr, CI unset) to pick from; for unattended runs use --yes",
+        ));
+    }
+    let saved = req.from_plan.as_ref().map(planfile::load).transpose()?;
+    run_request(&req, saved.as_ref())
         .await
         .map_err(|e| e.with_forbidden_hint(|| rbac::hint(&req)))
 }
 
-async fn run_request(req: &Request) -> Result<i32> {
+/// Whether the report records the cluster's kube-system uid: plans, and
+/// runs that apply one.
+fn records_cluster(req: &Request) -> bool {
+    req.from_plan.is_some()
+        || req.save_plan.is_some()
+        || (req.mode.is_dry_run() && matches!(req.output, Output::Json | Output::Yaml))
+}
+
+async fn run_request(req: &Request, saved: Option<&Saved>) -> Result<i32> {
     // From here to exit, Ctrl-C and SIGTERM stop the run (see `stop`).
     let stop = Stop::default();
     let _listener = stop::listen(stop.clone());
-    let (client, target) = client::connect(&req.connection).await?;
+    let (client, mut target) = client::connect(&req.connection).await?;
     log(
         req.verbosity,
         4,
         format!("context {:?}, server {}", target.context, target.server),
     );
+    if records_cluster(req) {
+        let read = async { Ok(inventory::cluster_uid(&client).await) };
+        target.cluster_uid = until_stopped(&stop, read).await?;
+    }
+    if let (Some(saved), Some(from)) = (saved, &req.from_plan) {
+        let uid = target.cluster_uid.as_deref();
+        planfile::check(saved, req, from.max_age, &target, uid, chrono::Utc::now())?;
+    }
     if let Some(g) = &req.guard {
         return runs::guard(&client, &target, req, g, &stop).await;
     }
     if let Some(interval) = req.watch {
         return watch::watch(&client, &target, req, interval, &stop).await;
     }
-    let done = cycle(&client, &target, req, None, &stop).await?;
+    let done = cycle(&client, &target, req, saved, None, &stop).await?;
     print!("{}", report::render(&done.report, req.output));
+    if let (Some(path), false) = (&req.save_plan, done.interrupted) {
+        save_plan(path, &done.report)?;
+    }
     if req.output == Output::Name {
         // `-o name` lists only what went; say what did not on stderr.
         for line in report::failures(&done.report) {
@@ -73,7 +102,15 @@ struct Survey {
     decisions: Vec<quota::Decision>,
 }
 
-async fn survey(client: &kube::Client, req: &Request, stop: &Stop) -> Result<Survey> {
+async fn survey(
+    client: &kube::Client,
+    req: &Request,
+    saved: Option<&Saved>,
+    stop: &Stop,
+) -> Result<Survey> {
+    if let Some(saved) = saved {
+        return survey_plan(client, req, saved, stop).await;
+    }
     if req.criteria.stale_runs && req.criteria.run_ids.is_empty() {
         // No run is stale: nothing to list, nothing can be selected.
         return Ok(Survey {
@@ -111,30 +148,65 @@ async fn survey(client: &kube::Client, req: &Request, stop: &Stop) -> Result<Sur
     })
 }
 
+/// `--from-plan`: the saved plan's deletes, each checked against a fresh
+/// inventory (see `planfile`).
+async fn survey_plan(
+    client: &kube::Client,
+    req: &Request,
+    saved: &Saved,
+    stop: &Stop,
+) -> Result<Survey> {
+    let needs = planfile::needs(saved, req);
+    let inv = until_stopped(stop, inventory::take(client, &req.scope, &needs)).await?;
+    let unseen = planfile::unseen(saved, &inv);
+    let read = until_stopped(stop, inventory::by_name(client, &unseen)).await?;
+    let read: Vec<_> = unseen.into_iter().zip(read).collect();
+    let plan = planfile::recheck(saved, &inv, &read);
+    Ok(Survey {
+        inv,
+        plan,
+        decisions: vec![],
+    })
+}
+
+/// `--save-plan FILE`: the report of this dry run, as `-o json` prints it.
+fn save_plan(path: &Path, rep: &report::CleanupReport) -> Result<()> {
+    std::fs::write(path, report::render(rep, Output::Json))
+        .map_err(|e| Error::Runtime(format!("cannot write plan file {}: {e}", path.display())))?;
+    eprintln!(
+        "plan saved to {}: apply it with --from-plan {} --yes",
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}
+
 /// Runs the pipeline once (`number`: the --watch cycle) and returns the
 /// report to print and the exit code it stands for. With `--stale-runs`,
-/// over the runs whose guard Lease expired.
+/// over the runs whose guard Lease expired. `saved`: `--from-plan`.
 pub(crate) async fn cycle(
     client: &kube::Client,
     target: &client::Endpoint,
     req: &Request,
+    saved: Option<&Saved>,
     number: Option<u64>,
     stop: &Stop,
 ) -> Result<Cycle> {
     if req.criteria.stale_runs {
         return runs::stale_cycle(client, target, req, number, stop).await;
     }
-    cycle_once(client, target, req, number, stop).await
+    cycle_once(client, target, req, saved, number, stop).await
 }
 
 async fn cycle_once(
     client: &kube::Client,
     target: &client::Endpoint,
     req: &Request,
+    saved: Option<&Saved>,
     number: Option<u64>,
     stop: &Stop,
 ) -> Result<Cycle> {
-    let mut s = survey(client, req, stop).await?;
+    let mut s = survey(client, req, saved, stop).await?;
     for d in s.decisions.iter().filter(|d| d.inactive) {
         eprintln!("note: {}", d.message);
     }
@@ -143,22 +215,29 @@ async fn cycle_once(
         until_stopped(stop, gate::permitted(client, &s.plan)).await?;
     }
     let show_preview = || {
-        let preview = report_for(req, target, &s, &[], Mode::DryRunClient);
+        let preview = report_for(req, target, &s, saved, &[], Mode::DryRunClient);
         eprint!("{}", report::render(&preview, Output::Table));
     };
-    let verdict = gate::decide(
-        &s.plan,
-        req,
-        target,
-        gate::is_interactive(),
-        show_preview,
-        gate::ask,
-    )?;
+    let verdict = if req.interactive {
+        let list = gate::pick::list_on_terminal;
+        let (verdict, unticked) = gate::pick::pick(&s.plan, req, target, show_preview, list)?;
+        plan::deselect(&mut s.plan, &unticked);
+        verdict
+    } else {
+        gate::decide(
+            &s.plan,
+            req,
+            target,
+            gate::is_interactive(),
+            show_preview,
+            gate::ask,
+        )?
+    };
     if stop.is_set() {
         return Err(Error::Interrupted);
     }
     if gate::must_replan(verdict, s.inv.taken_at) {
-        let fresh = survey(client, req, stop).await?;
+        let fresh = survey(client, req, saved, stop).await?;
         let (restricted, dropped) = plan::restrict_to(fresh.plan, &s.plan);
         if dropped > 0 {
             eprintln!("{dropped} objects no longer qualify since the prompt and are left alone");
@@ -192,7 +271,7 @@ async fn cycle_once(
             }
         }
     }
-    let mut rep = report_for(req, target, &s, results, req.mode);
+    let mut rep = report_for(req, target, &s, saved, results, req.mode);
     rep.cycle = number;
     Ok(Cycle {
         code,
@@ -264,22 +343,36 @@ fn report_for(
     req: &Request,
     target: &client::Endpoint,
     s: &Survey,
+    saved: Option<&Saved>,
     results: &[execute::Deletion],
     mode: Mode,
 ) -> report::CleanupReport {
+    let (strategy, selector) = match saved {
+        // What selected the objects: the plan's strategy and selector.
+        Some(p) => (p.strategy.as_str(), p.selector.to_string()),
+        None => (
+            req.strategy.name(),
+            select::server_selector(req).to_string(),
+        ),
+    };
     let mut rep = report::build(
         &s.plan,
         results,
         &report::Context {
             namespace: req.scope.namespace(),
             context: &target.context,
+            cluster: report::Cluster {
+                server: target.server.clone(),
+                kube_system_uid: target.cluster_uid.clone(),
+            },
             mode,
-            strategy: req.strategy.name(),
-            selector: select::server_selector(req).to_string(),
+            strategy,
+            selector,
             now: s.inv.taken_at,
         },
     );
-    if select::needs_quota(req) {
+    rep.from_plan = saved.map(|p| p.path.display().to_string());
+    if saved.is_none() && select::needs_quota(req) {
         let index = quota::Index::new(&s.inv, req.cascade);
         let units: Vec<&model::Candidate> = s.plan.to_delete().map(|i| &i.candidate).collect();
         rep.quota = Some(report::quota_section(
@@ -318,6 +411,7 @@ async fn execute_plan(
         cascade: req.cascade,
         grace_period: req.grace_period,
         concurrency: req.concurrency,
+        pin_resource_version: req.from_plan.is_some(),
     };
     let results = execute::execute(client, plan, &opts, stop, |_| {
         if let Some(b) = &bar {

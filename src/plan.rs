@@ -1,13 +1,13 @@
 //! Planning: turn selected objects into an ordered plan, applying the guards
 //! that no strategy may override. Pure.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Candidate, Inventory, Kind};
 use crate::select::guard::{guard, Guards};
 use crate::select::{Criterion, Selected};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Action {
     Delete,
@@ -82,14 +82,36 @@ pub(crate) fn plan_with(selected: Vec<Selected<'_>>, inv: &Inventory, guards: &G
     Plan { items }
 }
 
+/// The reason of an object a person unticked at `-i`'s list.
+pub(crate) const DESELECTED: &str = "deselected";
+
+/// `-i`: the planned deletes a person unticked are kept, reason "deselected".
+pub(crate) fn deselect(plan: &mut Plan, unticked: &std::collections::HashSet<String>) {
+    for item in &mut plan.items {
+        if item.action == Action::Delete && unticked.contains(&item.candidate.uid) {
+            item.action = Action::Keep;
+            item.reason = DESELECTED.into();
+        }
+    }
+}
+
 /// Keeps only the items of `fresh` whose uid was confirmed in `confirmed`:
 /// used after a slow prompt, when the plan is re-read before execution.
+/// What a person unticked stays kept ("deselected").
 pub(crate) fn restrict_to(fresh: Plan, confirmed: &Plan) -> (Plan, usize) {
     let ok: std::collections::HashSet<&str> = confirmed
         .to_delete()
         .map(|i| i.candidate.uid.as_str())
         .collect();
+    let unticked: std::collections::HashSet<String> = confirmed
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Keep && i.reason == DESELECTED)
+        .map(|i| i.candidate.uid.clone())
+        .collect();
     let before = confirmed.delete_count();
+    let mut fresh = fresh;
+    deselect(&mut fresh, &unticked);
     let mut items = fresh.items;
     for item in &mut items {
         if item.action == Action::Delete && !ok.contains(item.candidate.uid.as_str()) {
@@ -267,5 +289,24 @@ mod tests {
         assert_eq!(dropped, 0);
         let (p, dropped) = restrict_to(plan(vec![], &inv, false), &confirmed);
         assert_eq!((p.delete_count(), dropped), (0, 1));
+    }
+
+    #[test]
+    fn what_was_unticked_stays_kept_after_a_replan() {
+        let (a, b) = (pod("a", Phase::Succeeded, 0), pod("b", Phase::Succeeded, 1));
+        let inv = Inventory::default();
+        let mut confirmed = plan(vec![sel(&a), sel(&b)], &inv, false);
+        deselect(&mut confirmed, &["uid-b".to_string()].into());
+        let (p, dropped) = restrict_to(plan(vec![sel(&a), sel(&b)], &inv, false), &confirmed);
+        let got: Vec<(&str, Action, &str)> = p
+            .items
+            .iter()
+            .map(|i| (i.candidate.name.as_str(), i.action, i.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("a", Action::Delete, ""), ("b", Action::Keep, DESELECTED)]
+        );
+        assert_eq!(dropped, 0);
     }
 }

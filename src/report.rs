@@ -28,6 +28,10 @@ pub(crate) struct CleanupReport {
     /// The namespace cleaned; null with --all-namespaces.
     pub(crate) namespace: Option<String>,
     pub(crate) context: String,
+    /// Which cluster: what `--from-plan` checks a plan against.
+    pub(crate) cluster: Cluster,
+    /// When the objects were listed (RFC 3339): a plan's age.
+    pub(crate) generated_at: String,
     pub(crate) dry_run: bool,
     /// `client` or `server` for a dry run, else null.
     pub(crate) dry_run_mode: Option<DryRun>,
@@ -42,6 +46,21 @@ pub(crate) struct CleanupReport {
     /// `--watch`: the cycle number, from 1. The JSON report is then one line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) cycle: Option<u64>,
+    /// `--from-plan`: the plan file applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) from_plan: Option<String>,
+}
+
+/// The cluster a report was made on.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Cluster {
+    /// The API server's URL, as the kubeconfig (or the pod) names it.
+    pub(crate) server: String,
+    /// The uid of the kube-system namespace, the same by whatever URL the
+    /// cluster is reached: read for plans (a dry run with -o json|yaml,
+    /// `--save-plan`) and `--from-plan`; null otherwise, or when not readable.
+    pub(crate) kube_system_uid: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +106,7 @@ fn ts(t: DateTime<Utc>) -> String {
 pub(crate) struct Context<'a> {
     pub(crate) namespace: Option<&'a str>,
     pub(crate) context: &'a str,
+    pub(crate) cluster: Cluster,
     pub(crate) mode: Mode,
     pub(crate) strategy: &'a str,
     pub(crate) selector: String,
@@ -161,6 +181,8 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
         kind: "CleanupReport",
         namespace: ctx.namespace.map(str::to_string),
         context: ctx.context.to_string(),
+        cluster: ctx.cluster.clone(),
+        generated_at: ts(ctx.now),
         dry_run: ctx.mode.is_dry_run(),
         dry_run_mode: ctx.mode.dry_run(),
         strategy: ctx.strategy.to_string(),
@@ -169,6 +191,7 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
         summary,
         quota: None,
         cycle: None,
+        from_plan: None,
     }
 }
 

@@ -10,10 +10,13 @@ use crate::model::PROTECTED_NAMESPACES;
 use crate::selector::{self, Selector};
 use policy::{Params, Policy};
 
+pub(crate) mod plans;
 pub(crate) mod policy;
 pub(crate) mod runs;
 
 pub(crate) const DEFAULT_NAMESPACE: &str = "crucible";
+/// `-l` without a value.
+pub(crate) const DEFAULT_SELECTOR: &str = "app=evaluation";
 /// How long `--wait` waits without `--timeout`.
 pub(crate) const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Each request's timeout without `--request-timeout` (kubectl gives up on
@@ -146,6 +149,13 @@ pub(crate) struct Request {
     pub(crate) watch: Option<Duration>,
     /// `--guard RUN`.
     pub(crate) guard: Option<runs::Guard>,
+    /// `-i`: a person picks what goes from the planned deletes.
+    pub(crate) interactive: bool,
+    /// `--save-plan FILE`: also write the dry run's report there.
+    pub(crate) save_plan: Option<PathBuf>,
+    /// `--from-plan FILE`: the plan file is the selection (`strategy`,
+    /// `criteria` and `params` are then unused).
+    pub(crate) from_plan: Option<plans::FromPlan>,
 }
 
 impl Request {
@@ -164,14 +174,14 @@ impl Request {
             }
         };
 
-        let base = Selector::parse(&cli.selector)
-            .map_err(|e| Error::usage(format!("-l/--selector: {e}")))?;
+        let selector = cli.selector.as_deref().unwrap_or(DEFAULT_SELECTOR);
+        let base =
+            Selector::parse(selector).map_err(|e| Error::usage(format!("-l/--selector: {e}")))?;
         if base.is_empty() {
             // An empty selector matches every object: an unset shell variable
             // must never widen a cleanup to the whole namespace.
             return Err(Error::usage(format!(
-                "-l/--selector {:?} is empty and would match every object; give a selector such as app=evaluation",
-                cli.selector
+                "-l/--selector {selector:?} is empty and would match every object; give a selector such as app=evaluation"
             )));
         }
         let mut test_ids = cli.test_id.clone();
@@ -205,15 +215,18 @@ impl Request {
             all: cli.all,
         };
 
+        let from_plan = plans::from_plan(cli)?;
         let strategy = match cli.strategy {
             // What each strategy requires is its own `check` (select::validate).
             Some(chosen) => chosen,
+            // Unused: the plan file is the selection.
+            None if from_plan.is_some() => Strategy::Label,
             None if cli.policy.is_some() => Strategy::Policy,
             None if criteria.has_ids() || criteria.all => Strategy::Label,
             None if criteria.older_than.is_some() => Strategy::Age,
             None => {
                 return Err(Error::usage(
-                    "no selection given: add --test-id ID, --eval-id ID, --run-id RUN, --older-than DUR, --all, --strategy or --policy \
+                    "no selection given: add --test-id ID, --eval-id ID, --run-id RUN, --older-than DUR, --all, --strategy, --policy or --from-plan FILE \
                      (nothing is deleted without one)",
                 ))
             }
@@ -233,6 +246,8 @@ impl Request {
         let params = flags.complete(strategy);
         refuse_age_from_without_age(cli, policy.as_ref())?;
         let watch = interval(cli)?;
+        let save_plan = plans::save_plan(cli)?;
+        let interactive = plans::interactive(cli)?;
 
         if cli.grace_period == Some(0) {
             // As kubectl without --force: 0 would remove running pods from the
@@ -294,6 +309,9 @@ impl Request {
             capacity: cli.capacity,
             watch,
             guard,
+            interactive,
+            save_plan,
+            from_plan,
         })
     }
 }

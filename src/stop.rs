@@ -64,6 +64,8 @@ pub(crate) fn listen(stop: Stop) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         signals.next().await;
         if PROMPTING.load(Ordering::SeqCst) {
+            // The list of `-i` hides the cursor while it shows.
+            let _ = console::Term::stderr().show_cursor();
             eprintln!("\ninterrupted at the prompt; nothing deleted");
             std::process::exit(exit::INTERRUPTED);
         }

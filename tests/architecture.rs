@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["report"],
     &["execute"],
     &["gate"],
+    &["planfile"],
     &["plan"],
     &["select"],
     &["inventory"],

@@ -11,10 +11,10 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ListParams, PartialObjectMeta};
 use kube::{Api, Client};
 
-use super::kubectl::{command, Line, Suggestion};
+use super::kubectl::{Line, Suggestion};
 use crate::inventory::{paged, PAGE_SIZE};
 use crate::model::PROTECTED_NAMESPACES;
-use crate::request::DEFAULT_NAMESPACE;
+use crate::request::{DEFAULT_NAMESPACE, DEFAULT_SELECTOR};
 
 /// Budget for everything that talks to the cluster; the whole answer must
 /// come back within about a second.
@@ -93,7 +93,10 @@ fn contexts(line: &Line) -> Vec<Suggestion> {
 /// (`-l`, default `app=evaluation`) selects in the namespace on the line
 /// (`-n`, `-A`, default `crucible`); the description counts the objects.
 async fn label_values(key: &'static str, line: &Line) -> Vec<Suggestion> {
-    let base = line.selector.clone().unwrap_or_else(default_selector);
+    let base = line
+        .selector
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SELECTOR.to_string());
     let selector = if base.trim().is_empty() {
         key.to_string()
     } else {
@@ -181,16 +184,4 @@ fn label_of(
         .and_then(|l| l.get(key))
         .filter(|v| !v.is_empty())
         .cloned()
-}
-
-fn default_selector() -> String {
-    command()
-        .get_arguments()
-        .find(|a| a.get_id() == "selector")
-        .and_then(|a| {
-            a.get_default_values()
-                .first()
-                .map(|v| v.to_string_lossy().into_owned())
-        })
-        .unwrap_or_default()
 }

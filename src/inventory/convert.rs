@@ -47,6 +47,7 @@ pub(crate) fn base_candidate(
         namespace: meta.namespace.clone().unwrap_or_default(),
         name: meta.name.clone().unwrap_or_default(),
         uid: meta.uid.clone().unwrap_or_default(),
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
         phase,
         created_at: meta
             .creation_timestamp

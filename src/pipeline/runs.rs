@@ -89,7 +89,7 @@ pub(crate) async fn guard(
         "guard: the parent of run {} is gone; deleting the run's objects",
         g.run
     );
-    let done = cycle_once(client, target, req, None, stop).await?;
+    let done = cycle_once(client, target, req, None, None, stop).await?;
     print!("{}", report::render(&done.report, req.output));
     let _ = std::io::stdout().flush();
     if done.interrupted {
@@ -145,7 +145,7 @@ pub(crate) async fn stale_cycle(
     runs.dedup();
     let mut narrowed = req.clone();
     narrowed.criteria.run_ids = runs;
-    let done = cycle_once(client, target, &narrowed, number, stop).await?;
+    let done = cycle_once(client, target, &narrowed, None, number, stop).await?;
     if req.mode != Mode::Apply || done.code != exit::OK || done.interrupted {
         return Ok(done);
     }

@@ -30,7 +30,7 @@ pub(crate) async fn watch(
     let (mut n, mut failed): (u64, u64) = (0, 0);
     loop {
         n += 1;
-        match cycle(client, target, req, Some(n), stop).await {
+        match cycle(client, target, req, None, Some(n), stop).await {
             Ok(done) => {
                 print!("{}", report::render(&done.report, req.output));
                 let _ = std::io::stdout().flush();

@@ -27,6 +27,10 @@ fn ctx(mode: Mode) -> Context<'static> {
     Context {
         namespace: Some("crucible"),
         context: "admin",
+        cluster: Cluster {
+            server: "https://127.0.0.1:6443/".into(),
+            kube_system_uid: Some("ks-uid".into()),
+        },
         mode,
         strategy: "label",
         selector: "app=evaluation".into(),
@@ -139,4 +143,30 @@ fn summary_line_when_nothing_matches() {
         render(&r, Output::Table),
         "nothing to delete in namespace crucible (0 matched; 0 kept, 0 skipped)\n"
     );
+}
+
+#[test]
+fn a_dry_runs_json_or_yaml_report_is_a_plan_file() {
+    let plan = sample();
+    let rep = build(&plan, &[], &ctx(Mode::DryRunClient));
+    assert_eq!(rep.generated_at, "2027-01-15T09:00:00Z");
+    for output in [Output::Json, Output::Yaml] {
+        let text = render(&rep, output);
+        let saved = crate::planfile::parse(std::path::Path::new("p"), &text).unwrap();
+        assert_eq!(saved.context, "admin");
+        assert_eq!(saved.server, "https://127.0.0.1:6443/");
+        assert_eq!(saved.kube_system_uid.as_deref(), Some("ks-uid"));
+        assert_eq!(saved.rows.len(), plan.items.len());
+        for (row, item) in saved.rows.iter().zip(&plan.items) {
+            let (a, b) = (&row.candidate, &item.candidate);
+            assert_eq!(
+                (a.kind, &a.name, &a.uid, a.phase, row.action),
+                (b.kind, &b.name, &b.uid, b.phase, item.action)
+            );
+            assert_eq!(row.matched_by, item.matched_by);
+        }
+    }
+    // A report of a run that deleted is not a plan.
+    let done = render(&build(&plan, &[], &ctx(Mode::Apply)), Output::Json);
+    assert!(crate::planfile::parse(std::path::Path::new("p"), &done).is_err());
 }

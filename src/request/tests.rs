@@ -151,3 +151,53 @@ fn watch_needs_yes_and_interval_needs_watch() {
         .to_string()
         .contains("more than 0"));
 }
+
+#[test]
+fn plan_files_and_picking_refuse_what_would_do_nothing_or_contradict() {
+    let r = req(&["--from-plan", "p.json", "--yes", "-n", "team-a"]).unwrap();
+    let from = r.from_plan.unwrap();
+    assert_eq!(from.max_age, plans::DEFAULT_PLAN_MAX_AGE);
+    assert_eq!(r.scope, Scope::Namespace("team-a".into()));
+    for flag in [
+        &["--test-id", "t"][..],
+        &["--all"],
+        &["-l", "app=evaluation"],
+        &["--level", "pods"],
+        &["--older-than", "1h"],
+        &["--strategy", "label"],
+        &["--include-running"],
+        &["--keep-last", "1"],
+    ] {
+        let mut args = vec!["--from-plan", "p.json"];
+        args.extend_from_slice(flag);
+        let m = usage_message(&args);
+        assert!(
+            m.contains(flag[0]) && m.contains("cannot be combined with --from-plan"),
+            "{m}"
+        );
+    }
+    for (args, says) in [
+        (&["--all", "--plan-max-age", "1h"][..], "--from-plan"),
+        (&["--from-plan", "p", "--plan-max-age", "0s"], "more than 0"),
+        (&["--from-plan", "p", "--watch", "--yes"], "--watch"),
+        (
+            &["--from-plan", "p", "--save-plan", "q", "--dry-run"],
+            "--save-plan",
+        ),
+        (&["--all", "--save-plan", "q"], "--dry-run"),
+        (
+            &["--all", "--save-plan", "q", "--dry-run", "--watch"],
+            "--watch",
+        ),
+        (&["--all", "-i", "--yes"], "--yes"),
+        (&["--all", "-i", "--dry-run"], "--dry-run"),
+    ] {
+        let m = usage_message(args);
+        assert!(m.contains(says), "{args:?}: {m}");
+    }
+    let r = req(&["--all", "--save-plan", "q.json", "--dry-run=server"]).unwrap();
+    assert_eq!(r.save_plan.as_deref(), Some(std::path::Path::new("q.json")));
+    assert!(req(&["--all", "-i"]).unwrap().interactive);
+    assert!(req(&["--from-plan", "p", "-i", "--dry-run"]).is_err());
+    assert!(req(&["--from-plan", "p", "-i", "--max-delete", "3"]).is_ok());
+}

@@ -18,7 +18,7 @@ mod watermark;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{Level, Strategy};
 use crate::error::{Error, Result};
@@ -173,7 +173,7 @@ fn union<'a>(parts: Vec<(Criterion, Vec<&'a Candidate>)>) -> Vec<Selected<'a>> {
 use retention::Governed;
 
 /// A rule that selected an object; reported as the row's matched-by list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Criterion {
     Label,
