@@ -274,6 +274,29 @@ fn cases(real_kubeconfig: &Path) -> Vec<Case> {
             .says("--wait"),
         case("request timeout abc", &["--test-id", "{tid}", "--request-timeout", "abc"]),
         case("negative request timeout", &["--test-id", "{tid}", "--request-timeout=-1s"]),
+        // --- plan files and picking by hand -------------------------------------------------------
+        case("from-plan with a test id", &["--from-plan", "{missing}", "--test-id", "{tid}"])
+            .says("--test-id")
+            .says("--from-plan"),
+        case("from-plan with all", &["--from-plan", "{missing}", "--all"]).says("--all"),
+        case("from-plan with a selector", &["--from-plan", "{missing}", "-l", "app=evaluation"])
+            .says("-l/--selector"),
+        case("from-plan with a level", &["--from-plan", "{missing}", "--level", "all"])
+            .says("--level"),
+        case("from-plan with a strategy", &["--from-plan", "{missing}", "--strategy", "age"])
+            .says("--strategy"),
+        case("from-plan with watch", &["--from-plan", "{missing}", "--watch"]).says("--watch"),
+        case("from-plan of a missing file", &["--from-plan", "{missing}"]).says("{missing}"),
+        case("plan max age without from-plan", &["--test-id", "{tid}", "--plan-max-age", "1h"])
+            .says("--from-plan"),
+        case("plan max age 0", &["--from-plan", "{missing}", "--plan-max-age", "0"])
+            .says("--plan-max-age"),
+        case("plan max age 5x", &["--from-plan", "{missing}", "--plan-max-age", "5x"]),
+        case("save-plan without dry-run", &["--test-id", "{tid}", "--save-plan", "{missing}"])
+            .says("--dry-run"),
+        case("interactive with yes", &["--test-id", "{tid}", "-i"]).says("--yes"),
+        case("interactive with dry-run", &["--test-id", "{tid}", "--interactive", "--dry-run"])
+            .says("--interactive"),
         // --- the command line as a whole ---------------------------------------------------------
         case("no selection", &[]).says("--test-id"),
         case("unknown flag", &["--test-id", "{tid}", "--frobnicate"]),

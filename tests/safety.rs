@@ -3,10 +3,9 @@
 
 mod support;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::{audit::*, cluster::*, commands::*, objects::*, wait::*};
+use support::{audit::*, cluster::*, commands::*, objects::*, terminal::*, wait::*};
 
 async fn three_finished(ns: &TestNamespace) {
     for (i, name) in ["f-1", "f-2", "f-3"].iter().enumerate() {
@@ -341,56 +340,6 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     on_a_terminal_until(ns, args, "[y/N]", answer, at_prompt).await
-}
-
-/// As `on_a_terminal`, waiting for `expect` on the screen instead of the prompt.
-async fn on_a_terminal_until<F, Fut>(
-    ns: &TestNamespace,
-    args: &[&str],
-    expect: &str,
-    answer: &str,
-    at_prompt: F,
-) -> (i32, String)
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("expect"), expect).unwrap();
-    let drive = repo_root().join("tests/tty/drive.py");
-    let mut child = tokio::process::Command::from(
-        ns.plugin()
-            .under(
-                "python3",
-                [drive.as_os_str(), dir.path().as_os_str(), "--".as_ref()],
-            )
-            .args(args)
-            .env_remove("CI")
-            .command(),
-    )
-    .spawn()
-    .unwrap();
-    poll_until(
-        &format!("{expect:?} on the terminal"),
-        Duration::from_secs(60),
-        || async {
-            if dir.path().join("seen").exists() {
-                Ok(())
-            } else {
-                Err(std::fs::read_to_string(dir.path().join("screen")).unwrap_or_default())
-            }
-        },
-    )
-    .await;
-    at_prompt().await;
-    let mut f = std::fs::File::create(dir.path().join("answer.tmp")).unwrap();
-    f.write_all(answer.as_bytes()).unwrap();
-    std::fs::rename(dir.path().join("answer.tmp"), dir.path().join("answer")).unwrap();
-    let status = child.wait().await.unwrap();
-    (
-        status.code().unwrap_or(-1),
-        std::fs::read_to_string(dir.path().join("screen")).unwrap_or_default(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
