@@ -22,7 +22,10 @@ use crate::duration;
       kubectl crucible-clean --strategy pressure --threshold 0.9 --dry-run\n  \
       kubectl crucible-clean --strategy watermark --high-watermark 0.8 --low-watermark 0.5 --yes\n  \
       kubectl crucible-clean --strategy hybrid --test-id \"$RUN\" --older-than 15m --high-watermark 0.7 --yes\n  \
-      kubectl crucible-clean --policy policy.yaml --watch --interval 5m -o json --yes\n\n\
+      kubectl crucible-clean --policy policy.yaml --watch --interval 5m -o json --yes\n  \
+      kubectl crucible-clean --older-than 1d --dry-run --save-plan plan.json   # review, then:\n  \
+      kubectl crucible-clean --from-plan plan.json --yes\n  \
+      kubectl crucible-clean --test-id run-42 -i                               # pick by hand\n\n\
       Exit codes: 0 done or nothing to do, 1 some deletions failed, 2 bad usage,\n\
       3 aborted before deleting, 4 cluster unreachable or forbidden, 130 interrupted."
 )]
