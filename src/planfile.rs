@@ -14,7 +14,8 @@
 //!   guard (a keep marker, terminating, a running owner job) is not deleted
 //!   and says why. Objects the selection would add today are never looked at.
 //!
-//! Parsing and rechecking are pure; the reads are `inventory`'s.
+//! Besides reading the file (`load`), pure: the reads from the API are
+//! `inventory`'s (`take`, `by_name`, `cluster_uid`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
