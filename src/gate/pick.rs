@@ -125,8 +125,12 @@ pub(crate) fn list_on_terminal(
         .defaults(&vec![true; items.len()])
         .report(false)
         .interact_opt()
-        .map_err(|e| match e {
-            dialoguer::Error::IO(io) => io,
+        .map_err(|e| {
+            // The list hid the cursor; an error (Ctrl-C) leaves it hidden.
+            let _ = console::Term::stderr().show_cursor();
+            match e {
+                dialoguer::Error::IO(io) => io,
+            }
         })
 }
 
