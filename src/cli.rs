@@ -198,6 +198,29 @@ pub struct Cli {
     #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Deletion")]
     pub timeout: Option<Duration>,
 
+    /// Before deleting an object, write its manifest, its Events and (pods) its containers' logs under
+    /// DIR/<namespace>/<kind>/<name>/; an object whose archive cannot be written is kept
+    #[arg(long, value_name = "DIR", help_heading = "Archive and hooks")]
+    pub archive: Option<PathBuf>,
+
+    /// Archive only these objects (the others are deleted without an archive): `failed` pods and jobs
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHICH",
+        help_heading = "Archive and hooks"
+    )]
+    pub archive_only: Option<ArchiveOnly>,
+
+    /// The most log bytes archived per container, current and previous each: 1048576, 512Ki, 4Mi
+    /// [default: 1Mi]
+    #[arg(long, value_name = "BYTES", help_heading = "Archive and hooks")]
+    pub archive_log_bytes: Option<String>,
+
+    /// Run the policy file's beforeDelete hooks in a dry run too (their verdicts show in the preview)
+    #[arg(long, help_heading = "Archive and hooks")]
+    pub run_hooks_in_dry_run: bool,
+
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table, value_name = "FORMAT", help_heading = "Output")]
     pub output: Output,
@@ -329,6 +352,13 @@ pub enum Prefer {
 pub enum DryRun {
     Client,
     Server,
+}
+
+/// `--archive-only`: which of the objects to delete are archived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchiveOnly {
+    /// Failed pods and failed jobs
+    Failed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

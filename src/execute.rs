@@ -16,6 +16,7 @@ use kube::{Client, Resource};
 use crate::cli::Cascade;
 use crate::model::{Candidate, Kind};
 use crate::plan::Plan;
+use crate::predelete::{BeforeDelete, Verdict};
 use crate::retry::with_retry;
 use crate::stop::Stop;
 
@@ -42,6 +43,11 @@ pub(crate) enum Outcome {
     Failed,
     /// Not started: interrupted first.
     Cancelled,
+    /// Not deleted: the archive or hook before it said keep (`failure`: the
+    /// archive or hook failed). The reason is the deletion's `error`.
+    Kept {
+        failure: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +68,8 @@ pub(crate) struct Options {
     /// Also a resourceVersion precondition (`--from-plan`): an object changed
     /// since it was checked is a conflict, not a delete.
     pub(crate) pin_resource_version: bool,
+    /// Archive and hooks (`predelete`), before each delete.
+    pub(crate) before_delete: BeforeDelete,
 }
 
 pub(crate) fn delete_params(kind: Kind, uid: &str, opts: &Options) -> DeleteParams {
@@ -149,9 +157,10 @@ pub(crate) async fn execute(
 ) -> Executed {
     let in_a_row = AtomicUsize::new(0);
     let tripped = AtomicBool::new(false);
-    let results = stream::iter(plan.to_delete().map(|i| &i.candidate))
-        .map(|c| {
+    let results = stream::iter(plan.to_delete())
+        .map(|item| {
             let (in_a_row, tripped) = (&in_a_row, &tripped);
+            let c = &item.candidate;
             async move {
                 let not_started = |error: Option<&str>| Deletion {
                     uid: c.uid.clone(),
@@ -164,6 +173,18 @@ pub(crate) async fn execute(
                 }
                 if tripped.load(Ordering::SeqCst) {
                     return not_started(Some(NOT_ATTEMPTED));
+                }
+                match opts.before_delete.check(client, item, stop).await {
+                    Verdict::Go => {}
+                    Verdict::Stopped => return not_started(None),
+                    Verdict::Keep { reason, failure } => {
+                        return Deletion {
+                            uid: c.uid.clone(),
+                            outcome: Outcome::Kept { failure },
+                            error: Some(reason),
+                            code: None,
+                        }
+                    }
                 }
                 let r = tokio::select! {
                     r = delete_one(client, c, opts) => r,
@@ -261,6 +282,7 @@ mod tests {
             grace_period: Some(5),
             concurrency: 4,
             pin_resource_version: false,
+            before_delete: Default::default(),
         }
     }
 

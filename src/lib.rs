@@ -10,13 +10,16 @@ pub mod completion;
 pub mod error;
 
 // Stages, in the order data flows through them.
+mod archive;
 mod client;
 mod execute;
 mod gate;
+mod hooks;
 mod inventory;
 mod pipeline;
 mod plan;
 mod planfile;
+mod predelete;
 mod report;
 mod request;
 mod select;

@@ -10,6 +10,7 @@ use crate::error::{exit, Error, Result};
 use crate::gate::{self, rbac, Verdict};
 use crate::log::log;
 use crate::planfile::{self, Saved};
+use crate::predelete::{self, BeforeDelete};
 use crate::request::{Mode, Request};
 use crate::stop::{self, Stop};
 use crate::{client, execute, inventory, model, plan, quota, report, select};
@@ -248,16 +249,28 @@ async fn cycle_once(
         };
     }
 
+    let before = BeforeDelete::new(req);
     let executed = match verdict {
         Verdict::Nothing => Default::default(),
-        Verdict::Preview if req.mode == Mode::DryRunClient => Default::default(),
+        Verdict::Preview if req.mode == Mode::DryRunClient => {
+            dry_run_hooks(client, req, &s.plan, &before, stop).await
+        }
         Verdict::Preview | Verdict::Proceed { .. } => {
-            execute_plan(client, req, &s.plan, stop).await
+            execute_plan(client, req, &s.plan, stop, &before).await
         }
     };
     let results = &executed.results;
 
     let mut code = exit_code(results);
+    let kept_on_failure = results
+        .iter()
+        .filter(|r| r.outcome == execute::Outcome::Kept { failure: true })
+        .count();
+    if kept_on_failure > 0 {
+        eprintln!(
+            "error: {kept_on_failure} objects were kept because their archive or hook failed (the report gives each reason)"
+        );
+    }
     if executed.unanswered {
         eprintln!(
             "error: the API server stopped answering; the deletes not yet sent were not attempted"
@@ -273,6 +286,14 @@ async fn cycle_once(
     }
     let mut rep = report_for(req, target, &s, saved, results, req.mode);
     rep.cycle = number;
+    let archives = if req.mode.is_dry_run() {
+        predelete::would_archive(req, &s.plan)
+    } else {
+        before.archived()
+    };
+    for item in &mut rep.items {
+        item.archive = archives.get(&item.uid).cloned();
+    }
     Ok(Cycle {
         code,
         report: rep,
@@ -291,12 +312,17 @@ async fn until_stopped<T>(
     }
 }
 
-/// 0 unless deletions failed: 4 when every failure was an RBAC or
-/// authentication refusal, else 1.
+/// 0 unless deletions failed (or an archive or hook failed and kept its
+/// object): 4 when every failure was an RBAC or authentication refusal, else 1.
 fn exit_code(results: &[execute::Deletion]) -> i32 {
     let failed: Vec<&execute::Deletion> = results
         .iter()
-        .filter(|r| r.outcome == execute::Outcome::Failed)
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                execute::Outcome::Failed | execute::Outcome::Kept { failure: true }
+            )
+        })
         .collect();
     if failed.is_empty() {
         exit::OK
@@ -385,11 +411,48 @@ fn report_for(
     rep
 }
 
+/// A client dry run with `--run-hooks-in-dry-run`: the hooks' verdicts, as
+/// deletions that keep their objects (the rest stay planned).
+async fn dry_run_hooks(
+    client: &kube::Client,
+    req: &Request,
+    plan: &plan::Plan,
+    before: &BeforeDelete,
+    stop: &Stop,
+) -> execute::Executed {
+    if !before.runs_hooks() {
+        return Default::default();
+    }
+    let verdicts = predelete::dry_run_hooks(client, plan, before, req.concurrency, stop).await;
+    let results = verdicts
+        .into_iter()
+        .map(|(uid, v)| {
+            let (outcome, error) = match v {
+                predelete::Verdict::Keep { reason, failure } => {
+                    (execute::Outcome::Kept { failure }, Some(reason))
+                }
+                _ => (execute::Outcome::Cancelled, None),
+            };
+            execute::Deletion {
+                uid,
+                outcome,
+                error,
+                code: None,
+            }
+        })
+        .collect();
+    execute::Executed {
+        results,
+        unanswered: false,
+    }
+}
+
 async fn execute_plan(
     client: &kube::Client,
     req: &Request,
     plan: &plan::Plan,
     stop: &Stop,
+    before: &BeforeDelete,
 ) -> execute::Executed {
     let n = plan.delete_count();
     let bar =
@@ -412,6 +475,7 @@ async fn execute_plan(
         grace_period: req.grace_period,
         concurrency: req.concurrency,
         pin_resource_version: req.from_plan.is_some(),
+        before_delete: before.clone(),
     };
     let results = execute::execute(client, plan, &opts, stop, |_| {
         if let Some(b) = &bar {

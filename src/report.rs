@@ -82,6 +82,9 @@ pub(crate) struct Item {
     pub(crate) reason: String,
     pub(crate) result: ItemResult,
     pub(crate) error: Option<String>,
+    /// `--archive`: the directory this object's archive was written to (in a
+    /// dry run: would be); null when it was not archived.
+    pub(crate) archive: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -125,6 +128,7 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
         .iter()
         .map(|i| {
             let c = &i.candidate;
+            let mut reason = i.reason.clone();
             let (result, error) = match i.action {
                 Action::Keep => {
                     summary.kept += 1;
@@ -138,6 +142,12 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
                     summary.planned += 1;
                     match by_uid.get(c.uid.as_str()) {
                         None => (ItemResult::Planned, None),
+                        Some(r) if matches!(r.outcome, Outcome::Kept { .. }) => {
+                            // Kept by the archive or hook step: its reason.
+                            summary.kept += 1;
+                            reason = r.error.clone().unwrap_or_default();
+                            (ItemResult::Kept, None)
+                        }
                         Some(r) => {
                             let counter = match r.outcome {
                                 Outcome::Deleted => &mut summary.deleted,
@@ -146,6 +156,7 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
                                 Outcome::Conflict => &mut summary.conflict,
                                 Outcome::Failed => &mut summary.failed,
                                 Outcome::Cancelled => &mut summary.cancelled,
+                                Outcome::Kept { .. } => &mut summary.kept,
                             };
                             *counter += 1;
                             (ItemResult::from(r.outcome), r.error.clone())
@@ -170,9 +181,10 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
                     .map(|o| format!("{}/{}", o.kind.to_lowercase(), o.name)),
                 matched_by: i.matched_by.clone(),
                 action: i.action,
-                reason: i.reason.clone(),
+                reason,
                 result,
                 error,
+                archive: None,
             }
         })
         .collect();
@@ -251,6 +263,7 @@ impl From<Outcome> for ItemResult {
             Outcome::Conflict => ItemResult::Conflict,
             Outcome::Failed => ItemResult::Failed,
             Outcome::Cancelled => ItemResult::Cancelled,
+            Outcome::Kept { .. } => ItemResult::Kept,
         }
     }
 }
@@ -382,6 +395,8 @@ fn table(report: &CleanupReport, wide: bool) -> String {
 
 fn reason_cell(i: &Item) -> String {
     match i.action {
+        // Kept by the archive or hook step: the reason says so.
+        Action::Delete if i.result == ItemResult::Kept => i.reason.clone(),
         Action::Delete => {
             let r = match i.result {
                 ItemResult::Planned => format!(

@@ -9,10 +9,12 @@ use crate::error::{Error, Result};
 use crate::model::PROTECTED_NAMESPACES;
 use crate::selector::{self, Selector};
 use policy::{Params, Policy};
+use predelete::{ArchiveSpec, Hooks};
 
 pub(crate) mod plans;
 pub(crate) mod policy;
 pub(crate) mod runs;
+pub(crate) mod predelete;
 
 pub(crate) const DEFAULT_NAMESPACE: &str = "crucible";
 /// `-l` without a value.
@@ -156,6 +158,12 @@ pub(crate) struct Request {
     /// `--from-plan FILE`: the plan file is the selection (`strategy`,
     /// `criteria` and `params` are then unused).
     pub(crate) from_plan: Option<plans::FromPlan>,
+    /// `--archive DIR` and its options.
+    pub(crate) archive: Option<ArchiveSpec>,
+    /// The policy file's `hooks:` (none without `--policy`).
+    pub(crate) hooks: Hooks,
+    /// `--run-hooks-in-dry-run`.
+    pub(crate) hooks_in_dry_run: bool,
 }
 
 impl Request {
@@ -248,6 +256,8 @@ impl Request {
         let watch = interval(cli)?;
         let save_plan = plans::save_plan(cli)?;
         let interactive = plans::interactive(cli)?;
+        let archive = predelete::archive(cli)?;
+        let hooks_in_dry_run = predelete::hooks_in_dry_run(cli, policy.as_ref())?;
 
         if cli.grace_period == Some(0) {
             // As kubectl without --force: 0 would remove running pods from the
@@ -305,13 +315,16 @@ impl Request {
             verbosity: cli.verbosity,
             params,
             quota_flags: quota_flags(cli),
-            policy,
             capacity: cli.capacity,
             watch,
             guard,
             interactive,
             save_plan,
             from_plan,
+            archive,
+            hooks: policy.as_ref().map(|p| p.hooks.clone()).unwrap_or_default(),
+            hooks_in_dry_run,
+            policy,
         })
     }
 }

@@ -15,6 +15,9 @@ const LAYERS: &[&[&str]] = &[
     &["completion"],
     &["report"],
     &["execute"],
+    // The step before each delete (archive, then hook), and its two parts.
+    &["predelete"],
+    &["archive", "hooks"],
     &["gate"],
     &["planfile"],
     &["plan"],

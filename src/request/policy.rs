@@ -15,8 +15,10 @@ use crate::cli::{Cli, Prefer, Strategy};
 use crate::error::{Error, Result};
 use crate::selector::Selector;
 
+use super::predelete::{Hook, Hooks, DEFAULT_HOOK_TIMEOUT};
+
 mod format;
-use format::FileSpec;
+use format::{FileSpec, HookSpec};
 
 pub(crate) const DEFAULT_THRESHOLD: f64 = 0.8;
 pub(crate) const DEFAULT_HIGH_WATERMARK: f64 = 0.8;
@@ -144,6 +146,8 @@ pub(crate) struct Policy {
     pub(crate) priority_label: String,
     pub(crate) priorities: BTreeMap<String, f64>,
     pub(crate) rules: Vec<PolicyRule>,
+    /// `hooks:`: what runs before each object of a kind is deleted.
+    pub(crate) hooks: Hooks,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -248,7 +252,30 @@ pub(crate) fn parse(file: &str, text: &str, flags: &Partial) -> Result<Policy> {
             .unwrap_or_else(|| DEFAULT_PRIORITY_LABEL.to_string()),
         priorities: doc.priorities.into_iter().map(|(k, v)| (k, v.0)).collect(),
         rules,
+        hooks: Hooks {
+            pod: doc.hooks.pod.map(|h| hook(file, h)),
+            job: doc.hooks.job.map(|h| hook(file, h)),
+        },
     })
+}
+
+/// A hook as it runs: a relative program path with a `/` in it is taken
+/// from the policy file's directory (`./hooks/x.sh` beside the file); a bare
+/// name is looked up on PATH.
+fn hook(file: &str, spec: HookSpec) -> Hook {
+    let mut command = spec.before_delete;
+    let program = Path::new(&command[0]);
+    if program.is_relative() && command[0].contains('/') {
+        if let Some(dir) = Path::new(file).parent() {
+            command[0] = dir.join(program).display().to_string();
+        }
+    }
+    Hook {
+        command,
+        timeout: spec
+            .timeout_seconds
+            .map_or(DEFAULT_HOOK_TIMEOUT, Duration::from_secs),
+    }
 }
 
 /// serde_norway's message ends with " at line L column C"; we lead with it.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::{Partial, API_VERSION, KIND};
 use crate::cli::{Prefer, Strategy};
+use crate::request::predelete::MAX_HOOK_TIMEOUT_SECONDS;
 use crate::selector::Selector;
 
 #[derive(Deserialize)]
@@ -26,6 +27,27 @@ pub(super) struct FileSpec {
     pub(super) priorities: BTreeMap<String, Factor>,
     #[serde(deserialize_with = "non_empty")]
     pub(super) rules: Vec<RuleSpec>,
+    /// Commands to run before each object of a kind is deleted.
+    #[serde(default)]
+    pub(super) hooks: HooksSpec,
+}
+
+/// `hooks: {pod: {...}, job: {...}}`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HooksSpec {
+    pub(super) pod: Option<HookSpec>,
+    pub(super) job: Option<HookSpec>,
+}
+
+/// One kind's hooks: `beforeDelete: [program, args…]`, `timeoutSeconds: N`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct HookSpec {
+    #[serde(deserialize_with = "command")]
+    pub(super) before_delete: Vec<String>,
+    #[serde(default, deserialize_with = "timeout_seconds")]
+    pub(super) timeout_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -227,4 +249,27 @@ fn prefer<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Prefer>
             .map(Some)
             .map_err(|_| format!("unknown order {s:?}; use oldest, failed or succeeded"))
     })
+}
+
+fn command<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    if v.is_empty() || v[0].trim().is_empty() {
+        return Err(serde::de::Error::custom(
+            "beforeDelete needs a program and its arguments, e.g. [./hooks/record.sh, --verbose]",
+        ));
+    }
+    Ok(v)
+}
+
+fn timeout_seconds<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    number(d, "a number of seconds such as 10", |v| {
+        if v.fract() == 0.0 && v >= 1.0 && v <= MAX_HOOK_TIMEOUT_SECONDS as f64 {
+            Ok(v)
+        } else {
+            Err(format!(
+                "timeoutSeconds must be a whole number of seconds from 1 to {MAX_HOOK_TIMEOUT_SECONDS}, not {v}"
+            ))
+        }
+    })
+    .map(|v| Some(v as u64))
 }

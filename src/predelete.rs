@@ -1,0 +1,276 @@
+//! The step before each delete: `--archive` (`archive`), then the policy
+//! file's `beforeDelete` hook (`hooks`). `execute` calls [`BeforeDelete::check`]
+//! for each object inside its concurrency bound, so archive reads, log
+//! fetches and hooks run at most `--concurrency` at a time.
+//!
+//! The order is archive, then hook: the hook is the last word before the
+//! delete (what it does — record, notify, upload — is followed by the delete
+//! unless the delete itself fails), it can use the archive
+//! (`CRUCIBLE_ARCHIVE` names its directory, e.g. to upload it), and a failed
+//! archive keeps the object before any hook has acted on it. An object a hook
+//! keeps has been archived all the same; the archive is a snapshot and the
+//! object is still there.
+//!
+//! In a dry run nothing is archived, and hooks run only with
+//! `--run-hooks-in-dry-run` (`CRUCIBLE_DRY_RUN=true`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{stream, StreamExt};
+use kube::Client;
+
+use crate::archive;
+use crate::cli::Cascade;
+use crate::hooks::{self, Answer};
+use crate::log::log;
+use crate::model::Candidate;
+use crate::plan::{Plan, PlanItem};
+use crate::request::predelete::{ArchiveSpec, Hooks};
+use crate::request::Request;
+use crate::selector::Selector;
+use crate::stop::Stop;
+
+/// After a stop, how long an archive or hook in progress may still finish.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
+
+/// What the step decided for one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Delete it.
+    Go,
+    /// Do not delete it: why, and whether that counts as a failure (an
+    /// archive that could not be written, a hook that failed) rather than a
+    /// hook's veto.
+    Keep { reason: String, failure: bool },
+    /// A stop came first: do not start the delete.
+    Stopped,
+}
+
+/// The step, shared by the deletes of one run. `Default`: nothing to do.
+#[derive(Clone, Default)]
+pub(crate) struct BeforeDelete(Option<Arc<Inner>>);
+
+impl std::fmt::Debug for BeforeDelete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "BeforeDelete(active)"
+        } else {
+            "BeforeDelete(none)"
+        })
+    }
+}
+
+struct Inner {
+    /// Written only when objects are really deleted.
+    archive: Option<ArchiveSpec>,
+    /// Empty when hooks do not run in this run (a dry run without
+    /// `--run-hooks-in-dry-run`).
+    hooks: Hooks,
+    dry_run: bool,
+    strategy: &'static str,
+    /// The policy file's rules (name, selector, strategy), for the hook's
+    /// `CRUCIBLE_POLICY_RULE`.
+    rules: Vec<(String, Selector, &'static str)>,
+    /// A job's pods go with it: archive them too.
+    with_job_pods: bool,
+    verbosity: u8,
+    /// uid → archive directory, for each archive written.
+    archived: Mutex<BTreeMap<String, String>>,
+}
+
+impl BeforeDelete {
+    pub(crate) fn new(req: &Request) -> Self {
+        let dry_run = req.mode.is_dry_run();
+        let archive = req.archive.clone().filter(|_| !dry_run);
+        let hooks = if dry_run && !req.hooks_in_dry_run {
+            Hooks::default()
+        } else {
+            req.hooks.clone()
+        };
+        if archive.is_none() && hooks.is_empty() {
+            return BeforeDelete(None);
+        }
+        BeforeDelete(Some(Arc::new(Inner {
+            archive,
+            hooks,
+            dry_run,
+            strategy: req.strategy.name(),
+            rules: req
+                .policy
+                .iter()
+                .flat_map(|p| &p.rules)
+                .map(|r| (r.name.clone(), r.selector.clone(), r.params.strategy.name()))
+                .collect(),
+            with_job_pods: req.cascade != Cascade::Orphan,
+            verbosity: req.verbosity,
+            archived: Mutex::default(),
+        })))
+    }
+
+    /// True when hooks run in this (dry) run.
+    pub(crate) fn runs_hooks(&self) -> bool {
+        self.0.as_ref().is_some_and(|i| !i.hooks.is_empty())
+    }
+
+    /// uid → archive directory of each archive written so far.
+    pub(crate) fn archived(&self) -> BTreeMap<String, String> {
+        self.0
+            .as_ref()
+            .map(|i| i.archived.lock().map(|m| m.clone()).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Archives the object and runs its hook, unless a stop comes first.
+    pub(crate) async fn check(&self, client: &Client, item: &PlanItem, stop: &Stop) -> Verdict {
+        let Some(inner) = &self.0 else {
+            return Verdict::Go;
+        };
+        let c = &item.candidate;
+        let archive = inner.archive.as_ref().filter(|s| archive::wanted(s, c));
+        let hook = inner.hooks.of(c.kind);
+        if archive.is_none() && hook.is_none() {
+            return Verdict::Go;
+        }
+        tokio::select! {
+            v = inner.run(client, item, archive, hook.is_some()) => {
+                if v == Verdict::Go && stop.is_set() { Verdict::Stopped } else { v }
+            }
+            _ = async {
+                stop.wait().await;
+                tokio::time::sleep(IN_FLIGHT_GRACE).await;
+            } => Verdict::Stopped,
+        }
+    }
+}
+
+impl Inner {
+    async fn run(
+        &self,
+        client: &Client,
+        item: &PlanItem,
+        archive: Option<&ArchiveSpec>,
+        hook: bool,
+    ) -> Verdict {
+        let c = &item.candidate;
+        let failed = |reason: String| Verdict::Keep {
+            reason,
+            failure: true,
+        };
+        let object = match archive::object(client, c).await {
+            Ok(Some(o)) => o,
+            // Gone, or its name taken by another object: the delete's uid
+            // precondition reports which.
+            Ok(None) => return Verdict::Go,
+            Err(e) if archive.is_some() => return failed(format!("archive failed: {e}")),
+            Err(e) => return failed(format!("hook not run: {e}")),
+        };
+        let mut path = None;
+        if let Some(spec) = archive {
+            match archive::write(client, spec, c, &object, self.with_job_pods).await {
+                Ok(dir) => {
+                    let dir = dir.display().to_string();
+                    log(
+                        self.verbosity,
+                        2,
+                        format!("archived {} to {dir}", c.display_name()),
+                    );
+                    if let Ok(mut m) = self.archived.lock() {
+                        m.insert(c.uid.clone(), dir.clone());
+                    }
+                    path = Some(dir);
+                }
+                Err(e) => return failed(format!("archive failed: {e}")),
+            }
+        }
+        let Some(hook) = hook.then(|| self.hooks.of(c.kind)).flatten() else {
+            return Verdict::Go;
+        };
+        let env = self.env(item, path.as_deref());
+        let stdin = serde_json::to_vec(&object).unwrap_or_default();
+        match hooks::run(hook, &env, stdin).await {
+            Answer::Proceed => Verdict::Go,
+            Answer::Veto(line) => Verdict::Keep {
+                reason: format!("kept by hook: {line}"),
+                failure: false,
+            },
+            Answer::Failed(why) => failed(why),
+        }
+    }
+
+    /// The hook's `CRUCIBLE_*` variables.
+    fn env(&self, item: &PlanItem, archive: Option<&str>) -> Vec<(String, String)> {
+        let c = &item.candidate;
+        let rule = self.rules.iter().find(|(_, s, _)| s.matches(&c.labels));
+        let mut env = vec![
+            ("CRUCIBLE_NAMESPACE", c.namespace.clone()),
+            ("CRUCIBLE_KIND", format!("{:?}", c.kind)),
+            ("CRUCIBLE_NAME", c.name.clone()),
+            ("CRUCIBLE_UID", c.uid.clone()),
+            ("CRUCIBLE_PHASE", format!("{:?}", c.phase)),
+            (
+                "CRUCIBLE_STRATEGY",
+                rule.map_or(self.strategy, |r| r.2).to_string(),
+            ),
+            (
+                "CRUCIBLE_MATCHED_RULES",
+                item.matched_by
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("CRUCIBLE_DRY_RUN", self.dry_run.to_string()),
+        ];
+        let optional = [
+            ("CRUCIBLE_POLICY_RULE", rule.map(|r| r.0.clone())),
+            ("CRUCIBLE_TEST_ID", c.test_id.clone()),
+            ("CRUCIBLE_EVAL_ID", c.eval_id.clone()),
+            ("CRUCIBLE_ARCHIVE", archive.map(str::to_string)),
+        ];
+        env.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+        env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+/// A dry run with `--run-hooks-in-dry-run`: each object's hook, at most
+/// `concurrency` at once; the objects a hook would keep, by uid.
+pub(crate) async fn dry_run_hooks(
+    client: &Client,
+    plan: &Plan,
+    before: &BeforeDelete,
+    concurrency: usize,
+    stop: &Stop,
+) -> Vec<(String, Verdict)> {
+    stream::iter(plan.to_delete())
+        .map(|item| async move {
+            let v = if stop.is_set() {
+                Verdict::Stopped
+            } else {
+                before.check(client, item, stop).await
+            };
+            (item.candidate.uid.clone(), v)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .filter(|(_, v)| std::future::ready(*v != Verdict::Go))
+        .collect()
+        .await
+}
+
+/// In a dry run: where each planned object's archive would go.
+pub(crate) fn would_archive(req: &Request, plan: &Plan) -> BTreeMap<String, String> {
+    let Some(spec) = &req.archive else {
+        return BTreeMap::new();
+    };
+    plan.to_delete()
+        .map(|i| &i.candidate)
+        .filter(|c: &&Candidate| archive::wanted(spec, c))
+        .map(|c| {
+            (
+                c.uid.clone(),
+                archive::dir_of(&spec.dir, c).display().to_string(),
+            )
+        })
+        .collect()
+}
