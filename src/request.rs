@@ -13,8 +13,8 @@ use predelete::{ArchiveSpec, Hooks};
 
 pub(crate) mod plans;
 pub(crate) mod policy;
-pub(crate) mod runs;
 pub(crate) mod predelete;
+pub(crate) mod runs;
 
 pub(crate) const DEFAULT_NAMESPACE: &str = "crucible";
 /// `-l` without a value.

@@ -297,6 +297,50 @@ fn cases(real_kubeconfig: &Path) -> Vec<Case> {
         case("interactive with yes", &["--test-id", "{tid}", "-i"]).says("--yes"),
         case("interactive with dry-run", &["--test-id", "{tid}", "--interactive", "--dry-run"])
             .says("--interactive"),
+        // --- archive and hooks ---------------------------------------------------------------------
+        case("archive-only without archive", &["--test-id", "{tid}", "--archive-only", "failed"])
+            .says("--archive"),
+        case("archive-log-bytes without archive", &["--test-id", "{tid}", "--archive-log-bytes", "1Ki"])
+            .says("--archive"),
+        case("archive-only everything", &["--test-id", "{tid}", "--archive", "{missing}", "--archive-only", "all"]),
+        case("archive-log-bytes 0", &["--test-id", "{tid}", "--archive", "{missing}", "--archive-log-bytes", "0"])
+            .says("--archive-log-bytes"),
+        case("archive-log-bytes 2Gi", &["--test-id", "{tid}", "--archive", "{missing}", "--archive-log-bytes", "2Gi"])
+            .says("--archive-log-bytes"),
+        case("archive with an empty directory", &["--test-id", "{tid}", "--archive", ""]),
+        case("hooks in dry run without a dry run", &["--test-id", "{tid}", "--run-hooks-in-dry-run"])
+            .says("--dry-run"),
+        case("hooks in dry run without hooks", &["--test-id", "{tid}", "--dry-run", "--run-hooks-in-dry-run"])
+            .says("hooks"),
+        Case::policy_file(
+            "policy: unknown hook kind",
+            &format!("{RULE}    all: true\nhooks:\n  deployment:\n    beforeDelete: [./hook.sh]\n"),
+            "deployment",
+        )
+        .says("line 6"),
+        Case::policy_file(
+            "policy: unknown hook key",
+            &format!("{RULE}    all: true\nhooks:\n  pod:\n    afterDelete: [true]\n"),
+            "afterDelete",
+        )
+        .says("line 7"),
+        Case::policy_file(
+            "policy: empty beforeDelete",
+            &format!("{RULE}    all: true\nhooks:\n  pod:\n    beforeDelete: []\n"),
+            "beforeDelete",
+        )
+        .says("line 7"),
+        Case::policy_file(
+            "policy: hook timeout 0",
+            &format!("{RULE}    all: true\nhooks:\n  job:\n    beforeDelete: [./hook.sh]\n    timeoutSeconds: 0\n"),
+            "timeoutSeconds",
+        )
+        .says("line 8"),
+        Case::policy_file(
+            "policy: hook timeout 1.5",
+            &format!("{RULE}    all: true\nhooks:\n  job:\n    beforeDelete: [./hook.sh]\n    timeoutSeconds: 1.5\n"),
+            "timeoutSeconds",
+        ),
         // --- the command line as a whole ---------------------------------------------------------
         case("no selection", &[]).says("--test-id"),
         case("unknown flag", &["--test-id", "{tid}", "--frobnicate"]),
