@@ -266,7 +266,12 @@ fn hook(file: &str, spec: HookSpec) -> Hook {
     let mut command = spec.before_delete;
     let program = Path::new(&command[0]);
     if program.is_relative() && command[0].contains('/') {
-        if let Some(dir) = Path::new(file).parent() {
+        // (A file in the current directory: the path is right as it is.)
+        if let Some(dir) = Path::new(file)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            let program = program.strip_prefix("./").unwrap_or(program);
             command[0] = dir.join(program).display().to_string();
         }
     }

@@ -80,6 +80,69 @@ fn the_example_policy_parses() {
 }
 
 #[test]
+fn the_example_with_hooks_parses_and_its_programs_are_beside_it() {
+    let p = parse(
+        "examples/policy-hooks.yaml",
+        include_str!("../../../examples/policy-hooks.yaml"),
+        &Partial::default(),
+    )
+    .unwrap();
+    let pod = p.hooks.pod.as_ref().unwrap();
+    assert_eq!(
+        pod.command,
+        ["examples/hooks/veto-annotated.py", "crucible-clean/hold"]
+    );
+    assert_eq!(pod.timeout, Duration::from_secs(10));
+    let job = p.hooks.job.as_ref().unwrap();
+    assert_eq!(job.command, ["examples/hooks/record.sh"]);
+    assert_eq!(job.timeout, crate::request::predelete::DEFAULT_HOOK_TIMEOUT);
+    for program in [&pod.command[0], &job.command[0]] {
+        assert!(std::path::Path::new(program).is_file(), "{program}");
+    }
+}
+
+#[test]
+fn hooks_are_checked_where_they_are_written() {
+    let with = |hooks: &str| format!("{GOOD}hooks:\n{hooks}");
+    let p = parse(
+        "dir/p.yaml",
+        &with("  pod:\n    beforeDelete: [sh, -c, 'exit 0']\n"),
+        &Partial::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        p.hooks.pod.unwrap().command,
+        ["sh", "-c", "exit 0"],
+        "a bare name is looked up on PATH"
+    );
+    assert!(p.hooks.job.is_none());
+    let here = with("  pod:\n    beforeDelete: [./h.sh]\n");
+    let p = parse("p.yaml", &here, &Partial::default()).unwrap();
+    assert_eq!(p.hooks.pod.unwrap().command, ["./h.sh"], "beside p.yaml");
+    let p = parse("dir/p.yaml", &here, &Partial::default()).unwrap();
+    assert_eq!(p.hooks.pod.unwrap().command, ["dir/h.sh"]);
+    let p = parse(
+        "dir/p.yaml",
+        &with("  job:\n    beforeDelete: [/bin/x]\n"),
+        &Partial::default(),
+    )
+    .unwrap();
+    assert_eq!(p.hooks.job.unwrap().command, ["/bin/x"]);
+    let m = err(&with("  pod:\n    beforeDelete: [x]\n    timeoutSecs: 3\n"));
+    assert!(m.contains("line 21") && m.contains("timeoutSecs"), "{m}");
+    let m = err(&with("  pods:\n    beforeDelete: [x]\n"));
+    assert!(m.contains("line 19") && m.contains("pods"), "{m}");
+    let m = err(&with("  pod:\n    timeoutSeconds: 3\n"));
+    assert!(m.contains("beforeDelete"), "{m}");
+    let m = err(&with("  pod:\n    beforeDelete: x\n"));
+    assert!(m.contains("line 20"), "{m}");
+    let m = err(&with(
+        "  pod:\n    beforeDelete: [x]\n    timeoutSeconds: 3601\n",
+    ));
+    assert!(m.contains("line 21") && m.contains("timeoutSeconds"), "{m}");
+}
+
+#[test]
 fn flags_override_the_file() {
     let flags = Partial {
         older_than: Some(Duration::from_secs(60)),
