@@ -42,6 +42,9 @@ orphan\t''"
 complete -c kubectl-crucible-clean -l grace-period -d 'Grace period passed with each delete, at least 1 [default: the server\'s]' -r
 complete -c kubectl-crucible-clean -l concurrency -d 'Deletes in flight at once' -r
 complete -c kubectl-crucible-clean -l timeout -d 'How long --wait waits [default: 5m]' -r
+complete -c kubectl-crucible-clean -l archive -d 'Before deleting an object, write its manifest, its Events and (pods) its containers\' logs under DIR/<namespace>/<kind>/<name>/; an object whose archive cannot be written is kept' -r -F
+complete -c kubectl-crucible-clean -l archive-only -d 'Archive only these objects (the others are deleted without an archive): `failed` pods and jobs' -r -f -a "failed\t'Failed pods and failed jobs'"
+complete -c kubectl-crucible-clean -l archive-log-bytes -d 'The most log bytes archived per container, current and previous each: 1048576, 512Ki, 4Mi [default: 1Mi]' -r
 complete -c kubectl-crucible-clean -s o -l output -d 'Output format' -r -f -a "table\t''
 wide\t''
 json\t''
@@ -60,5 +63,6 @@ complete -c kubectl-crucible-clean -l stale-runs -d 'Delete the objects of test 
 complete -c kubectl-crucible-clean -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-crucible-clean -s i -l interactive -d 'Pick by hand: after the preview, a list of the planned deletes, all ticked, grouped by test run; the unticked ones are kept. Needs a terminal'
 complete -c kubectl-crucible-clean -l wait -d 'Wait until the deleted objects are gone'
+complete -c kubectl-crucible-clean -l run-hooks-in-dry-run -d 'Run the policy file\'s beforeDelete hooks in a dry run too (their verdicts show in the preview)'
 complete -c kubectl-crucible-clean -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kubectl-crucible-clean -s V -l version -d 'Print version'

@@ -408,7 +408,7 @@ async fn a_stop_mid_run_leaves_a_whole_archive_for_every_deleted_object() {
     )
     .unwrap();
 
-    let mut run = ns
+    let run = ns
         .plugin()
         .args(["-n", ns.name(), "-o", "json", "--concurrency", "2", "--yes"])
         .arg("--policy")

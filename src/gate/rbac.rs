@@ -11,7 +11,11 @@ pub(crate) fn minimal_role(req: &Request) -> String {
     let deletes = req.mode != Mode::DryRunClient;
     let mut pod_verbs = vec!["list"];
     let mut job_verbs = vec!["get", "list"];
-    if req.wait.is_some() {
+    // `--archive` and hooks read each object before its delete; the archive
+    // also lists its Events (and a job's pods) and reads its pods' logs.
+    let archives = req.archive.is_some() && !req.mode.is_dry_run();
+    let hooks = !req.hooks.is_empty() && (!req.mode.is_dry_run() || req.hooks_in_dry_run);
+    if req.wait.is_some() || archives || hooks {
         pod_verbs.insert(0, "get");
     }
     if deletes && matches!(req.level, Level::Pods | Level::All) {
@@ -36,6 +40,10 @@ pub(crate) fn minimal_role(req: &Request) -> String {
             verbs.push("delete");
         }
         rules.push(("coordination.k8s.io", "leases", verbs));
+    }
+    if archives {
+        rules.push(("\"\"", "pods/log", vec!["get"]));
+        rules.push(("\"\"", "events", vec!["list"]));
     }
     let (kind, namespace) = match &req.scope {
         Scope::Namespace(ns) => ("Role", format!("\n  namespace: {ns}")),
@@ -102,6 +110,21 @@ mod tests {
         assert!(r.contains("verbs: [\"get\", \"list\", \"delete\"]"), "{r}");
         let r = role(&["--all", "--dry-run"]);
         assert!(!r.contains("delete"), "{r}");
+        let r = role(&["--all", "--archive", "a"]);
+        assert!(
+            r.contains("resources: [\"pods\"]\n  verbs: [\"get\", \"list\", \"delete\"]"),
+            "{r}"
+        );
+        assert!(
+            r.contains("resources: [\"pods/log\"]\n  verbs: [\"get\"]"),
+            "{r}"
+        );
+        assert!(
+            r.contains("resources: [\"events\"]\n  verbs: [\"list\"]"),
+            "{r}"
+        );
+        let r = role(&["--all", "--archive", "a", "--dry-run"]);
+        assert!(!r.contains("events"), "{r}");
         let r = role(&["--strategy", "pressure", "-A"]);
         assert!(
             r.contains("kind: ClusterRole") && r.contains("resourcequotas"),
