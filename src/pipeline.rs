@@ -271,7 +271,7 @@ async fn cycle_once(
             "error: {kept_on_failure} objects were kept because their archive or hook failed (the report gives each reason)"
         );
     }
-    if executed.unanswered {
+    if executed.unanswered || before.unanswered() {
         eprintln!(
             "error: the API server stopped answering; the deletes not yet sent were not attempted"
         );

@@ -15,6 +15,7 @@
 //! `--run-hooks-in-dry-run` (`CRUCIBLE_DRY_RUN=true`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +35,12 @@ use crate::stop::Stop;
 
 /// After a stop, how long an archive or hook in progress may still finish.
 const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
+/// This many reads of objects in a row without any answer from the server,
+/// and no more are tried (as execute's breaker for deletes): the run must
+/// not wait a request timeout for every object of a silent server.
+const UNANSWERED_IN_A_ROW: usize = 8;
+/// The reason of an object the breaker did not read.
+const NOT_ATTEMPTED: &str = "not attempted: the API server stopped answering";
 
 /// What the step decided for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +85,8 @@ struct Inner {
     verbosity: u8,
     /// uid → archive directory, for each archive written.
     archived: Mutex<BTreeMap<String, String>>,
+    in_a_row: AtomicUsize,
+    tripped: AtomicBool,
 }
 
 impl BeforeDelete {
@@ -106,12 +115,21 @@ impl BeforeDelete {
             with_job_pods: req.cascade != Cascade::Orphan,
             verbosity: req.verbosity,
             archived: Mutex::default(),
+            in_a_row: AtomicUsize::new(0),
+            tripped: AtomicBool::new(false),
         })))
     }
 
     /// True when hooks run in this (dry) run.
     pub(crate) fn runs_hooks(&self) -> bool {
         self.0.as_ref().is_some_and(|i| !i.hooks.is_empty())
+    }
+
+    /// True once reads of objects went unanswered too many times in a row.
+    pub(crate) fn unanswered(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|i| i.tripped.load(Ordering::SeqCst))
     }
 
     /// uid → archive directory of each archive written so far.
@@ -158,13 +176,29 @@ impl Inner {
             reason,
             failure: true,
         };
-        let object = match archive::object(client, c).await {
+        let what = if archive.is_some() {
+            "archive failed"
+        } else {
+            "hook not run"
+        };
+        if self.tripped.load(Ordering::SeqCst) {
+            return failed(format!("{what}: {NOT_ATTEMPTED}"));
+        }
+        let read = archive::object(client, c).await;
+        match &read {
+            Err(e) if !e.answered => {
+                if self.in_a_row.fetch_add(1, Ordering::SeqCst) + 1 >= UNANSWERED_IN_A_ROW {
+                    self.tripped.store(true, Ordering::SeqCst);
+                }
+            }
+            _ => self.in_a_row.store(0, Ordering::SeqCst),
+        }
+        let object = match read {
             Ok(Some(o)) => o,
             // Gone, or its name taken by another object: the delete's uid
             // precondition reports which.
             Ok(None) => return Verdict::Go,
-            Err(e) if archive.is_some() => return failed(format!("archive failed: {e}")),
-            Err(e) => return failed(format!("hook not run: {e}")),
+            Err(e) => return failed(format!("{what}: {}", e.message)),
         };
         let mut path = None;
         if let Some(spec) = archive {

@@ -19,9 +19,17 @@ fn why(e: &kube::Error) -> String {
     }
 }
 
+/// A read that failed, and whether the API server answered it at all.
+#[derive(Debug)]
+pub(crate) struct ReadError {
+    pub(crate) message: String,
+    /// False for timeouts, refused and dropped connections.
+    pub(crate) answered: bool,
+}
+
 /// The object named by `c` as JSON, or None when it is gone or its name now
 /// belongs to another object (another uid).
-pub(crate) async fn object(client: &Client, c: &Candidate) -> Result<Option<Value>, String> {
+pub(crate) async fn object(client: &Client, c: &Candidate) -> Result<Option<Value>, ReadError> {
     let found = match c.kind {
         Kind::Pod => {
             let api = Api::<Pod>::namespaced(client.clone(), &c.namespace);
@@ -36,7 +44,10 @@ pub(crate) async fn object(client: &Client, c: &Candidate) -> Result<Option<Valu
                 .map(|o| o.map(|j| serde_json::to_value(j).unwrap_or_default()))
         }
     }
-    .map_err(|e| format!("cannot read {}: {}", c.display_name(), why(&e)))?;
+    .map_err(|e| ReadError {
+        message: format!("cannot read {}: {}", c.display_name(), why(&e)),
+        answered: matches!(e, kube::Error::Api(_)),
+    })?;
     Ok(found.filter(|o| o["metadata"]["uid"].as_str() == Some(c.uid.as_str())))
 }
 
