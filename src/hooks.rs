@@ -77,43 +77,43 @@ pub(crate) async fn run(hook: &Hook, env: &[(String, String)], stdin: Vec<u8>) -
     if let Some(f) = feed {
         f.abort();
     }
-    let answer =
-        match status {
-            Err(_) => {
-                group.kill();
-                let _ = child.kill().await;
-                Answer::Failed(format!(
-                    "hook {program} timed out after {}s and was killed",
-                    hook.timeout.as_secs()
-                ))
+    match status {
+        Err(_) => {
+            group.kill();
+            let _ = child.kill().await;
+            Answer::Failed(format!(
+                "hook {program} timed out after {}s and was killed",
+                hook.timeout.as_secs()
+            ))
+        }
+        Ok(Err(e)) => {
+            group.kill();
+            Answer::Failed(format!("hook {program}: {e}"))
+        }
+        Ok(Ok(status)) => {
+            group.disarm();
+            if let Some(d) = drain {
+                let _ = tokio::time::timeout(STDERR_AFTER_EXIT, d).await;
             }
-            Ok(Err(e)) => {
-                group.kill();
-                Answer::Failed(format!("hook {program}: {e}"))
-            }
-            Ok(Ok(status)) => {
-                group.disarm();
-                if let Some(d) = drain {
-                    let _ = tokio::time::timeout(STDERR_AFTER_EXIT, d).await;
-                }
-                let line = first_line(&rx.borrow_and_update());
-                match status.code() {
-                    Some(0) => Answer::Proceed,
-                    Some(1) => Answer::Veto(line.unwrap_or_else(|| {
+            let line = first_line(&rx.borrow_and_update());
+            match status.code() {
+                Some(0) => Answer::Proceed,
+                Some(1) => {
+                    Answer::Veto(line.unwrap_or_else(|| {
                         format!("{program} exited 1 without a message on stderr")
-                    })),
-                    Some(code) => Answer::Failed(format!(
-                        "hook {program} exited {code}{}",
-                        line.map(|l| format!(": {l}")).unwrap_or_default()
-                    )),
-                    None => Answer::Failed(format!(
-                        "hook {program} was killed by {}",
-                        signal_name(&status)
-                    )),
+                    }))
                 }
+                Some(code) => Answer::Failed(format!(
+                    "hook {program} exited {code}{}",
+                    line.map(|l| format!(": {l}")).unwrap_or_default()
+                )),
+                None => Answer::Failed(format!(
+                    "hook {program} was killed by {}",
+                    signal_name(&status)
+                )),
             }
-        };
-    answer
+        }
+    }
 }
 
 /// The first non-empty line of `stderr`, trimmed and shortened.
