@@ -145,6 +145,17 @@ pub struct Cli {
     /// those Leases; runs with a live Lease are never touched
     #[arg(long, help_heading = "Test runs")]
     pub stale_runs: bool,
+    /// Serve Prometheus metrics on http://HOST:PORT/metrics, and /healthz and /readyz, while --watch runs
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Watch")]
+    pub metrics_addr: Option<String>,
+
+    /// Record a Kubernetes Event (reason CleanedUp) on each object before deleting it [default: on with --watch]
+    #[arg(long, overrides_with = "no_events", help_heading = "Watch")]
+    pub events: bool,
+
+    /// Record no Events (the default without --watch)
+    #[arg(long, overrides_with = "events", help_heading = "Watch")]
+    pub no_events: bool,
 
     /// Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All
     #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true,

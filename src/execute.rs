@@ -21,6 +21,7 @@ use crate::retry::with_retry;
 use crate::stop::Stop;
 
 pub(crate) mod lease;
+pub(crate) mod events;
 
 /// After a stop, how long deletes already sent may still answer.
 const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
@@ -70,6 +71,8 @@ pub(crate) struct Options {
     pub(crate) pin_resource_version: bool,
     /// Archive and hooks (`predelete`), before each delete.
     pub(crate) before_delete: BeforeDelete,
+    /// Record an Event on each object before its delete (`--events`).
+    pub(crate) events: Option<std::sync::Arc<events::Events>>,
 }
 
 pub(crate) fn delete_params(kind: Kind, uid: &str, opts: &Options) -> DeleteParams {
@@ -186,6 +189,12 @@ pub(crate) async fn execute(
                         }
                     }
                 }
+                if let Some(events) = &opts.events {
+                    events.before_delete(c, stop).await;
+                    if stop.is_set() {
+                        return not_started(None);
+                    }
+                }
                 let r = tokio::select! {
                     r = delete_one(client, c, opts) => r,
                     _ = async {
@@ -283,6 +292,7 @@ mod tests {
             concurrency: 4,
             pin_resource_version: false,
             before_delete: Default::default(),
+            events: None,
         }
     }
 

@@ -59,7 +59,8 @@ impl Needs {
         let finish_times = req.criteria.age_from == Some(AgeFrom::Finished)
             || matches!(req.output, Output::Wide | Output::Json | Output::Yaml)
             || rules.iter().any(|p| p.has_retention())
-            || (quotas && req.include_running);
+            || (quotas && req.include_running)
+            || req.events; // an Event says when the object finished
         Needs {
             label_selector,
             pod_phases: if req.level == Level::None {

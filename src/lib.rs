@@ -16,6 +16,7 @@ mod execute;
 mod gate;
 mod hooks;
 mod inventory;
+mod metrics;
 mod pipeline;
 mod plan;
 mod planfile;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Output};
 use crate::error::{exit, Error, Result};
+use crate::execute::events::Events;
 use crate::gate::{self, rbac, Verdict};
 use crate::log::log;
 use crate::planfile::{self, Saved};
@@ -250,13 +251,19 @@ async fn cycle_once(
     }
 
     let before = BeforeDelete::new(req);
+    // Events only where objects are deleted for real (never in a dry run).
+    let events = (req.events && req.mode == Mode::Apply).then(|| {
+        let strategy = req.strategy.name();
+        let now = chrono::Utc::now();
+        std::sync::Arc::new(Events::new(client, &s.plan, strategy, number, now))
+    });
     let executed = match verdict {
         Verdict::Nothing => Default::default(),
         Verdict::Preview if req.mode == Mode::DryRunClient => {
             dry_run_hooks(client, req, &s.plan, &before, stop).await
         }
         Verdict::Preview | Verdict::Proceed { .. } => {
-            execute_plan(client, req, &s.plan, stop, &before).await
+            execute_plan(client, req, &s.plan, stop, &before, events.clone()).await
         }
     };
     let results = &executed.results;
@@ -293,6 +300,15 @@ async fn cycle_once(
     };
     for item in &mut rep.items {
         item.archive = archives.get(&item.uid).cloned();
+    }
+    rep.events = events.map(|e| e.tally().into());
+    if let Some(e) = rep.events.as_ref().filter(|e| e.failed > 0) {
+        eprintln!(
+            "warning: {} of {} Events could not be recorded (their deletes went ahead): {}",
+            e.failed,
+            e.recorded + e.failed,
+            e.error.as_deref().unwrap_or("unknown error")
+        );
     }
     Ok(Cycle {
         code,
@@ -453,6 +469,7 @@ async fn execute_plan(
     plan: &plan::Plan,
     stop: &Stop,
     before: &BeforeDelete,
+    events: Option<std::sync::Arc<Events>>,
 ) -> execute::Executed {
     let n = plan.delete_count();
     let bar =
@@ -476,6 +493,7 @@ async fn execute_plan(
         concurrency: req.concurrency,
         pin_resource_version: req.from_plan.is_some(),
         before_delete: before.clone(),
+        events,
     };
     let results = execute::execute(client, plan, &opts, stop, |_| {
         if let Some(b) = &bar {

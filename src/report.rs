@@ -15,7 +15,9 @@ use crate::plan::{Action, Plan};
 use crate::request::Mode;
 use crate::select::Criterion;
 
+mod namespaces;
 mod quota;
+pub(crate) use namespaces::{EventsSection, NamespaceSummary};
 pub(crate) use quota::{section as quota_section, QuotaSection};
 
 pub(crate) const API_VERSION: &str = "crucible-clean/v1";
@@ -49,6 +51,13 @@ pub(crate) struct CleanupReport {
     /// `--from-plan`: the plan file applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) from_plan: Option<String>,
+    /// With --all-namespaces: the summary of each namespace that had a row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) namespaces: Option<Vec<NamespaceSummary>>,
+    /// With Events on (`--events`, `--watch`): how many were recorded and
+    /// how many failed (a failed Event never fails its delete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) events: Option<EventsSection>,
 }
 
 /// The cluster a report was made on.
@@ -187,7 +196,8 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
                 archive: None,
             }
         })
-        .collect();
+        .collect::<Vec<Item>>();
+    let namespaces = ctx.namespace.is_none().then(|| namespaces::of(&items));
     CleanupReport {
         api_version: API_VERSION,
         kind: "CleanupReport",
@@ -204,6 +214,8 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
         quota: None,
         cycle: None,
         from_plan: None,
+        namespaces,
+        events: None,
     }
 }
 

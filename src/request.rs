@@ -12,6 +12,7 @@ use policy::{Params, Policy};
 use predelete::{ArchiveSpec, Hooks};
 
 pub(crate) mod plans;
+mod in_cluster;
 pub(crate) mod policy;
 pub(crate) mod predelete;
 pub(crate) mod runs;
@@ -164,6 +165,11 @@ pub(crate) struct Request {
     pub(crate) hooks: Hooks,
     /// `--run-hooks-in-dry-run`.
     pub(crate) hooks_in_dry_run: bool,
+    /// Record a `CleanedUp` Event on each object before deleting it
+    /// (`--events`, on by default with `--watch`; never in a dry run).
+    pub(crate) events: bool,
+    /// `--metrics-addr`: where `--watch` serves /metrics, /healthz, /readyz.
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Request {
@@ -258,6 +264,13 @@ impl Request {
         let interactive = plans::interactive(cli)?;
         let archive = predelete::archive(cli)?;
         let hooks_in_dry_run = predelete::hooks_in_dry_run(cli, policy.as_ref())?;
+        let mode = match cli.dry_run {
+            None => Mode::Apply,
+            Some(DryRun::Client) => Mode::DryRunClient,
+            Some(DryRun::Server) => Mode::DryRunServer,
+        };
+        let events = in_cluster::events(cli, watch.is_some(), mode)?;
+        let metrics_addr = in_cluster::metrics_addr(cli, watch.is_some())?;
 
         if cli.grace_period == Some(0) {
             // As kubectl without --force: 0 would remove running pods from the
@@ -290,11 +303,7 @@ impl Request {
                 _ => Level::All,
             },
             include_running: cli.include_running || guard.is_some() || cli.stale_runs,
-            mode: match cli.dry_run {
-                None => Mode::Apply,
-                Some(DryRun::Client) => Mode::DryRunClient,
-                Some(DryRun::Server) => Mode::DryRunServer,
-            },
+            mode,
             // A guard runs unattended by design: nobody is there to ask.
             yes: cli.yes || guard.is_some(),
             max_delete: cli.max_delete,
@@ -325,6 +334,8 @@ impl Request {
             hooks: policy.as_ref().map(|p| p.hooks.clone()).unwrap_or_default(),
             hooks_in_dry_run,
             policy,
+            events,
+            metrics_addr,
         })
     }
 }

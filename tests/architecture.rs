@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["crate"],
     &["pipeline"],
+    &["metrics"],
     &["completion"],
     &["report"],
     &["execute"],

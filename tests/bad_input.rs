@@ -270,6 +270,25 @@ fn cases(real_kubeconfig: &Path) -> Vec<Case> {
         case("watch with interval 0", &["--test-id", "{tid}", "--watch", "--interval", "0"]),
         case("watch with a bad interval", &["--test-id", "{tid}", "--watch", "--interval", "5x"]),
         case("wait with timeout 0", &["--test-id", "{tid}", "--wait", "--timeout", "0"]),
+        // --- in the cluster: events and metrics -------------------------------------------------
+        case("metrics address without watch", &["--test-id", "{tid}", "--metrics-addr", ":9090"])
+            .says("--watch"),
+        case("metrics address without a port", &["--test-id", "{tid}", "--watch", "--metrics-addr", "127.0.0.1"])
+            .says("--metrics-addr"),
+        case("metrics address on port 0", &["--test-id", "{tid}", "--watch", "--metrics-addr", "127.0.0.1:0"])
+            .says("port 0"),
+        case("metrics address on port 70000", &["--test-id", "{tid}", "--watch", "--metrics-addr", ":70000"])
+            .says("--metrics-addr"),
+        case("metrics address with a host name", &["--test-id", "{tid}", "--watch", "--metrics-addr", "example.org:9090"])
+            .says("IP address"),
+        case("events in a dry run", &["--test-id", "{tid}", "--events", "--dry-run"])
+            .says("dry run"),
+        case("events in a server dry run", &["--test-id", "{tid}", "--events", "--dry-run=server"])
+            .says("dry run"),
+        case("no events without watch", &["--test-id", "{tid}", "--no-events"])
+            .says("--watch"),
+        case("no events in a watched dry run", &["--test-id", "{tid}", "--watch", "--dry-run", "--no-events"])
+            .says("dry run"),
         case("timeout without wait", &["--test-id", "{tid}", "--timeout", "1m"])
             .says("--wait"),
         case("request timeout abc", &["--test-id", "{tid}", "--request-timeout", "abc"]),

@@ -45,6 +45,10 @@ pub(crate) fn minimal_role(req: &Request) -> String {
         rules.push(("\"\"", "pods/log", vec!["get"]));
         rules.push(("\"\"", "events", vec!["list"]));
     }
+    if req.events {
+        // The Event recorded on each object before its delete.
+        rules.push(("events.k8s.io", "events", vec!["create"]));
+    }
     let (kind, namespace) = match &req.scope {
         Scope::Namespace(ns) => ("Role", format!("\n  namespace: {ns}")),
         Scope::AllNamespaces => ("ClusterRole", String::new()),
@@ -125,6 +129,16 @@ mod tests {
         );
         let r = role(&["--all", "--archive", "a", "--dry-run"]);
         assert!(!r.contains("events"), "{r}");
+        let r = role(&["--all", "--watch", "--yes"]);
+        assert!(
+            r.contains(
+                "- apiGroups: [events.k8s.io]\n  resources: [\"events\"]\n  verbs: [\"create\"]\n"
+            ),
+            "{r}"
+        );
+        assert!(!role(&["--all", "--watch", "--yes", "--no-events"]).contains("events"));
+        assert!(!role(&["--all", "--watch", "--dry-run"]).contains("events"));
+        assert!(role(&["--all", "--events"]).contains("events.k8s.io"));
         let r = role(&["--strategy", "pressure", "-A"]);
         assert!(
             r.contains("kind: ClusterRole") && r.contains("resourcequotas"),

@@ -8,6 +8,7 @@
 //! start, the partial report is printed, exit 130.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::Endpoint;
@@ -15,6 +16,7 @@ use crate::error::{exit, Error, Result};
 use crate::request::Request;
 
 use crate::log::log;
+use crate::metrics::{self, Metrics};
 use crate::report;
 use crate::stop::Stop;
 
@@ -28,9 +30,19 @@ pub(crate) async fn watch(
     stop: &Stop,
 ) -> Result<i32> {
     let (mut n, mut failed): (u64, u64) = (0, 0);
+    let metrics = serve_metrics(req, interval).await?;
     loop {
         n += 1;
-        match cycle(client, target, req, None, Some(n), stop).await {
+        let started = std::time::Instant::now();
+        let result = cycle(client, target, req, None, Some(n), stop).await;
+        if let Some(m) = &metrics {
+            m.observe(
+                outcome(&result),
+                started.elapsed(),
+                result.as_ref().ok().map(|d| &d.report),
+            );
+        }
+        match result {
             Ok(done) => {
                 print!("{}", report::render(&done.report, req.output));
                 let _ = std::io::stdout().flush();
@@ -78,6 +90,26 @@ pub(crate) async fn watch(
     } else {
         eprintln!("watch: stopped by signal after {n} cycles, {failed} of which failed");
         Ok(exit::FAILED)
+    }
+}
+
+/// `--metrics-addr`: listening before the first cycle, so a bad address
+/// stops the run at once.
+async fn serve_metrics(req: &Request, interval: Duration) -> Result<Option<Arc<Metrics>>> {
+    let Some(addr) = req.metrics_addr else {
+        return Ok(None);
+    };
+    let m = Arc::new(Metrics::new(interval));
+    let bound = metrics::start(addr, m.clone()).await?;
+    eprintln!("watch: serving http://{bound}/metrics, /healthz and /readyz");
+    Ok(Some(m))
+}
+
+fn outcome(result: &Result<super::Cycle>) -> metrics::Outcome {
+    match result {
+        Ok(done) if done.code == exit::OK => metrics::Outcome::Success,
+        Ok(_) => metrics::Outcome::Failed,
+        Err(_) => metrics::Outcome::Error,
     }
 }
 

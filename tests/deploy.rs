@@ -1,0 +1,424 @@
+//! deploy/ proven against the local control plane: every manifest passes a
+//! server-side dry run; the ServiceAccount and Role are created for real;
+//! the CronJob's and the Deployment's own command lines (with the policy
+//! their ConfigMap is made from) clean up with a token of that
+//! ServiceAccount and nothing more; a verb the Role lacks is exit 4 naming
+//! it; and the in-cluster configuration (token and CA files where a pod has
+//! them, `KUBERNETES_SERVICE_HOST/PORT`) works, in a private mount namespace.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ResourceQuota;
+use kube::api::{Api, PostParams};
+use kube::config::Kubeconfig;
+use serde_json::{json, Value};
+use support::{cluster::*, commands::*, objects::*, wait::*};
+
+/// The manifests of deploy/, each file's documents parsed.
+fn manifests() -> Vec<(PathBuf, Vec<Value>)> {
+    let dir = repo_root().join("deploy");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("deploy/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    files
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let docs = text
+                .split("\n---\n")
+                .map(|d| serde_norway::from_str::<Value>(d).unwrap())
+                .collect();
+            (f, docs)
+        })
+        .collect()
+}
+
+/// The container args of the first manifest of `kind`.
+fn args_of(kind: &str) -> Vec<String> {
+    all_args_of(kind)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no {kind} in deploy/"))
+}
+
+/// The container args of every manifest of `kind`, in file order.
+fn all_args_of(kind: &str) -> Vec<Vec<String>> {
+    manifests()
+        .into_iter()
+        .flat_map(|(_, docs)| docs)
+        .filter(|d| d["kind"] == kind)
+        .map(|doc| {
+            let pod = match kind {
+                "CronJob" => &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+                _ => &doc["spec"]["template"]["spec"],
+            };
+            pod["containers"][0]["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The args with the namespace and the policy file made local: the policy is
+/// what the README puts into the ConfigMap (examples/policy.yaml).
+fn localised(args: Vec<String>, ns: &str, extra: &[(&str, String)]) -> Vec<String> {
+    args.into_iter()
+        .map(|a| {
+            if a.starts_with("--namespace=") {
+                format!("--namespace={ns}")
+            } else if a.starts_with("--policy=") {
+                format!(
+                    "--policy={}",
+                    repo_root().join("examples/policy.yaml").display()
+                )
+            } else {
+                match extra
+                    .iter()
+                    .find(|(flag, _)| a.starts_with(&format!("{flag}=")))
+                {
+                    Some((flag, v)) => format!("{flag}={v}"),
+                    None => a,
+                }
+            }
+        })
+        .collect()
+}
+
+/// The shared cluster's server URL and CA (PEM).
+fn server_and_ca() -> (String, Vec<u8>) {
+    let kc = Kubeconfig::read_from(kubeconfig_path()).unwrap();
+    let cluster = kc.clusters[0].cluster.clone().unwrap();
+    let ca = cluster.certificate_authority_data.expect("embedded CA");
+    (cluster.server.unwrap(), base64_decode(&ca))
+}
+
+/// Standard base64 (the kubeconfig's CA data), without a crate for it.
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = vec![];
+    for chunk in clean.chunks(4) {
+        let mut n: u32 = 0;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= u32::from(val(*c)) << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+/// A kubeconfig holding only `token` (and the cluster's address and CA).
+fn token_kubeconfig(dir: &Path, token: &str, ns: &str) -> PathBuf {
+    let kc = Kubeconfig::read_from(kubeconfig_path()).unwrap();
+    let cluster = kc.clusters[0].cluster.clone().unwrap();
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: crucible-clean\n  user:\n    token: {token}\ncontexts:\n- name: crucible-clean\n  context: {{cluster: local, user: crucible-clean, namespace: {ns}}}\ncurrent-context: crucible-clean\n",
+        cluster.server.unwrap(),
+        cluster.certificate_authority_data.unwrap()
+    );
+    let path = dir.join("token.kubeconfig");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `kubectl` as admin; panics with its stderr on failure.
+fn admin_kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    let out = kubectl_as(ADMIN_CONTEXT, args, stdin);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Finished pods without a test-id (the policy's watermark rule governs them).
+async fn fill(ns: &TestNamespace, from: usize, to: usize) {
+    ns.create_pods(
+        (from..to).map(|i| BarePod::succeeded(&format!("p{i}")).evaluation(&format!("e{i}"))),
+    )
+    .await;
+}
+
+/// Until the quota counts exactly the pods there are.
+async fn quota_settled(ns: &TestNamespace) {
+    let quotas: Api<ResourceQuota> = Api::namespaced(ns.client(), ns.name());
+    poll_until(
+        "count/pods to count every pod",
+        Duration::from_secs(30),
+        || async {
+            let used = quota_used(&quotas).await;
+            let pods = ns.pod_names().await.len();
+            if used == Some(pods) {
+                Ok(())
+            } else {
+                Err(format!("count/pods used {used:?}, {pods} pods"))
+            }
+        },
+    )
+    .await;
+}
+
+/// `count/pods` used of the quota `pods`, once the controller has counted.
+async fn quota_used(quotas: &Api<ResourceQuota>) -> Option<usize> {
+    let q = quotas.get("pods").await.ok()?;
+    q.status?.used?.get("count/pods")?.0.parse().ok()
+}
+
+#[test]
+fn every_manifest_passes_a_server_side_dry_run() {
+    for (file, docs) in manifests() {
+        let out = kubectl_as(
+            ADMIN_CONTEXT,
+            &["apply", "--dry-run=server", "-f", file.to_str().unwrap()],
+            None,
+        );
+        assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
+        let text = stdout(&out);
+        for d in docs {
+            // kubectl names them kind[.group]/name.
+            let kind = d["kind"].as_str().unwrap().to_lowercase();
+            let name = format!("/{} ", d["metadata"]["name"].as_str().unwrap());
+            assert!(
+                text.lines().any(|l| l.starts_with(&kind)
+                    && l.contains(&name)
+                    && l.ends_with("(server dry run)")),
+                "{}: {kind}{name}not applied: {text}",
+                file.display()
+            );
+        }
+    }
+    // The Deployment is watched: probes and the scrape annotation are wired.
+    let dep = manifests()
+        .into_iter()
+        .flat_map(|(_, d)| d)
+        .find(|d| d["kind"] == "Deployment")
+        .unwrap();
+    let pod = &dep["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["annotations"]["prometheus.io/scrape"],
+        "true"
+    );
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(args_of("Deployment")
+        .iter()
+        .any(|a| a.starts_with("--metrics-addr=")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deployment_and_cronjob_run_with_exactly_the_roles_permissions() {
+    let ns = TestNamespace::for_current_test().await;
+    // The ServiceAccount, Role and RoleBinding of deploy/, for real, in this namespace.
+    let rbac = std::fs::read_to_string(repo_root().join("deploy/rbac.yaml"))
+        .unwrap()
+        .replace("namespace: crucible", &format!("namespace: {}", ns.name()));
+    admin_kubectl(&["apply", "-f", "-"], Some(&rbac));
+    let token = admin_kubectl(
+        &[
+            "create",
+            "token",
+            "crucible-clean",
+            "-n",
+            ns.name(),
+            "--duration",
+            "1h",
+        ],
+        None,
+    );
+    let token = token.trim();
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = token_kubeconfig(home.path(), token, ns.name());
+    let as_sa = || {
+        let mut cmd = PluginCmd::with_home(home.path());
+        cmd.kubeconfig(&kubeconfig);
+        cmd
+    };
+
+    // The policy's watermark rule needs a count/pods quota: 9 of 10 pods.
+    let quota = serde_json::from_value(json!({
+        "metadata": {"name": "pods"},
+        "spec": {"hard": {"count/pods": "10"}}
+    }))
+    .unwrap();
+    Api::<ResourceQuota>::namespaced(ns.client(), ns.name())
+        .create(&PostParams::default(), &quota)
+        .await
+        .unwrap();
+    fill(&ns, 0, 9).await;
+    quota_settled(&ns).await;
+
+    // The CronJob's command line: one run.
+    let cron = localised(args_of("CronJob"), ns.name(), &[]);
+    let (code, report, err) = as_sa().args(&cron).output_json();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["strategy"], "policy", "{report}");
+    assert_eq!(report["summary"]["deleted"], 4, "{report}");
+    assert_eq!(report["events"]["recorded"], 4, "{report}");
+    assert_eq!(report["events"]["failed"], 0, "{report}");
+    assert_eq!(ns.pod_names().await.len(), 5);
+    // Every other CronJob (stale test runs): nothing to do here, and allowed.
+    let others = all_args_of("CronJob");
+    assert!(others.len() >= 2, "{others:?}");
+    for args in &others[1..] {
+        let args = localised(args.clone(), ns.name(), &[]);
+        let (code, report, err) = as_sa().args(&args).output_json();
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert_eq!(report["summary"]["failed"], 0, "{args:?}: {report}");
+    }
+
+    // The Deployment's: --watch, metrics on a port of ours; one cycle.
+    quota_settled(&ns).await;
+    fill(&ns, 10, 13).await;
+    quota_settled(&ns).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let watch = localised(
+        args_of("Deployment"),
+        ns.name(),
+        &[("--metrics-addr", format!("127.0.0.1:{port}"))],
+    );
+    assert!(watch.contains(&"--watch".to_string()), "{watch:?}");
+    let mut plugin = as_sa().args(&watch).spawn();
+    let line = plugin.stdout_line().expect("the first cycle's report");
+    let report: Value = serde_json::from_str(&line).unwrap();
+    plugin.signal("TERM");
+    let done = plugin.wait(Duration::from_secs(30));
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(report["cycle"], 1, "{report}");
+    assert_eq!(report["summary"]["deleted"], 3, "{report}");
+    assert_eq!(report["summary"]["failed"], 0, "{report}");
+    assert_eq!(report["events"]["recorded"], 3, "{report}");
+
+    // A verb the Role lacks: listing across namespaces needs a ClusterRole.
+    let out = as_sa().args(["-A", "--all", "--dry-run"]).output();
+    assert_eq!(code_of(&out), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("forbidden") && err.contains("list") && err.contains("pods"),
+        "{err}"
+    );
+}
+
+fn code_of(out: &std::process::Output) -> Option<i32> {
+    out.status.code()
+}
+
+/// The binary in a pod's situation: no kubeconfig, the ServiceAccount's token,
+/// CA and namespace under /var/run/secrets/kubernetes.io/serviceaccount (a
+/// tmpfs in a private mount namespace), `KUBERNETES_SERVICE_HOST/PORT`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_in_cluster_configuration_is_used_inside_a_pod() {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        // CI runs as root; a private mount namespace needs it.
+        panic!("this test needs root (unshare --mount); CI runs as root");
+    }
+    let ns = TestNamespace::for_current_test().await;
+    let rbac = std::fs::read_to_string(repo_root().join("deploy/rbac.yaml"))
+        .unwrap()
+        .replace("namespace: crucible", &format!("namespace: {}", ns.name()));
+    admin_kubectl(&["apply", "-f", "-"], Some(&rbac));
+    let token = admin_kubectl(
+        &[
+            "create",
+            "token",
+            "crucible-clean",
+            "-n",
+            ns.name(),
+            "--duration",
+            "1h",
+        ],
+        None,
+    );
+    ns.create_pods((0..2).map(|i| {
+        BarePod::succeeded(&format!("p{i}"))
+            .evaluation(&format!("e{i}"))
+            .test_id("run-pod")
+    }))
+    .await;
+
+    let secrets = tempfile::tempdir().unwrap();
+    let (server, ca) = server_and_ca();
+    std::fs::write(secrets.path().join("token"), token.trim()).unwrap();
+    std::fs::write(secrets.path().join("ca.crt"), ca).unwrap();
+    std::fs::write(secrets.path().join("namespace"), ns.name()).unwrap();
+    let port = server.rsplit(':').next().unwrap().trim_end_matches('/');
+    let host = server
+        .trim_start_matches("https://")
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_string();
+
+    // /var/run is /run here: hide it behind a tmpfs of this process's own.
+    let script = r#"set -e
+mount -t tmpfs tmpfs /run
+d=/var/run/secrets/kubernetes.io/serviceaccount
+mkdir -p "$d"
+cp "$1/token" "$1/ca.crt" "$1/namespace" "$d/"
+shift
+exec "$@""#;
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = PluginCmd::with_home(home.path());
+    cmd.env_remove("KUBECONFIG")
+        .env("KUBERNETES_SERVICE_HOST", &host)
+        .env("KUBERNETES_SERVICE_PORT", port)
+        .under(
+            "unshare",
+            [
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                secrets.path().to_str().unwrap(),
+            ],
+        )
+        .args([
+            "-n",
+            ns.name(),
+            "--test-id",
+            "run-pod",
+            "--events",
+            "--yes",
+            "-o",
+            "json",
+        ]);
+    let (code, report, err) = cmd.output_json();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report["context"], "in-cluster", "{report}");
+    assert_eq!(report["summary"]["deleted"], 2, "{report}");
+    assert_eq!(report["events"]["recorded"], 2, "{report}");
+    assert!(ns.pod_names().await.is_empty());
+    // The mount was private: nothing of it is left outside.
+    assert!(!Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists());
+}
