@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{json, Value};
-use support::{cluster::*, commands::*, objects::*, wait::*};
+use support::{audit::*, cluster::*, commands::*, objects::*, wait::*};
 
 // ------------------------------------------------------------------------------------------
 // Helpers: HTTP, the Prometheus parser
@@ -568,5 +568,76 @@ async fn readyz_turns_unready_while_the_api_server_is_stopped_and_ready_after() 
         Some(1),
         "cycles failed while the API server was stopped: {}",
         done.stderr
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Many namespaces in one process
+// ------------------------------------------------------------------------------------------
+
+/// `--watch -A`: each cycle lists across every namespace at once (never once
+/// per namespace) and the report gives each namespace its own summary.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_all_namespaces_lists_once_across_them_and_reports_each() {
+    let spaces = [
+        TestNamespace::new("multi-a").await,
+        TestNamespace::new("multi-b").await,
+        TestNamespace::new("multi-c").await,
+    ];
+    let run = format!("multi-{}", random_suffix(8));
+    for (n, ns) in spaces.iter().enumerate() {
+        ns.create_pods((0..=n).map(|i| {
+            BarePod::succeeded(&format!("p{i}"))
+                .evaluation(&format!("e{i}"))
+                .test_id(&run)
+        }))
+        .await;
+    }
+    let offset = audit_offset();
+    let mut plugin = PluginCmd::new();
+    let mut plugin = plugin
+        .on_cluster()
+        .args(["-A", "--test-id", &run, "--yes", "-o", "json"])
+        .args(["--watch", "--interval", "1h"])
+        .spawn();
+    let line = plugin.stdout_line().expect("the first cycle's report");
+    plugin.signal("TERM");
+    let done = plugin.wait(Duration::from_secs(30));
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    let report: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(report["namespace"], Value::Null);
+    assert_eq!(report["summary"]["deleted"], 6, "{report}");
+    let per_ns: BTreeMap<String, u64> = report["namespaces"]
+        .as_array()
+        .expect("a summary per namespace")
+        .iter()
+        .map(|n| {
+            (
+                n["namespace"].as_str().unwrap().to_string(),
+                n["summary"]["deleted"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, u64> = spaces
+        .iter()
+        .enumerate()
+        .map(|(n, ns)| (ns.name().to_string(), n as u64 + 1))
+        .collect();
+    assert_eq!(per_ns, want, "{report}");
+    assert_eq!(report["events"]["recorded"], 6, "{report}");
+
+    audit_barrier().await;
+    let lists: Vec<_> = read_audit_log(&cluster().audit_log(), offset, &run)
+        .into_iter()
+        .filter(|e| e.verb == "list" && AuditFilter::plugin().matches(e))
+        .collect();
+    assert!(
+        lists.iter().all(|e| e.namespace().is_empty()),
+        "every LIST across namespaces: {lists:#?}"
+    );
+    let pod_lists = lists.iter().filter(|e| e.resource() == "pods").count();
+    assert_eq!(
+        pod_lists, 2,
+        "one LIST of pods per finished phase, whatever the number of namespaces: {lists:#?}"
     );
 }
