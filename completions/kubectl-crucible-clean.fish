@@ -30,6 +30,7 @@ complete -c kubectl-crucible-clean -l keep-failed-for -d 'Keep failed pods and j
 complete -c kubectl-crucible-clean -l interval -d 'Time between two --watch cycles [default: 5m]' -r
 complete -c kubectl-crucible-clean -l guard -d 'Guard test run RUN: hold a Lease for it while standard input stays open; when input ends (the parent process died), delete every object of the run (--run-id RUN, all levels, running ones too), then the Lease. A line `release` ends the guard without deleting. Prints `ready` once the Lease is held' -r
 complete -c kubectl-crucible-clean -l lease-duration -d 'How long a --guard Lease lasts without renewal (it is renewed every third of it) [default: 30s]' -r
+complete -c kubectl-crucible-clean -l metrics-addr -d 'Serve Prometheus metrics on http://HOST:PORT/metrics, and /healthz and /readyz, while --watch runs' -r
 complete -c kubectl-crucible-clean -l dry-run -d 'Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All' -r -f -a "client\t''
 server\t''"
 complete -c kubectl-crucible-clean -l max-delete -d 'Abort before the first delete if more than N objects would be deleted' -r
@@ -60,6 +61,8 @@ complete -c kubectl-crucible-clean -l all -d 'Every finished object that matches
 complete -c kubectl-crucible-clean -l include-running -d 'Also pending/running pods and active jobs (never pods of a running job)'
 complete -c kubectl-crucible-clean -l watch -d 'Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes; one JSON line per cycle with -o json)'
 complete -c kubectl-crucible-clean -l stale-runs -d 'Delete the objects of test runs whose --guard Lease expired (the guard and its test run died), then those Leases; runs with a live Lease are never touched'
+complete -c kubectl-crucible-clean -l events -d 'Record a Kubernetes Event (reason CleanedUp) on each object before deleting it [default: on with --watch]'
+complete -c kubectl-crucible-clean -l no-events -d 'Record no Events (the default without --watch)'
 complete -c kubectl-crucible-clean -s y -l yes -d 'Do not ask for confirmation'
 complete -c kubectl-crucible-clean -s i -l interactive -d 'Pick by hand: after the preview, a list of the planned deletes, all ticked, grouped by test run; the unticked ones are kept. Needs a terminal'
 complete -c kubectl-crucible-clean -l wait -d 'Wait until the deleted objects are gone'

@@ -20,8 +20,8 @@ use crate::predelete::{BeforeDelete, Verdict};
 use crate::retry::with_retry;
 use crate::stop::Stop;
 
-pub(crate) mod lease;
 pub(crate) mod events;
+pub(crate) mod lease;
 
 /// After a stop, how long deletes already sent may still answer.
 const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
