@@ -434,14 +434,16 @@ async fn metrics_during_and_after_cycles_match_the_reports() {
     let ns = TestNamespace::for_current_test().await;
     let quota = serde_json::from_value(json!({
         "metadata": {"name": "pods"},
-        "spec": {"hard": {"count/pods": "10"}}
+        "spec": {"hard": {"count/pods": "20"}}
     }))
     .unwrap();
     Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(ns.client(), ns.name())
         .create(&PostParams::default(), &quota)
         .await
         .expect("create the quota");
-    // 9 of 10: the watermark (80%) plans down to 50%, i.e. 4 deletes; one kept.
+    // 9 of 20: the watermark (40%) plans down to 25%, i.e. 4 deletes; one
+    // kept. The quota is roomy so that its admission, counting from a status
+    // that may lag, never refuses the pods created later.
     ns.create_pods((0..9).map(|i| {
         let p = BarePod::succeeded(&format!("p{i}"))
             .evaluation(&format!("e{i}"))
@@ -470,6 +472,7 @@ async fn metrics_during_and_after_cycles_match_the_reports() {
         .plugin()
         .args(["-n", ns.name(), "-o", "json", "--yes"])
         .args(["--strategy", "watermark", "--watch", "--interval", "1s"])
+        .args(["--high-watermark", "0.4", "--low-watermark", "0.25"])
         .args(["--metrics-addr", &addr])
         .spawn();
     let mut seen = vec![];
@@ -481,7 +484,7 @@ async fn metrics_during_and_after_cycles_match_the_reports() {
     let first = scrape_and_match(port, &mut plugin, &mut seen, ns.name());
 
     // More pods, back over the watermark: later cycles delete again. First
-    // the quota must count what is left, or its admission would refuse them.
+    // the quota must count what is left.
     poll_until(
         "count/pods to count what is left",
         Duration::from_secs(30),
@@ -513,9 +516,10 @@ async fn metrics_during_and_after_cycles_match_the_reports() {
     let later = scrape_and_match(port, &mut plugin, &mut seen, ns.name());
     assert!(later > first);
 
+    // Between cycles: 0; with a 1s interval the signal may land in a cycle: 130.
     plugin.signal("TERM");
     let done = plugin.wait(Duration::from_secs(30));
-    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert!(matches!(done.code, Some(0 | 130)), "{done:?}");
 }
 
 /// `/readyz` follows the API server: ready while cycles succeed, unready once
@@ -563,12 +567,9 @@ async fn readyz_turns_unready_while_the_api_server_is_stopped_and_ready_after() 
     );
     plugin.signal("TERM");
     let done = plugin.wait(Duration::from_secs(30));
-    assert_eq!(
-        done.code,
-        Some(1),
-        "cycles failed while the API server was stopped: {}",
-        done.stderr
-    );
+    // 1: cycles failed while the API server was stopped (130 when the
+    // signal lands in a cycle, the interval being 1s).
+    assert!(matches!(done.code, Some(1 | 130)), "{done:?}");
 }
 
 // ------------------------------------------------------------------------------------------
