@@ -11,8 +11,8 @@ use crate::selector::{self, Selector};
 use policy::{Params, Policy};
 use predelete::{ArchiveSpec, Hooks};
 
-pub(crate) mod plans;
 mod in_cluster;
+pub(crate) mod plans;
 pub(crate) mod policy;
 pub(crate) mod predelete;
 pub(crate) mod runs;
