@@ -251,12 +251,7 @@ async fn cycle_once(
     }
 
     let before = BeforeDelete::new(req);
-    // Events only where objects are deleted for real (never in a dry run).
-    let events = (req.events && req.mode == Mode::Apply).then(|| {
-        let strategy = req.strategy.name();
-        let now = chrono::Utc::now();
-        std::sync::Arc::new(Events::new(client, &s.plan, strategy, number, now))
-    });
+    let events = Events::for_run(client, req, &s.plan, number);
     let executed = match verdict {
         Verdict::Nothing => Default::default(),
         Verdict::Preview if req.mode == Mode::DryRunClient => {
@@ -302,13 +297,8 @@ async fn cycle_once(
         item.archive = archives.get(&item.uid).cloned();
     }
     rep.events = events.map(|e| e.tally().into());
-    if let Some(e) = rep.events.as_ref().filter(|e| e.failed > 0) {
-        eprintln!(
-            "warning: {} of {} Events could not be recorded (their deletes went ahead): {}",
-            e.failed,
-            e.recorded + e.failed,
-            e.error.as_deref().unwrap_or("unknown error")
-        );
+    if let Some(warning) = rep.events.as_ref().and_then(|e| e.warning()) {
+        eprintln!("{warning}");
     }
     Ok(Cycle {
         code,

@@ -57,6 +57,20 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
+    /// The Events of one run, when it records them: `--events` (or
+    /// `--watch`), and objects deleted for real (never in a dry run).
+    pub(crate) fn for_run(
+        client: &kube::Client,
+        req: &crate::request::Request,
+        plan: &Plan,
+        cycle: Option<u64>,
+    ) -> Option<std::sync::Arc<Self>> {
+        (req.events && req.mode == crate::request::Mode::Apply).then(|| {
+            let strategy = req.strategy.name();
+            std::sync::Arc::new(Events::new(client, plan, strategy, cycle, Utc::now()))
+        })
+    }
+
     /// `strategy`: the report's strategy; `cycle`: the `--watch` cycle.
     pub(crate) fn new(
         client: &kube::Client,

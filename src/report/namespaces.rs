@@ -59,6 +59,20 @@ pub(crate) struct EventsSection {
     pub(crate) error: Option<String>,
 }
 
+impl EventsSection {
+    /// The line for stderr when some Events failed.
+    pub(crate) fn warning(&self) -> Option<String> {
+        (self.failed > 0).then(|| {
+            format!(
+                "warning: {} of {} Events could not be recorded (their deletes went ahead): {}",
+                self.failed,
+                self.recorded + self.failed,
+                self.error.as_deref().unwrap_or("unknown error")
+            )
+        })
+    }
+}
+
 impl From<Tally> for EventsSection {
     fn from(t: Tally) -> Self {
         EventsSection {
