@@ -387,10 +387,30 @@ impl EvalJob {
 
 /// Creates `job` in `namespace`.
 pub async fn create_eval_job(client: &Client, namespace: &str, job: &EvalJob) -> Job {
-    Api::<Job>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &job.to_job())
+    let api = Api::<Job>::namespaced(client.clone(), namespace);
+    create_through_quota(&api, &job.to_job())
         .await
         .unwrap_or_else(|e| panic!("cannot create job {namespace}/{}: {e}", job.name()))
+}
+
+/// Creates `obj`, retrying the transient `409 Conflict` that quota admission returns when
+/// concurrent creates in one namespace race to update the same ResourceQuota's usage (the
+/// API server gives up after a few internal retries). `AlreadyExists`, also a 409, is not
+/// retried: that is a real error of the test.
+pub async fn create_through_quota<K>(api: &Api<K>, obj: &K) -> kube::Result<K>
+where
+    K: Clone + DeserializeOwned + Debug + serde::Serialize,
+{
+    let mut attempt = 0;
+    loop {
+        match api.create(&PostParams::default(), obj).await {
+            Err(kube::Error::Api(e)) if e.code == 409 && e.reason == "Conflict" && attempt < 10 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -502,7 +522,7 @@ pub async fn create_bare_pod(client: &Client, namespace: &str, pod: &BarePod) ->
         "spec": spec,
     }))
     .expect("valid Pod");
-    api.create(&PostParams::default(), &obj)
+    create_through_quota(&api, &obj)
         .await
         .unwrap_or_else(|e| panic!("cannot create pod {namespace}/{}: {e}", pod.name));
     let (phase, exit_code, reason) = match pod.state {
