@@ -52,7 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'kubectl-crucible-clean' -Script
             [CompletionResult]::new('--plan-max-age', '--plan-max-age', [CompletionResultType]::ParameterName, 'Refuse a --from-plan plan older than DUR [default: 1h]')
             [CompletionResult]::new('--cascade', '--cascade', [CompletionResultType]::ParameterName, 'Deletion propagation for jobs')
             [CompletionResult]::new('--grace-period', '--grace-period', [CompletionResultType]::ParameterName, 'Grace period passed with each delete, at least 1 [default: the server''s]')
-            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Deletes in flight at once')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Deletes in flight at once: auto (follows the server''s pace, up to 256) or N (1-256)')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long --wait waits [default: 5m]')
             [CompletionResult]::new('--archive', '--archive', [CompletionResultType]::ParameterName, 'Before deleting an object, write its manifest, its Events and (pods) its containers'' logs under DIR/<namespace>/<kind>/<name>/; an object whose archive cannot be written is kept')
             [CompletionResult]::new('--archive-only', '--archive-only', [CompletionResultType]::ParameterName, 'Archive only these objects (the others are deleted without an archive): `failed` pods and jobs')

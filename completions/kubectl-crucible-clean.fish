@@ -41,7 +41,7 @@ complete -c kubectl-crucible-clean -l cascade -d 'Deletion propagation for jobs'
 foreground\t''
 orphan\t''"
 complete -c kubectl-crucible-clean -l grace-period -d 'Grace period passed with each delete, at least 1 [default: the server\'s]' -r
-complete -c kubectl-crucible-clean -l concurrency -d 'Deletes in flight at once' -r
+complete -c kubectl-crucible-clean -l concurrency -d 'Deletes in flight at once: auto (follows the server\'s pace, up to 256) or N (1-256)' -r
 complete -c kubectl-crucible-clean -l timeout -d 'How long --wait waits [default: 5m]' -r
 complete -c kubectl-crucible-clean -l archive -d 'Before deleting an object, write its manifest, its Events and (pods) its containers\' logs under DIR/<namespace>/<kind>/<name>/; an object whose archive cannot be written is kept' -r -F
 complete -c kubectl-crucible-clean -l archive-only -d 'Archive only these objects (the others are deleted without an archive): `failed` pods and jobs' -r -f -a "failed\t'Failed pods and failed jobs'"

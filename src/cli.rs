@@ -196,10 +196,10 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", help_heading = "Deletion")]
     pub grace_period: Option<u32>,
 
-    /// Deletes in flight at once
-    #[arg(long, value_name = "N", default_value_t = 16,
-          value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Deletion")]
-    pub concurrency: u16,
+    /// Deletes in flight at once: auto (follows the server's pace, up to 256) or N (1-256)
+    #[arg(long, value_name = "auto|N", default_value = "auto",
+          value_parser = Concurrency::parse, help_heading = "Deletion")]
+    pub concurrency: Concurrency,
 
     /// Wait until the deleted objects are gone
     #[arg(long, help_heading = "Deletion")]
@@ -388,6 +388,35 @@ pub enum Output {
     Name,
 }
 
+/// `--concurrency auto|N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// As many as the server answers fastest with, never above 256.
+    Auto,
+    Fixed(u16),
+}
+
+impl Concurrency {
+    /// What runs beside the deletes (archive reads, hooks, Events): N, or
+    /// under auto the former default of 16.
+    pub fn bound(self) -> usize {
+        match self {
+            Concurrency::Auto => 16,
+            Concurrency::Fixed(n) => n.into(),
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(Concurrency::Auto);
+        }
+        match s.parse::<u16>() {
+            Ok(n @ 1..=256) => Ok(Concurrency::Fixed(n)),
+            _ => Err("expected auto or a number from 1 to 256".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,7 +438,17 @@ mod tests {
     }
 
     #[test]
-    fn concurrency_zero_is_rejected() {
-        assert!(Cli::try_parse_from(["x", "--concurrency", "0"]).is_err());
+    fn concurrency_is_auto_or_a_number_from_1_to_256() {
+        for bad in ["0", "257", "-1", "fast", "Auto", ""] {
+            assert!(Cli::try_parse_from(["x", "--concurrency", bad]).is_err());
+        }
+        let parsed = |a: &[&str]| {
+            Cli::try_parse_from([&["x"], a].concat())
+                .unwrap()
+                .concurrency
+        };
+        assert_eq!(parsed(&[]), Concurrency::Auto);
+        assert_eq!(parsed(&["--concurrency", "auto"]), Concurrency::Auto);
+        assert_eq!(parsed(&["--concurrency", "256"]), Concurrency::Fixed(256));
     }
 }

@@ -1,4 +1,5 @@
-//! Execution: the only writes to the API. Bounded concurrency, a uid
+//! Execution: the only writes to the API. Bounded concurrency, adaptive by
+//! default (`concurrency`: one permit per request sent), a uid
 //! precondition on every delete, short retries for transient answers, a stop
 //! (Ctrl-C) that starts no more deletes and gives those in flight a moment to
 //! answer, and a breaker that stops starting deletes once the API server has
@@ -13,11 +14,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
 use kube::{Client, Resource};
 
-use crate::cli::Cascade;
+use crate::cli::{Cascade, Concurrency};
+use crate::concurrency::{Answer, Controller, Limiter, Permit, CAP};
 use crate::model::{Candidate, Kind};
 use crate::plan::Plan;
 use crate::predelete::{BeforeDelete, Verdict};
-use crate::retry::with_retry;
+use crate::retry::{request_text, with_retry};
 use crate::stop::Stop;
 
 pub(crate) mod events;
@@ -65,7 +67,7 @@ pub(crate) struct Options {
     pub(crate) server_dry_run: bool,
     pub(crate) cascade: Cascade,
     pub(crate) grace_period: Option<u32>,
-    pub(crate) concurrency: usize,
+    pub(crate) concurrency: Concurrency,
     /// Also a resourceVersion precondition (`--from-plan`): an object changed
     /// since it was checked is a conflict, not a delete.
     pub(crate) pin_resource_version: bool,
@@ -118,10 +120,30 @@ fn delete_request(
     Ok(req)
 }
 
-pub(crate) async fn delete_one(client: &Client, c: &Candidate, opts: &Options) -> Deletion {
-    let sent = with_retry(|| async {
-        let req = delete_request(c, opts)?;
-        client.request_text(req).await
+/// Deletes one object: `first` is the permit to send the first attempt
+/// with; a retry waits for another.
+pub(crate) async fn delete_one(
+    client: &Client,
+    c: &Candidate,
+    opts: &Options,
+    limiter: &Limiter,
+    first: Permit<'_>,
+) -> Deletion {
+    let mut first = Some(first);
+    let sent = with_retry(|| {
+        let first = first.take();
+        async move {
+            let permit = match first {
+                Some(p) => p,
+                None => limiter.acquire().await,
+            };
+            let r = match delete_request(c, opts) {
+                Ok(req) => request_text(client, req).await,
+                Err(e) => Err(e),
+            };
+            permit.done(Answer::of(&r));
+            r
+        }
     })
     .await;
     let (outcome, error, code) = match sent {
@@ -150,7 +172,8 @@ pub(crate) struct Executed {
     pub(crate) unanswered: bool,
 }
 
-/// Deletes every `Delete` item of the plan, at most `concurrency` at once.
+/// Deletes every `Delete` item of the plan, at most `concurrency` requests
+/// at once.
 pub(crate) async fn execute(
     client: &Client,
     plan: &Plan,
@@ -160,9 +183,14 @@ pub(crate) async fn execute(
 ) -> Executed {
     let in_a_row = AtomicUsize::new(0);
     let tripped = AtomicBool::new(false);
+    let limiter = Limiter::new(match opts.concurrency {
+        Concurrency::Auto => Controller::adaptive(CAP),
+        Concurrency::Fixed(n) => Controller::fixed(n.into()),
+    });
+    let before = tokio::sync::Semaphore::new(opts.concurrency.bound());
     let results = stream::iter(plan.to_delete())
         .map(|item| {
-            let (in_a_row, tripped) = (&in_a_row, &tripped);
+            let (in_a_row, tripped, limiter, before) = (&in_a_row, &tripped, &limiter, &before);
             let c = &item.candidate;
             async move {
                 let not_started = |error: Option<&str>| Deletion {
@@ -174,29 +202,47 @@ pub(crate) async fn execute(
                 if stop.is_set() {
                     return not_started(None);
                 }
-                if tripped.load(Ordering::SeqCst) {
-                    return not_started(Some(NOT_ATTEMPTED));
-                }
-                match opts.before_delete.check(client, item, stop).await {
-                    Verdict::Go => {}
-                    Verdict::Stopped => return not_started(None),
-                    Verdict::Keep { reason, failure } => {
-                        return Deletion {
-                            uid: c.uid.clone(),
-                            outcome: Outcome::Kept { failure },
-                            error: Some(reason),
-                            code: None,
+                {
+                    // Archive reads, hooks and Events: `--concurrency N`
+                    // at a time (16 under auto), apart from the deletes.
+                    let _slot = tokio::select! {
+                        s = before.acquire() => s,
+                        _ = stop.wait() => return not_started(None),
+                    };
+                    if tripped.load(Ordering::SeqCst) {
+                        return not_started(Some(NOT_ATTEMPTED));
+                    }
+                    match opts.before_delete.check(client, item, stop).await {
+                        Verdict::Go => {}
+                        Verdict::Stopped => return not_started(None),
+                        Verdict::Keep { reason, failure } => {
+                            return Deletion {
+                                uid: c.uid.clone(),
+                                outcome: Outcome::Kept { failure },
+                                error: Some(reason),
+                                code: None,
+                            }
+                        }
+                    }
+                    if let Some(events) = &opts.events {
+                        events.before_delete(c, stop).await;
+                        if stop.is_set() {
+                            return not_started(None);
                         }
                     }
                 }
-                if let Some(events) = &opts.events {
-                    events.before_delete(c, stop).await;
-                    if stop.is_set() {
-                        return not_started(None);
-                    }
+                let permit = tokio::select! {
+                    p = limiter.acquire() => p,
+                    _ = stop.wait() => return not_started(None),
+                };
+                if stop.is_set() {
+                    return not_started(None);
+                }
+                if tripped.load(Ordering::SeqCst) {
+                    return not_started(Some(NOT_ATTEMPTED));
                 }
                 let r = tokio::select! {
-                    r = delete_one(client, c, opts) => r,
+                    r = delete_one(client, c, opts, limiter, permit) => r,
                     _ = async {
                         stop.wait().await;
                         tokio::time::sleep(IN_FLIGHT_GRACE).await;
@@ -217,7 +263,7 @@ pub(crate) async fn execute(
                 r
             }
         })
-        .buffer_unordered(opts.concurrency.max(1))
+        .buffer_unordered(limiter.cap())
         .inspect(|r| on_done(r))
         .collect()
         .await;
@@ -289,7 +335,7 @@ mod tests {
             server_dry_run: dry,
             cascade,
             grace_period: Some(5),
-            concurrency: 4,
+            concurrency: Concurrency::Fixed(4),
             pin_resource_version: false,
             before_delete: Default::default(),
             events: None,

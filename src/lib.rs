@@ -26,6 +26,7 @@ mod request;
 mod select;
 
 // Shared vocabulary, below every stage.
+mod concurrency;
 mod duration;
 mod log;
 mod model;

@@ -429,7 +429,8 @@ async fn dry_run_hooks(
     if !before.runs_hooks() {
         return Default::default();
     }
-    let verdicts = predelete::dry_run_hooks(client, plan, before, req.concurrency, stop).await;
+    let verdicts =
+        predelete::dry_run_hooks(client, plan, before, req.concurrency.bound(), stop).await;
     let results = verdicts
         .into_iter()
         .map(|(uid, v)| {

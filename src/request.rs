@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{AgeFrom, Cascade, Cli, DryRun, Level, Output, Strategy};
+use crate::cli::{AgeFrom, Cascade, Cli, Concurrency, DryRun, Level, Output, Strategy};
 use crate::error::{Error, Result};
 use crate::model::PROTECTED_NAMESPACES;
 use crate::selector::{self, Selector};
@@ -134,7 +134,7 @@ pub(crate) struct Request {
     pub(crate) max_delete: Option<usize>,
     pub(crate) cascade: Cascade,
     pub(crate) grace_period: Option<u32>,
-    pub(crate) concurrency: usize,
+    pub(crate) concurrency: Concurrency,
     pub(crate) wait: Option<Duration>,
     pub(crate) output: Output,
     pub(crate) connection: Connection,
@@ -309,7 +309,7 @@ impl Request {
             max_delete: cli.max_delete,
             cascade: cli.cascade,
             grace_period: cli.grace_period,
-            concurrency: usize::from(cli.concurrency),
+            concurrency: cli.concurrency,
             wait: cli.wait.then_some(timeout),
             output: cli.output,
             connection: Connection {

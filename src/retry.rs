@@ -1,11 +1,15 @@
 //! A short retry for transient API answers (429, 5xx, dropped connections),
 //! with jittered exponential backoff that honours the server's Retry-After
-//! hint. A timed-out request is not retried.
+//! hint (from the Status body or, as API Priority and Fairness sends it, the
+//! header). A timed-out request is not retried. Throttling (429) gets more
+//! attempts than errors do: the server is answering, and asks us to wait.
 
 use std::future::Future;
 use std::time::Duration;
 
 pub(crate) const ATTEMPTS: u32 = 4;
+/// Attempts for a request answered 429 (client-go retries these ten times).
+pub(crate) const THROTTLED_ATTEMPTS: u32 = 10;
 const BASE: Duration = Duration::from_millis(200);
 const MAX_WAIT: Duration = Duration::from_secs(10);
 
@@ -70,16 +74,64 @@ where
     let mut attempt = 0;
     loop {
         match op().await {
-            Err(e) if attempt + 1 < ATTEMPTS => match transient(&e) {
-                Some(hint) => {
+            Err(e) => match transient(&e) {
+                Some(hint) if attempt + 1 < attempts_for(&e) => {
                     tokio::time::sleep(backoff(attempt, hint)).await;
                     attempt += 1;
                 }
-                None => return Err(e),
+                _ => return Err(e),
             },
-            other => return other,
+            ok => return ok,
         }
     }
+}
+
+fn attempts_for(e: &kube::Error) -> u32 {
+    match e {
+        kube::Error::Api(s) if s.code == 429 => THROTTLED_ATTEMPTS,
+        _ => ATTEMPTS,
+    }
+}
+
+/// `Client::request_text`, except that an error answer keeps the server's
+/// `Retry-After` header in the Status details: API Priority and Fairness
+/// answers 429 in plain text, with the hint only in the header.
+pub(crate) async fn request_text(
+    client: &kube::Client,
+    req: http::Request<Vec<u8>>,
+) -> Result<String, kube::Error> {
+    let res = client.send(req.map(kube::client::Body::from)).await?;
+    let code = res.status();
+    let retry_after = res
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    let body = res.into_body().collect_bytes().await?;
+    let text = String::from_utf8(body.to_vec()).map_err(kube::Error::FromUtf8)?;
+    if !(code.is_client_error() || code.is_server_error()) {
+        return Ok(text);
+    }
+    let mut status = serde_json::from_str::<kube::core::Status>(&text).unwrap_or_else(|_| {
+        kube::core::Status::failure(text.trim(), "Failed to parse error data")
+            .with_code(code.as_u16())
+    });
+    if let Some(seconds) = retry_after.filter(|s| *s > 0) {
+        let details = status
+            .details
+            .get_or_insert_with(|| kube::core::response::StatusDetails {
+                name: String::new(),
+                group: String::new(),
+                kind: String::new(),
+                uid: String::new(),
+                causes: vec![],
+                retry_after_seconds: 0,
+            });
+        if details.retry_after_seconds == 0 {
+            details.retry_after_seconds = seconds;
+        }
+    }
+    Err(kube::Error::Api(Box::new(status)))
 }
 
 #[cfg(test)]
@@ -139,5 +191,13 @@ mod tests {
         .await;
         assert!(r.is_err());
         assert_eq!(calls, 1, "a 404 is an answer, not a hiccup");
+        let mut calls = 0;
+        let r: Result<(), _> = with_retry(|| {
+            calls += 1;
+            async { Err(api(429, 1)) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls, THROTTLED_ATTEMPTS, "throttling is waited out longer");
     }
 }

@@ -28,7 +28,7 @@ const LAYERS: &[&[&str]] = &[
     &["request"],
     // Shared vocabulary, used by every stage: quota arithmetic and retries,
     // the flag types of the command line, the domain records.
-    &["quota", "retry"],
+    &["quota", "retry", "concurrency"],
     &["cli"],
     &[
         "model", "selector", "duration", "quantity", "stop", "log", "error",
