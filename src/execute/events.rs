@@ -1,8 +1,9 @@
 //! Events that say why an object went: before each delete, a Kubernetes
 //! Event (events.k8s.io/v1, reason `CleanedUp`, type Normal) on the object,
 //! through kube-runtime's recorder, so `kubectl get events` and `kubectl
-//! describe` answer "where did it go". An Event is sent in the delete's own
-//! slot (the same concurrency bound), is bounded in time, and its failure
+//! describe` answer "where did it go". An Event is sent in the same bound
+//! as archives and hooks (`--concurrency N`, 16 under auto), is bounded in
+//! time, and its failure
 //! never blocks or fails the delete: failures are only counted.
 
 use std::collections::HashMap;
