@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::Utc;
 use futures::{stream, StreamExt};
@@ -115,12 +116,12 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
                 if !phase.is_finished() {
                     c.charges = crate::quota::pod_charges(&p);
                 }
-                c
+                Arc::new(c)
             })
             .await
         } else {
             list_meta(&pods_api, lp, &mut pods, |p| {
-                pod_candidate(&p.metadata, *phase, None)
+                Arc::new(pod_candidate(&p.metadata, *phase, None))
             })
             .await
         }
@@ -130,9 +131,11 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
     let mut jobs = Vec::new();
     if needs.jobs || pods.iter().any(|p| p.owner_job().is_some()) {
         let lp = list_params(&needs.label_selector, fields(None));
-        list_full(&jobs_api, lp, &mut jobs, |j: Job| job_candidate(&j))
-            .await
-            .map_err(|e| Error::from_kube("cannot list jobs", e))?;
+        list_full(&jobs_api, lp, &mut jobs, |j: Job| {
+            Arc::new(job_candidate(&j))
+        })
+        .await
+        .map_err(|e| Error::from_kube("cannot list jobs", e))?;
     }
 
     let (owners, mut kept_jobs) = owner_states(client, &pods, &jobs).await?;
@@ -295,8 +298,8 @@ where
 /// (they may lack the base label) and compared by uid.
 async fn owner_states(
     client: &Client,
-    pods: &[Candidate],
-    jobs: &[Candidate],
+    pods: &[Arc<Candidate>],
+    jobs: &[Arc<Candidate>],
 ) -> Result<(BTreeMap<String, OwnerState>, BTreeMap<String, String>)> {
     let mut states: BTreeMap<String, OwnerState> = jobs
         .iter()

@@ -150,8 +150,8 @@ impl Metrics {
             for i in &r.items {
                 self.objects
                     .get_or_create(&ObjectLabels {
-                        namespace: i.namespace.clone(),
-                        kind: i.kind.resource().into(),
+                        namespace: i.candidate.namespace.clone(),
+                        kind: i.candidate.kind.resource().into(),
                         strategy: r.strategy.clone(),
                         result: i.result.as_str().into(),
                     })

@@ -2,6 +2,7 @@
 //! (never the whole object), and the `Inventory` snapshot they come in.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -68,7 +69,79 @@ pub(crate) struct Owner {
     pub(crate) uid: String,
 }
 
+/// An object's labels, compactly: one allocation holding `key=value` lines
+/// sorted by key (a label key never contains `=`, a value never a line
+/// break), instead of a map of separately allocated strings. Objects carry a
+/// handful of labels and there may be tens of thousands of objects, so a
+/// lookup's scan is cheaper than a map's nodes.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Labels(Box<str>);
+
+impl Labels {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .split('\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split_once('=').unwrap_or((l, "")))
+    }
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, key: &str, value: &str) {
+        let mut all: BTreeMap<&str, &str> = self.iter().filter(|(k, _)| *k != key).collect();
+        all.insert(key, value);
+        *self = Labels::from_pairs(all);
+    }
+    #[cfg(test)]
+    pub(crate) fn clear(&mut self) {
+        *self = Labels::default();
+    }
+    fn from_pairs<'a>(sorted: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut out = String::new();
+        for (k, v) in sorted {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+        }
+        Labels(out.into_boxed_str())
+    }
+}
+
+impl From<&BTreeMap<String, String>> for Labels {
+    fn from(m: &BTreeMap<String, String>) -> Self {
+        Labels::from_pairs(m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+}
+
+impl std::fmt::Debug for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// What a label selector is evaluated against.
+pub(crate) trait LabelSet {
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelSet for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key)
+    }
+}
+
+impl LabelSet for BTreeMap<String, String> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
 /// One pod or job, reduced to what selection, planning and reporting need.
+/// Listed once and shared (`Arc`) by the plan and the report, never copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Candidate {
     pub(crate) kind: Kind,
@@ -84,7 +157,7 @@ pub(crate) struct Candidate {
     pub(crate) test_id: Option<String>,
     pub(crate) eval_id: Option<String>,
     /// Labels kept for client-side selector checks (policy rules, priority).
-    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) labels: Labels,
     /// `crucible-clean/keep=true` as label or annotation.
     pub(crate) keep: bool,
     /// `deletionTimestamp` is set.
@@ -152,8 +225,8 @@ impl Quota {
 /// A consistent snapshot of one or more namespaces.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Inventory {
-    pub(crate) pods: Vec<Candidate>,
-    pub(crate) jobs: Vec<Candidate>,
+    pub(crate) pods: Vec<Arc<Candidate>>,
+    pub(crate) jobs: Vec<Arc<Candidate>>,
     /// State of every job that owns a listed pod, by job uid.
     pub(crate) owners: BTreeMap<String, OwnerState>,
     /// Jobs marked keep (listed ones and owners of listed pods): uid → name.
@@ -191,6 +264,11 @@ pub(crate) mod fixtures {
     use super::*;
     use chrono::TimeZone;
 
+    /// Records as the inventory holds them.
+    pub(crate) fn shared(v: Vec<Candidate>) -> Vec<Arc<Candidate>> {
+        v.into_iter().map(Arc::new).collect()
+    }
+
     pub(crate) fn t(secs: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
     }
@@ -207,7 +285,10 @@ pub(crate) mod fixtures {
             finished_at: phase.is_finished().then(|| t(created + 10)),
             test_id: None,
             eval_id: None,
-            labels: BTreeMap::from([("app".to_string(), "evaluation".to_string())]),
+            labels: Labels::from(&BTreeMap::from([(
+                "app".to_string(),
+                "evaluation".to_string(),
+            )])),
             keep: false,
             terminating: false,
             owner: None,
@@ -224,7 +305,7 @@ pub(crate) mod fixtures {
 
     pub(crate) fn with_test(mut c: Candidate, test_id: &str) -> Candidate {
         c.test_id = Some(test_id.into());
-        c.labels.insert(TEST_ID.into(), test_id.into());
+        c.labels.insert(TEST_ID, test_id);
         c
     }
 
@@ -244,7 +325,7 @@ pub(crate) mod fixtures {
     }
 
     pub(crate) fn labelled(mut c: Candidate, key: &str, value: &str) -> Candidate {
-        c.labels.insert(key.into(), value.into());
+        c.labels.insert(key, value);
         c
     }
 
@@ -255,5 +336,42 @@ pub(crate) mod fixtures {
             uid: job.uid.clone(),
         });
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_keep_every_pair_sorted_and_answer_lookups() {
+        let map: BTreeMap<String, String> = [
+            ("test-id", "run-a"),
+            ("app", "evaluation"),
+            ("batch.kubernetes.io/job-name", "evaluation-job-1"),
+            ("empty", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut labels = Labels::from(&map);
+        assert_eq!(labels.get("test-id"), Some("run-a"));
+        assert_eq!(labels.get("empty"), Some(""));
+        assert_eq!(labels.get("test"), None, "a prefix of a key is not the key");
+        assert_eq!(labels.get("run-a"), None, "a value is not a key");
+        let pairs: Vec<(&str, &str)> = labels.iter().collect();
+        let expected: Vec<(&str, &str)> =
+            map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, expected);
+        labels.insert("test-id", "run-b");
+        labels.insert("zz", "last");
+        assert_eq!(labels.get("test-id"), Some("run-b"));
+        assert_eq!(labels.iter().count(), 5);
+        assert_eq!(Labels::default().iter().count(), 0);
+        let s =
+            crate::selector::Selector::parse("app=evaluation,test-id in (run-b),!gone").unwrap();
+        assert!(s.matches(&labels));
+        labels.clear();
+        assert!(!s.matches(&labels));
     }
 }

@@ -2,7 +2,6 @@
 //! select → plan → gate → execute → report, once or (`watch`) every
 //! interval. Nothing below this module imports it.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{Cli, Output};
@@ -16,8 +15,11 @@ use crate::request::{Mode, Request};
 use crate::stop::{self, Stop};
 use crate::{client, execute, inventory, model, plan, quota, report, select};
 
+mod output;
 mod runs;
 mod watch;
+pub(crate) use output::print_report;
+use output::save_plan;
 
 /// Show a progress bar from this many deletions on.
 const PROGRESS_FROM: usize = 6;
@@ -72,7 +74,7 @@ async fn run_request(req: &Request, saved: Option<&Saved>) -> Result<i32> {
         return watch::watch(&client, &target, req, interval, &stop).await;
     }
     let done = cycle(&client, &target, req, saved, None, &stop).await?;
-    print!("{}", report::render(&done.report, req.output));
+    print_report(&done.report, req.output)?;
     if let (Some(path), false) = (&req.save_plan, done.interrupted) {
         save_plan(path, &done.report)?;
     }
@@ -169,18 +171,6 @@ async fn survey_plan(
         plan,
         decisions: vec![],
     })
-}
-
-/// `--save-plan FILE`: the report of this dry run, as `-o json` prints it.
-fn save_plan(path: &Path, rep: &report::CleanupReport) -> Result<()> {
-    std::fs::write(path, report::render(rep, Output::Json))
-        .map_err(|e| Error::Runtime(format!("cannot write plan file {}: {e}", path.display())))?;
-    eprintln!(
-        "plan saved to {}: apply it with --from-plan {} --yes",
-        path.display(),
-        path.display()
-    );
-    Ok(())
 }
 
 /// Runs the pipeline once (`number`: the --watch cycle) and returns the
@@ -294,7 +284,7 @@ async fn cycle_once(
         before.archived()
     };
     for item in &mut rep.items {
-        item.archive = archives.get(&item.uid).cloned();
+        item.archive = archives.get(&item.candidate.uid).cloned();
     }
     rep.events = events.map(|e| e.tally().into());
     if let Some(warning) = rep.events.as_ref().and_then(|e| e.warning()) {
@@ -355,7 +345,7 @@ async fn wait_for_deleted(
         .collect();
     let items: Vec<&model::Candidate> = plan
         .to_delete()
-        .map(|i| &i.candidate)
+        .map(|i| &*i.candidate)
         .filter(|c| deleted.contains(c.uid.as_str()))
         .collect();
     let left = execute::wait_gone(client, &items, timeout, stop).await;
@@ -406,7 +396,7 @@ fn report_for(
     rep.from_plan = saved.map(|p| p.path.display().to_string());
     if saved.is_none() && select::needs_quota(req) {
         let index = quota::Index::new(&s.inv, req.cascade);
-        let units: Vec<&model::Candidate> = s.plan.to_delete().map(|i| &i.candidate).collect();
+        let units: Vec<&model::Candidate> = s.plan.to_delete().map(|i| &*i.candidate).collect();
         rep.quota = Some(report::quota_section(
             &s.inv.quotas,
             &index,

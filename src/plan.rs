@@ -1,6 +1,9 @@
 //! Planning: turn selected objects into an ordered plan, applying the guards
 //! that no strategy may override. Pure.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Candidate, Inventory, Kind};
@@ -19,7 +22,7 @@ pub(crate) enum Action {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PlanItem {
-    pub(crate) candidate: Candidate,
+    pub(crate) candidate: Arc<Candidate>,
     pub(crate) matched_by: Vec<Criterion>,
     pub(crate) action: Action,
     pub(crate) reason: String,
@@ -49,12 +52,22 @@ pub(crate) fn plan(selected: Vec<Selected<'_>>, inv: &Inventory, include_running
 /// `kubectl get` sorted by age and deletes start with the most stale; every
 /// selected object goes through the guards.
 pub(crate) fn plan_with(selected: Vec<Selected<'_>>, inv: &Inventory, guards: &Guards) -> Plan {
+    // The plan shares the inventory's records (selection hands out plain
+    // references to them) rather than copying each one.
+    let shared: HashMap<*const Candidate, &Arc<Candidate>> = inv
+        .pods
+        .iter()
+        .chain(&inv.jobs)
+        .map(|c| (Arc::as_ptr(c), c))
+        .collect();
     let mut items: Vec<PlanItem> = selected
         .into_iter()
         .map(|s| {
             let guard = guard(s.candidate, inv, guards);
             PlanItem {
-                candidate: s.candidate.clone(),
+                candidate: shared
+                    .get(&std::ptr::from_ref(s.candidate))
+                    .map_or_else(|| Arc::new(s.candidate.clone()), |c| Arc::clone(c)),
                 matched_by: s.matched_by,
                 action: guard.as_ref().map_or(Action::Delete, |g| {
                     if g.is_keep() {
@@ -68,15 +81,10 @@ pub(crate) fn plan_with(selected: Vec<Selected<'_>>, inv: &Inventory, guards: &G
         })
         .collect();
     items.sort_by(|a, b| {
-        let key = |i: &PlanItem| {
-            let c = &i.candidate;
-            (
-                c.kind != Kind::Job,
-                c.namespace.clone(),
-                c.created_at,
-                c.name.clone(),
-            )
-        };
+        fn key(i: &PlanItem) -> (bool, &str, chrono::DateTime<chrono::Utc>, &str) {
+            let c = &*i.candidate;
+            (c.kind != Kind::Job, &c.namespace, c.created_at, &c.name)
+        }
         key(a).cmp(&key(b))
     });
     Plan { items }

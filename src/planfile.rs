@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -255,7 +256,7 @@ fn row_item(row: Row) -> std::result::Result<PlanItem, String> {
         })
     });
     Ok(PlanItem {
-        candidate: Candidate {
+        candidate: Arc::new(Candidate {
             kind: row.kind,
             namespace: row.namespace,
             name: row.name,
@@ -266,12 +267,12 @@ fn row_item(row: Row) -> std::result::Result<PlanItem, String> {
             finished_at,
             test_id: row.test_id,
             eval_id: row.eval_id,
-            labels: BTreeMap::new(),
+            labels: Default::default(),
             keep: false,
             terminating: false,
             owner,
             charges: BTreeMap::new(),
-        },
+        }),
         matched_by: row.matched_by,
         action: row.action,
         reason: row.reason,
@@ -381,7 +382,7 @@ pub(crate) fn unseen(saved: &Saved, inv: &Inventory) -> Vec<Key> {
         .chain(&inv.jobs)
         .map(|c| c.uid.as_str())
         .collect();
-    let names: HashSet<Key> = inv.pods.iter().chain(&inv.jobs).map(key).collect();
+    let names: HashSet<Key> = inv.pods.iter().chain(&inv.jobs).map(|c| key(c)).collect();
     saved
         .deletes()
         .filter(|r| !listed.contains(r.candidate.uid.as_str()))
@@ -395,8 +396,8 @@ pub(crate) fn unseen(saved: &Saved, inv: &Inventory) -> Vec<Key> {
 /// the rows the plan keeps or skips stay as they were.
 pub(crate) fn recheck(saved: &Saved, inv: &Inventory, read: &[(Key, Option<Candidate>)]) -> Plan {
     let listed = || inv.pods.iter().chain(&inv.jobs);
-    let by_uid: HashMap<&str, &Candidate> = listed().map(|c| (c.uid.as_str(), c)).collect();
-    let mut by_name: HashMap<Key, &Candidate> = listed().map(|c| (key(c), c)).collect();
+    let by_uid: HashMap<&str, &Arc<Candidate>> = listed().map(|c| (c.uid.as_str(), c)).collect();
+    let mut by_name: HashMap<Key, &Candidate> = listed().map(|c| (key(c), &**c)).collect();
     for (k, c) in read {
         if let Some(c) = c {
             by_name.insert(k.clone(), c);

@@ -298,7 +298,7 @@ pub(crate) fn would_archive(req: &Request, plan: &Plan) -> BTreeMap<String, Stri
         return BTreeMap::new();
     };
     plan.to_delete()
-        .map(|i| &i.candidate)
+        .map(|i| &*i.candidate)
         .filter(|c: &&Candidate| archive::wanted(spec, c))
         .map(|c| {
             (

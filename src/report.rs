@@ -2,23 +2,27 @@
 //! table (stdout), JSON, YAML or `-o name`. Schema version `crucible-clean/v1`.
 
 use std::collections::HashMap;
+use std::io::{self, Write};
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use comfy_table::{presets, Table};
 use serde::Serialize;
 
 use crate::cli::{DryRun, Output};
 use crate::duration::human;
 use crate::execute::{self, Outcome};
-use crate::model::Kind;
+use crate::model::{Candidate, Kind};
 use crate::plan::{Action, Plan};
 use crate::request::Mode;
 use crate::select::Criterion;
 
 mod namespaces;
 mod quota;
+mod table;
 pub(crate) use namespaces::{EventsSection, NamespaceSummary};
 pub(crate) use quota::{section as quota_section, QuotaSection};
+pub(crate) use table::kubectl_table;
+use table::table;
 
 pub(crate) const API_VERSION: &str = "crucible-clean/v1";
 
@@ -72,20 +76,13 @@ pub(crate) struct Cluster {
     pub(crate) kube_system_uid: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One row of the report: the object's record, shared with the plan (not
+/// copied: a report may have tens of thousands of rows), and what became of
+/// it. Serialized as `ItemJson` lays it out.
+#[derive(Debug, Clone)]
 pub(crate) struct Item {
-    pub(crate) kind: Kind,
-    pub(crate) namespace: String,
-    pub(crate) name: String,
-    pub(crate) uid: String,
-    pub(crate) phase: crate::model::Phase,
-    pub(crate) created_at: String,
-    pub(crate) finished_at: Option<String>,
+    pub(crate) candidate: Arc<Candidate>,
     pub(crate) age_seconds: i64,
-    pub(crate) test_id: Option<String>,
-    pub(crate) eval_id: Option<String>,
-    pub(crate) owner: Option<String>,
     pub(crate) matched_by: Vec<Criterion>,
     pub(crate) action: Action,
     pub(crate) reason: String,
@@ -94,6 +91,63 @@ pub(crate) struct Item {
     /// `--archive`: the directory this object's archive was written to (in a
     /// dry run: would be); null when it was not archived.
     pub(crate) archive: Option<String>,
+}
+
+impl Item {
+    /// `kind/name` as the API's owner reference names the controller.
+    pub(crate) fn owner(&self) -> Option<String> {
+        let o = self.candidate.owner.as_ref()?;
+        Some(format!("{}/{}", o.kind.to_lowercase(), o.name))
+    }
+}
+
+/// The JSON (and YAML) shape of a row, written as each row is serialized.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemJson<'a> {
+    kind: Kind,
+    namespace: &'a str,
+    name: &'a str,
+    uid: &'a str,
+    phase: crate::model::Phase,
+    created_at: String,
+    finished_at: Option<String>,
+    age_seconds: i64,
+    test_id: Option<&'a str>,
+    eval_id: Option<&'a str>,
+    owner: Option<String>,
+    matched_by: &'a [Criterion],
+    action: Action,
+    reason: &'a str,
+    result: ItemResult,
+    error: Option<&'a str>,
+    archive: Option<&'a str>,
+}
+
+impl Serialize for Item {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let c = &*self.candidate;
+        ItemJson {
+            kind: c.kind,
+            namespace: &c.namespace,
+            name: &c.name,
+            uid: &c.uid,
+            phase: c.phase,
+            created_at: ts(c.created_at),
+            finished_at: c.finished_at.map(ts),
+            age_seconds: self.age_seconds,
+            test_id: c.test_id.as_deref(),
+            eval_id: c.eval_id.as_deref(),
+            owner: self.owner(),
+            matched_by: &self.matched_by,
+            action: self.action,
+            reason: &self.reason,
+            result: self.result,
+            error: self.error.as_deref(),
+            archive: self.archive.as_deref(),
+        }
+        .serialize(s)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -174,20 +228,8 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
                 }
             };
             Item {
-                kind: c.kind,
-                namespace: c.namespace.clone(),
-                name: c.name.clone(),
-                uid: c.uid.clone(),
-                phase: c.phase,
-                created_at: ts(c.created_at),
-                finished_at: c.finished_at.map(ts),
+                candidate: Arc::clone(c),
                 age_seconds: c.age(ctx.now).num_seconds().max(0),
-                test_id: c.test_id.clone(),
-                eval_id: c.eval_id.clone(),
-                owner: c
-                    .owner
-                    .as_ref()
-                    .map(|o| format!("{}/{}", o.kind.to_lowercase(), o.name)),
                 matched_by: i.matched_by.clone(),
                 action: i.action,
                 reason,
@@ -292,27 +334,41 @@ impl Serialize for ItemResult {
     }
 }
 
+/// The report as `output` prints it, in memory (previews, small reports).
 pub(crate) fn render(report: &CleanupReport, output: Output) -> String {
+    let mut out = Vec::new();
+    // Writing to memory cannot fail; a report serializes.
+    let _ = write(&mut out, report, output);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes the report as `output` prints it, row by row: nothing the size of
+/// the whole report is built first (a dry run over tens of thousands of
+/// objects would otherwise hold its output twice).
+pub(crate) fn write(out: &mut dyn Write, report: &CleanupReport, output: Output) -> io::Result<()> {
     match output {
         Output::Json if report.cycle.is_some() => {
-            serde_json::to_string(report).unwrap_or_default() + "\n"
+            serde_json::to_writer(&mut *out, report)?;
+            out.write_all(b"\n")
         }
-        Output::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
-        Output::Yaml => serde_norway::to_string(report).unwrap_or_default(),
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut *out, report)?;
+            out.write_all(b"\n")
+        }
+        Output::Yaml => serde_norway::to_writer(out, report).map_err(io::Error::other),
         // Only what was deleted (in a dry run: what would be), as kubectl.
-        Output::Name => report
-            .items
-            .iter()
-            .filter(|i| i.result.is_deletion())
-            .map(|i| format!("{}/{}\n", i.kind.resource(), i.name))
-            .collect(),
+        Output::Name => {
+            for i in report.items.iter().filter(|i| i.result.is_deletion()) {
+                let c = &i.candidate;
+                writeln!(out, "{}/{}", c.kind.resource(), c.name)?;
+            }
+            Ok(())
+        }
         Output::Table | Output::Wide => {
-            let block = report
-                .quota
-                .as_ref()
-                .map(|q| quota::block(q, report.namespace.is_none()))
-                .unwrap_or_default();
-            block + &table(report, output == Output::Wide)
+            if let Some(q) = &report.quota {
+                out.write_all(quota::block(q, report.namespace.is_none()).as_bytes())?;
+            }
+            table(out, report, output == Output::Wide)
         }
     }
 }
@@ -329,105 +385,10 @@ pub(crate) fn failures(report: &CleanupReport) -> Vec<String> {
                 ItemResult::Cancelled => "not deleted: interrupted".to_string(),
                 other => other.to_string(),
             });
-            format!("{}/{} ({}): {why}", i.kind.resource(), i.name, i.result)
+            let c = &i.candidate;
+            format!("{}/{} ({}): {why}", c.kind.resource(), c.name, i.result)
         })
         .collect()
-}
-
-/// A table as kubectl prints one: no borders, upper-case headers, columns
-/// three spaces apart (cli-runtime's tabwriter padding), no trailing blanks.
-pub(crate) fn kubectl_table(header: Vec<&str>, rows: Vec<Vec<String>>) -> String {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING).force_no_tty();
-    t.set_header(header);
-    for row in rows {
-        t.add_row(row);
-    }
-    let n = t.column_count();
-    for (idx, col) in t.column_iter_mut().enumerate() {
-        col.set_padding((0, if idx + 1 == n { 0 } else { 3 }));
-    }
-    t.trim_fmt() + "\n"
-}
-
-fn table(report: &CleanupReport, wide: bool) -> String {
-    let rows: Vec<&Item> = report
-        .items
-        .iter()
-        .filter(|i| wide || i.action == Action::Delete)
-        .collect();
-    let mut out = String::new();
-    if !rows.is_empty() {
-        // As kubectl: a NAMESPACE column with -A (and in wide output).
-        let with_ns = wide || report.namespace.is_none();
-        let mut header = vec![];
-        if with_ns {
-            header.push("NAMESPACE");
-        }
-        header.extend(["KIND", "NAME", "PHASE", "AGE", "TEST-ID", "EVAL-ID"]);
-        if wide {
-            header.extend(["FINISHED", "OWNER", "MATCHED-BY"]);
-        }
-        header.push("REASON");
-        let now_age = |i: &Item| human(chrono::Duration::seconds(i.age_seconds));
-        let mut cells = vec![];
-        for i in rows {
-            let mut row = vec![];
-            if with_ns {
-                row.push(i.namespace.clone());
-            }
-            row.extend([
-                format!("{:?}", i.kind),
-                i.name.clone(),
-                format!("{:?}", i.phase),
-                now_age(i),
-                i.test_id.clone().unwrap_or_else(|| "<none>".into()),
-                i.eval_id.clone().unwrap_or_else(|| "<none>".into()),
-            ]);
-            if wide {
-                row.push(i.finished_at.clone().unwrap_or_else(|| "<none>".into()));
-                row.push(i.owner.clone().unwrap_or_else(|| "<none>".into()));
-                row.push(
-                    i.matched_by
-                        .iter()
-                        .map(|r| r.name())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-            }
-            row.push(reason_cell(i));
-            cells.push(row);
-        }
-        out.push_str(&kubectl_table(header, cells));
-    }
-    out.push_str(&summary_line(report));
-    out.push('\n');
-    out
-}
-
-fn reason_cell(i: &Item) -> String {
-    match i.action {
-        // Kept by the archive or hook step: the reason says so.
-        Action::Delete if i.result == ItemResult::Kept => i.reason.clone(),
-        Action::Delete => {
-            let r = match i.result {
-                ItemResult::Planned => format!(
-                    "matched {}",
-                    i.matched_by
-                        .iter()
-                        .map(|r| r.name())
-                        .collect::<Vec<_>>()
-                        .join("+")
-                ),
-                other => other.to_string(),
-            };
-            match &i.error {
-                Some(e) => format!("{r}: {e}"),
-                None => r,
-            }
-        }
-        _ => format!("{}: {}", i.result, i.reason),
-    }
 }
 
 pub(crate) fn summary_line(r: &CleanupReport) -> String {

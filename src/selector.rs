@@ -2,8 +2,9 @@
 //! malformed one is a usage error (exit 2) before any request is sent, and
 //! evaluated client-side by the selection stage.
 
-use std::collections::BTreeMap;
 use std::fmt;
+
+use crate::model::LabelSet;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Requirement {
@@ -36,14 +37,14 @@ impl Selector {
         Ok(Selector(reqs))
     }
 
-    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, labels: &impl LabelSet) -> bool {
         self.0.iter().all(|r| match r {
-            Requirement::Equals(k, v) => labels.get(k) == Some(v),
-            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::DoesNotExist(k) => !labels.contains_key(k),
+            Requirement::Equals(k, v) => labels.label(k) == Some(v.as_str()),
+            Requirement::NotEquals(k, v) => labels.label(k) != Some(v.as_str()),
+            Requirement::In(k, vs) => labels.label(k).is_some_and(|l| vs.iter().any(|v| v == l)),
+            Requirement::NotIn(k, vs) => labels.label(k).is_none_or(|l| !vs.iter().any(|v| v == l)),
+            Requirement::Exists(k) => labels.label(k).is_some(),
+            Requirement::DoesNotExist(k) => labels.label(k).is_none(),
         })
     }
 
@@ -210,7 +211,7 @@ pub(crate) fn validate_value(v: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn labels(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn the_note_names_the_run_the_rules_the_finish_and_the_strategy() {
         let item = PlanItem {
-            candidate: with_test(pod("p", Phase::Succeeded, 0), "run-a"),
+            candidate: with_test(pod("p", Phase::Succeeded, 0), "run-a").into(),
             matched_by: vec![Criterion::Label, Criterion::Age],
             action: Action::Delete,
             reason: String::new(),
@@ -217,8 +217,9 @@ mod tests {
             "deleted by crucible-clean: test-id=run-a (label+age), finished 2h ago; strategy hybrid, watch cycle 3"
         );
         let mut bare = item.clone();
-        bare.candidate.test_id = None;
-        bare.candidate.finished_at = None;
+        let c = std::sync::Arc::make_mut(&mut bare.candidate);
+        c.test_id = None;
+        c.finished_at = None;
         bare.matched_by = vec![Criterion::Age];
         assert_eq!(
             note(&bare, "age", None, t(600)),

@@ -9,7 +9,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use crate::model::{Candidate, Kind, Owner, Phase, Quota, EVAL_ID, KEEP_KEY, TEST_ID};
+use crate::model::{Candidate, Kind, Labels, Owner, Phase, Quota, EVAL_ID, KEEP_KEY, TEST_ID};
 
 pub(crate) fn phase_name(p: Phase) -> &'static str {
     match p {
@@ -41,7 +41,7 @@ pub(crate) fn base_candidate(
     phase: Phase,
     finished_at: Option<DateTime<Utc>>,
 ) -> Candidate {
-    let labels = meta.labels.clone().unwrap_or_default();
+    let labels = meta.labels.as_ref().map(Labels::from).unwrap_or_default();
     Candidate {
         kind,
         namespace: meta.namespace.clone().unwrap_or_default(),
@@ -55,8 +55,8 @@ pub(crate) fn base_candidate(
             .map(time)
             .unwrap_or_default(),
         finished_at,
-        test_id: labels.get(TEST_ID).cloned(),
-        eval_id: labels.get(EVAL_ID).cloned(),
+        test_id: labels.get(TEST_ID).map(str::to_string),
+        eval_id: labels.get(EVAL_ID).map(str::to_string),
         keep: marked_keep(meta),
         terminating: meta.deletion_timestamp.is_some(),
         owner: meta.owner_references.as_ref().and_then(|refs| {

@@ -14,7 +14,6 @@ use crate::execute::lease::{self, Removed};
 use crate::inventory;
 use crate::log::log;
 use crate::model::RunLease;
-use crate::report;
 use crate::request::runs::Guard;
 use crate::request::{Mode, Request, Scope};
 use crate::stop::Stop;
@@ -90,8 +89,7 @@ pub(crate) async fn guard(
         g.run
     );
     let done = cycle_once(client, target, req, None, None, stop).await?;
-    print!("{}", report::render(&done.report, req.output));
-    let _ = std::io::stdout().flush();
+    super::print_report(&done.report, req.output)?;
     if done.interrupted {
         return Err(Error::Interrupted);
     }

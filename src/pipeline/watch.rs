@@ -7,7 +7,6 @@
 //! A signal during a cycle stops its deletes as in a single run: no new ones
 //! start, the partial report is printed, exit 130.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,6 @@ use crate::request::Request;
 
 use crate::log::log;
 use crate::metrics::{self, Metrics};
-use crate::report;
 use crate::stop::Stop;
 
 use super::cycle;
@@ -44,8 +42,7 @@ pub(crate) async fn watch(
         }
         match result {
             Ok(done) => {
-                print!("{}", report::render(&done.report, req.output));
-                let _ = std::io::stdout().flush();
+                super::print_report(&done.report, req.output)?;
                 if done.interrupted {
                     return Err(Error::Interrupted);
                 }

@@ -54,6 +54,7 @@ fn ten() -> Inventory {
                 if i < 5 { "a" } else { "b" },
             )
         })
+        .map(std::sync::Arc::new)
         .collect();
     Inventory {
         pods,
@@ -194,7 +195,7 @@ fn label_and_age_strategies_honour_retention_too() {
 #[test]
 fn policy_rules_govern_what_they_match_first_with_priorities() {
     let mut inv = ten();
-    inv.pods[0] = labelled(inv.pods[0].clone(), "crucible-clean/priority", "high");
+    inv.pods[0] = labelled((*inv.pods[0]).clone(), "crucible-clean/priority", "high").into();
     let r = with_policy(
         req(&["--all"]),
         "priorities: {high: 4}\n\
@@ -222,7 +223,7 @@ fn policy_rules_govern_what_they_match_first_with_priorities() {
     // The high priority multiplies p0's 250s by 4: 1000s, and it is 1000s old.
     let mut inv2 = ten();
     inv2.taken_at = t(999);
-    inv2.pods[0] = labelled(inv2.pods[0].clone(), "crucible-clean/priority", "high");
+    inv2.pods[0] = labelled((*inv2.pods[0]).clone(), "crucible-clean/priority", "high").into();
     let sel = select(&r, &inv2).unwrap();
     assert!(!sel.selected.iter().any(|s| s.candidate.name == "p0"));
 }

@@ -242,9 +242,9 @@ fn only_the_planned_deletes_that_still_qualify_go() {
     recreated.uid = "uid-new".into();
     let mut marked = listed(pod("marked", Phase::Succeeded, 0), "8");
     marked.keep = true;
-    marked.labels.insert(KEEP_KEY.into(), "true".into());
+    marked.labels.insert(KEEP_KEY, "true");
     let inv = Inventory {
-        pods: vec![
+        pods: shared(vec![
             listed(pod("same", Phase::Succeeded, 0), "5"),
             recreated,
             listed(pod("running", Phase::Running, 0), "6"),
@@ -252,7 +252,7 @@ fn only_the_planned_deletes_that_still_qualify_go() {
             // Matches the selection today, but is not in the plan.
             listed(pod("newcomer", Phase::Succeeded, 0), "9"),
             listed(pod("held", Phase::Succeeded, 0), "10"),
-        ],
+        ]),
         ..Default::default()
     };
     let unseen = unseen(&p, &inv);
@@ -325,11 +325,11 @@ fn guards_of_the_moment_still_hold() {
         &other,
     );
     let inv = Inventory {
-        pods: vec![
+        pods: shared(vec![
             of_running,
             listed(pod("was-running", Phase::Running, 0), "3"),
-        ],
-        jobs: vec![j.clone()],
+        ]),
+        jobs: shared(vec![j.clone()]),
         owners: [(other.uid.clone(), OwnerState::Unfinished)].into(),
         kept_pods: [(j.uid.clone(), "p-of-j".to_string())].into(),
         ..Default::default()

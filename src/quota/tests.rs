@@ -62,8 +62,8 @@ fn a_job_frees_its_pods_unless_orphaned_and_each_pod_counts_once() {
     let p1 = owned_by(pod("p1", Phase::Succeeded, 1), &j);
     let p2 = owned_by(pod("p2", Phase::Failed, 2), &j);
     let inv = Inventory {
-        pods: vec![p1.clone(), p2],
-        jobs: vec![j.clone()],
+        pods: shared(vec![p1.clone(), p2]),
+        jobs: shared(vec![j.clone()]),
         ..Default::default()
     };
     let r = Index::new(&inv, Cascade::Background).relief(&inv.jobs[0]);
@@ -71,7 +71,7 @@ fn a_job_frees_its_pods_unless_orphaned_and_each_pod_counts_once() {
     let r = Index::new(&inv, Cascade::Orphan).relief(&inv.jobs[0]);
     assert_eq!((r.stored_jobs, r.stored_pods), (1, 0));
     let ix = Index::new(&inv, Cascade::Foreground);
-    assert_eq!(ix.relief_of([&inv.jobs[0], &inv.pods[0]]).stored_pods, 2);
+    assert_eq!(ix.relief_of([&*inv.jobs[0], &*inv.pods[0]]).stored_pods, 2);
 }
 
 #[test]

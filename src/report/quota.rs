@@ -206,7 +206,7 @@ mod tests {
             .map(|i| pod(&format!("p{i}"), Phase::Succeeded, i))
             .collect();
         let inv = Inventory {
-            pods,
+            pods: shared(pods),
             quotas: vec![
                 quota("objects", &[("count/pods", 10.0, 9.0)]),
                 quota("compute", &[("requests.cpu", 4.0, 3.5), ("pods", 5.0, 2.0)]),
@@ -214,7 +214,7 @@ mod tests {
             ..Default::default()
         };
         let ix = Index::new(&inv, Cascade::Background);
-        let units: Vec<&Candidate> = inv.pods.iter().collect();
+        let units: Vec<&Candidate> = inv.pods.iter().map(|c| &**c).collect();
         let l = lines(&inv.quotas, &ix, &units);
         let got: Vec<(&str, f64, f64, f64)> = l
             .iter()
@@ -244,6 +244,7 @@ mod tests {
         let inv = Inventory {
             pods: (0..3)
                 .map(|i| pod(&format!("p{i}"), Phase::Failed, i))
+                .map(std::sync::Arc::new)
                 .collect(),
             quotas: vec![
                 quota("objects", &[("count/pods", 10.0, 9.0)]),
@@ -252,7 +253,7 @@ mod tests {
             ..Default::default()
         };
         let ix = Index::new(&inv, Cascade::Background);
-        let units: Vec<&Candidate> = inv.pods.iter().collect();
+        let units: Vec<&Candidate> = inv.pods.iter().map(|c| &**c).collect();
         let d = Decision {
             namespace: "crucible".into(),
             rule: None,

@@ -170,3 +170,89 @@ fn a_dry_runs_json_or_yaml_report_is_a_plan_file() {
     let done = render(&build(&plan, &[], &ctx(Mode::Apply)), Output::Json);
     assert!(crate::planfile::parse(std::path::Path::new("p"), &done).is_err());
 }
+
+#[test]
+fn the_streamed_table_is_laid_out_as_kubectl_table() {
+    let header = ["NAMESPACE", "KIND", "NAME", "REASON"];
+    let rows: Vec<Vec<String>> = [
+        ["crucible", "Pod", "evaluation-job-a-x1", ""],
+        [
+            "a-much-longer-namespace",
+            "Job",
+            "j",
+            "kept: crucible-clean/keep=true",
+        ],
+        [
+            "ns",
+            "Pod",
+            "",
+            "no longer finished (Running since the plan)",
+        ],
+        ["ns", "Pod", "ünïcode-name", "—"],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|c| c.to_string()).collect())
+    .collect();
+    let mut streamed = Vec::new();
+    table::write_table(&mut streamed, &header, &|each| {
+        for r in &rows {
+            each(r);
+        }
+    })
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(streamed).unwrap(),
+        kubectl_table(header.to_vec(), rows.clone())
+    );
+}
+
+#[test]
+fn every_output_written_streaming_matches_the_rendered_report() {
+    let plan = sample();
+    let rep = build(&plan, &[], &ctx(Mode::DryRunClient));
+    for output in [
+        Output::Json,
+        Output::Yaml,
+        Output::Name,
+        Output::Table,
+        Output::Wide,
+    ] {
+        let mut out = Vec::new();
+        write(&mut out, &rep, output).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, render(&rep, output));
+        assert!(!text.is_empty(), "{output:?}");
+    }
+    // The JSON row keeps its fields and their order.
+    let text = render(&rep, Output::Json);
+    let first = &text[text.find("\"items\"").unwrap()..];
+    let first = &first[..first.find('}').unwrap()];
+    let keys: Vec<&str> = first
+        .lines()
+        .skip(2)
+        .filter(|l| l.contains("\":"))
+        .filter_map(|l| l.trim().strip_prefix('"')?.split('"').next())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "kind",
+            "namespace",
+            "name",
+            "uid",
+            "phase",
+            "createdAt",
+            "finishedAt",
+            "ageSeconds",
+            "testId",
+            "evalId",
+            "owner",
+            "matchedBy",
+            "action",
+            "reason",
+            "result",
+            "error",
+            "archive"
+        ]
+    );
+}

@@ -159,9 +159,9 @@ pub(crate) struct PolicyRule {
 
 impl Policy {
     /// The retention multiplier of an object with these labels (1 without a priority).
-    pub(crate) fn factor(&self, labels: &BTreeMap<String, String>) -> f64 {
+    pub(crate) fn factor(&self, labels: &impl crate::model::LabelSet) -> f64 {
         labels
-            .get(&self.priority_label)
+            .label(&self.priority_label)
             .and_then(|p| self.priorities.get(p))
             .copied()
             .unwrap_or(1.0)

@@ -37,11 +37,12 @@ impl SelectionStrategy for Label {
 /// With `--stale-runs` the run list is always given, even when no run is
 /// stale: then nothing matches.
 pub(crate) fn matches(c: &Candidate, criteria: &Criteria) -> bool {
-    let hit =
-        |ids: &[String], v: Option<&String>| ids.is_empty() || v.is_some_and(|v| ids.contains(v));
+    let hit = |ids: &[String], v: Option<&str>| {
+        ids.is_empty() || v.is_some_and(|v| ids.iter().any(|i| i == v))
+    };
     let run = c.labels.get(RUN_ID);
-    hit(&criteria.test_ids, c.test_id.as_ref())
-        && hit(&criteria.eval_ids, c.eval_id.as_ref())
+    hit(&criteria.test_ids, c.test_id.as_deref())
+        && hit(&criteria.eval_ids, c.eval_id.as_deref())
         && hit(&criteria.run_ids, run)
-        && (!criteria.stale_runs || run.is_some_and(|r| criteria.run_ids.contains(r)))
+        && (!criteria.stale_runs || run.is_some_and(|r| criteria.run_ids.iter().any(|i| i == r)))
 }

@@ -233,7 +233,7 @@ pub(crate) fn select<'a>(req: &Request, inv: &'a Inventory) -> Result<Selection<
                 rule: g.rule,
                 priority: req.policy.as_ref().and_then(|p| {
                     let value = c.labels.get(&p.priority_label)?;
-                    Some((value.as_str(), p.factor(&c.labels)))
+                    Some((value, p.factor(&c.labels)))
                 }),
             })
         })
@@ -312,15 +312,17 @@ fn groups<'r, 'a>(req: &'r Request, units: &[&'a Candidate]) -> Vec<Group<'r, 'a
 pub(crate) fn eligible(level: Level, inv: &Inventory) -> Box<dyn Iterator<Item = &Candidate> + '_> {
     match level {
         Level::None => Box::new(std::iter::empty()),
-        Level::Pods => Box::new(inv.pods.iter()),
-        Level::Jobs => Box::new(inv.jobs.iter()),
-        Level::All => Box::new(inv.jobs.iter().chain(inv.pods.iter().filter(|p| {
-            debug_assert_eq!(p.kind, Kind::Pod);
-            match p.owner_job() {
-                None => true,
-                Some(o) => inv.owners.get(&o.uid) == Some(&OwnerState::Gone),
-            }
-        }))),
+        Level::Pods => Box::new(inv.pods.iter().map(|c| &**c)),
+        Level::Jobs => Box::new(inv.jobs.iter().map(|c| &**c)),
+        Level::All => Box::new(inv.jobs.iter().map(|c| &**c).chain(
+            inv.pods.iter().map(|c| &**c).filter(|p| {
+                debug_assert_eq!(p.kind, Kind::Pod);
+                match p.owner_job() {
+                    None => true,
+                    Some(o) => inv.owners.get(&o.uid) == Some(&OwnerState::Gone),
+                }
+            }),
+        )),
     }
 }
 

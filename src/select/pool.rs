@@ -127,15 +127,15 @@ mod tests {
         let mut kept = pod("kept", Phase::Succeeded, 0);
         kept.keep = true;
         let inv = Inventory {
-            pods: vec![
+            pods: shared(vec![
                 kept,
                 pod("ok", Phase::Failed, 1),
                 pod("run", Phase::Running, 2),
                 pod("held", Phase::Succeeded, 3),
-            ],
+            ]),
             ..Default::default()
         };
-        let members: Vec<&Candidate> = inv.pods.iter().collect();
+        let members: Vec<&Candidate> = inv.pods.iter().map(|c| &**c).collect();
         let ix = Index::new(&inv, Cascade::Background);
         let mut guards = Guards::new(false);
         guards.retained.insert("uid-held".into(), "retained".into());

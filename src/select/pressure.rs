@@ -225,7 +225,7 @@ mod tests {
 
     fn run(inv: &Inventory, threshold: f64, include_running: bool) -> Walk<'_> {
         let ix = Index::new(inv, Cascade::Background);
-        let members: Vec<&Candidate> = inv.pods.iter().collect();
+        let members: Vec<&Candidate> = inv.pods.iter().map(|c| &**c).collect();
         let p = pool(
             &members,
             inv,
@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn deletes_oldest_first_until_below_the_threshold() {
         let inv = Inventory {
-            pods: finished(9),
+            pods: shared(finished(9)),
             quotas: vec![quota("objects", &[("count/pods", 10.0, 9.0)])],
             ..Default::default()
         };
@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn a_full_pods_quota_is_not_relieved_by_finished_pods() {
         let inv = Inventory {
-            pods: finished(5),
+            pods: shared(finished(5)),
             quotas: vec![
                 quota(
                     "compute",
@@ -306,7 +306,7 @@ mod tests {
             pods.push(p);
         }
         let inv = Inventory {
-            pods,
+            pods: shared(pods),
             quotas: vec![quota(
                 "compute",
                 &[("pods", 5.0, 5.0), ("requests.cpu", 5.0, 5.0)],
@@ -332,7 +332,7 @@ mod tests {
         let mut pods = finished(3);
         pods[0].keep = true;
         let inv = Inventory {
-            pods,
+            pods: shared(pods),
             quotas: vec![quota("objects", &[("count/pods", 10.0, 10.0)])],
             ..Default::default()
         };
@@ -356,7 +356,7 @@ mod tests {
     #[test]
     fn no_quota_means_nothing_to_relieve() {
         let inv = Inventory {
-            pods: finished(3),
+            pods: shared(finished(3)),
             ..Default::default()
         };
         let w = run(&inv, 0.8, false);

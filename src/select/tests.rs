@@ -24,18 +24,18 @@ fn inventory() -> Inventory {
     let j1 = with_test(job("job-a", Phase::Complete, 0), "t1");
     let j2 = with_test(job("job-b", Phase::Active, 500), "t2");
     Inventory {
-        pods: vec![
+        pods: shared(vec![
             owned_by(with_test(pod("pod-a", Phase::Succeeded, 10), "t1"), &j1),
             owned_by(with_test(pod("pod-b", Phase::Failed, 510), "t2"), &j2),
             with_test(pod("bare-t1", Phase::Failed, 900), "t1"),
             pod("leftover", Phase::Succeeded, 100),
-        ],
+        ]),
         owners: [
             (j1.uid.clone(), OwnerState::Finished),
             (j2.uid.clone(), OwnerState::Unfinished),
         ]
         .into(),
-        jobs: vec![j1, j2],
+        jobs: shared(vec![j1, j2]),
         quotas: vec![],
         taken_at: t(1000),
         ..Default::default()
@@ -114,7 +114,7 @@ fn label_and_age_together_must_both_hold() {
 #[test]
 fn base_selector_is_checked_client_side_too() {
     let mut inv = inventory();
-    inv.pods[3].labels.clear();
+    std::sync::Arc::make_mut(&mut inv.pods[3]).labels.clear();
     assert_eq!(
         names(&pick(&req(&["--all"]), &inv)),
         ["bare-t1", "pod-a", "pod-b"]
@@ -126,7 +126,7 @@ fn level_all_treats_pods_of_vanished_jobs_as_bare() {
     let mut inv = inventory();
     let ghost = job("ghost", Phase::Complete, 0);
     inv.pods
-        .push(owned_by(pod("orphan", Phase::Succeeded, 0), &ghost));
+        .push(owned_by(pod("orphan", Phase::Succeeded, 0), &ghost).into());
     inv.owners.insert(ghost.uid.clone(), OwnerState::Gone);
     assert_eq!(
         names(&pick(&req(&["--all", "--level", "all"]), &inv)),

@@ -205,6 +205,7 @@ mod tests {
                     i,
                 )
             })
+            .map(std::sync::Arc::new)
             .collect();
         Inventory {
             pods,
@@ -221,7 +222,7 @@ mod tests {
         prefer: Prefer,
     ) -> Walk<'a> {
         let ix = Index::new(inv, Cascade::Background);
-        let members: Vec<&Candidate> = inv.pods.iter().chain(&inv.jobs).collect();
+        let members: Vec<&Candidate> = inv.pods.iter().chain(&inv.jobs).map(|c| &**c).collect();
         let p = pool(&members, inv, guards, &ix, prefer);
         walk(budget(&inv.quotas, "crucible").unwrap(), high, low, 0.0, &p)
     }
@@ -309,10 +310,11 @@ mod tests {
         let mut inv = inv(0, quota("objects", &[("count/pods", 10.0, 9.0)]));
         inv.pods = (0..3)
             .map(|i| owned_by(pod(&format!("j-{i}"), Phase::Succeeded, 0), &j))
+            .map(std::sync::Arc::new)
             .collect();
-        inv.pods.push(pod("bare", Phase::Succeeded, 5));
-        inv.pods.push(pod("live", Phase::Running, 0));
-        inv.jobs = vec![j];
+        inv.pods.push(pod("bare", Phase::Succeeded, 5).into());
+        inv.pods.push(pod("live", Phase::Running, 0).into());
+        inv.jobs = shared(vec![j]);
         inv.owners
             .insert("uid-j".into(), crate::model::OwnerState::Finished);
         let ix = Index::new(&inv, Cascade::Background);
@@ -320,6 +322,7 @@ mod tests {
             .jobs
             .iter()
             .chain(inv.pods.iter().filter(|p| p.owner.is_none()))
+            .map(|c| &**c)
             .collect();
         let p = pool(&members, &inv, &Guards::new(false), &ix, Prefer::Oldest);
         let w = walk(budget(&inv.quotas, "crucible").unwrap(), 0.8, 0.5, 0.0, &p);
@@ -345,7 +348,7 @@ mod tests {
     fn earlier_rules_count_towards_the_low_watermark() {
         let inv = inv(16, quota("objects", &[("count/pods", 20.0, 16.0)]));
         let ix = Index::new(&inv, Cascade::Background);
-        let members: Vec<&Candidate> = inv.pods.iter().collect();
+        let members: Vec<&Candidate> = inv.pods.iter().map(|c| &**c).collect();
         let p = pool(&members, &inv, &Guards::new(false), &ix, Prefer::Oldest);
         assert_eq!(walk(&inv.quotas[0], 0.8, 0.5, 4.0, &p).picked.len(), 2);
         let w = walk(&inv.quotas[0], 0.8, 0.5, 6.0, &p);
