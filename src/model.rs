@@ -154,15 +154,14 @@ pub(crate) struct Candidate {
     pub(crate) phase: Phase,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) finished_at: Option<DateTime<Utc>>,
-    pub(crate) test_id: Option<String>,
-    pub(crate) eval_id: Option<String>,
     /// Labels kept for client-side selector checks (policy rules, priority).
     pub(crate) labels: Labels,
     /// `crucible-clean/keep=true` as label or annotation.
     pub(crate) keep: bool,
     /// `deletionTimestamp` is set.
     pub(crate) terminating: bool,
-    pub(crate) owner: Option<Owner>,
+    /// Boxed: most objects have none, and a record should stay small.
+    pub(crate) owner: Option<Box<Owner>>,
     /// What a non-terminal pod is charged in compute quota (`requests.cpu`,
     /// `limits.memory`…), in thousandths so the record stays `Eq`. Empty for
     /// finished pods and jobs: quota does not count them, so deleting them
@@ -175,13 +174,23 @@ impl Candidate {
         now - self.created_at
     }
 
+    /// The `test-id` label.
+    pub(crate) fn test_id(&self) -> Option<&str> {
+        self.labels.get(TEST_ID)
+    }
+
+    /// The `eval-id` label.
+    pub(crate) fn eval_id(&self) -> Option<&str> {
+        self.labels.get(EVAL_ID)
+    }
+
     pub(crate) fn display_name(&self) -> String {
         format!("{}/{}", self.kind.resource(), self.name)
     }
 
     /// The job that controls this pod, if any.
     pub(crate) fn owner_job(&self) -> Option<&Owner> {
-        self.owner.as_ref().filter(|o| o.kind == "Job")
+        self.owner.as_deref().filter(|o| o.kind == "Job")
     }
 }
 
@@ -283,8 +292,6 @@ pub(crate) mod fixtures {
             phase,
             created_at: t(created),
             finished_at: phase.is_finished().then(|| t(created + 10)),
-            test_id: None,
-            eval_id: None,
             labels: Labels::from(&BTreeMap::from([(
                 "app".to_string(),
                 "evaluation".to_string(),
@@ -304,7 +311,6 @@ pub(crate) mod fixtures {
     }
 
     pub(crate) fn with_test(mut c: Candidate, test_id: &str) -> Candidate {
-        c.test_id = Some(test_id.into());
         c.labels.insert(TEST_ID, test_id);
         c
     }
@@ -330,11 +336,11 @@ pub(crate) mod fixtures {
     }
 
     pub(crate) fn owned_by(mut c: Candidate, job: &Candidate) -> Candidate {
-        c.owner = Some(Owner {
+        c.owner = Some(Box::new(Owner {
             kind: "Job".into(),
             name: job.name.clone(),
             uid: job.uid.clone(),
-        });
+        }));
         c
     }
 }
@@ -373,5 +379,14 @@ mod tests {
         assert!(s.matches(&labels));
         labels.clear();
         assert!(!s.matches(&labels));
+    }
+}
+#[cfg(test)]
+mod size {
+    /// Tens of thousands of records may be held at once: a field added
+    /// carelessly (an inline map, a copied string) shows here first.
+    #[test]
+    fn a_record_stays_small() {
+        assert!(std::mem::size_of::<super::Candidate>() <= 176);
     }
 }

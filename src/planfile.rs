@@ -28,7 +28,7 @@ use crate::cli::Output;
 use crate::client::Endpoint;
 use crate::error::{Error, Result};
 use crate::inventory::Needs;
-use crate::model::{Candidate, Inventory, Kind, Owner, Phase};
+use crate::model::{Candidate, Inventory, Kind, Labels, Owner, Phase, EVAL_ID, TEST_ID};
 use crate::plan::{Action, Plan, PlanItem};
 use crate::request::plans::FromPlan;
 use crate::request::{Request, Scope};
@@ -249,11 +249,11 @@ fn row_item(row: Row) -> std::result::Result<PlanItem, String> {
         if let Some(first) = k.get_mut(0..1) {
             first.make_ascii_uppercase();
         }
-        Some(Owner {
+        Some(Box::new(Owner {
             kind: k,
             name: name.to_string(),
             uid: String::new(),
-        })
+        }))
     });
     Ok(PlanItem {
         candidate: Arc::new(Candidate {
@@ -265,9 +265,12 @@ fn row_item(row: Row) -> std::result::Result<PlanItem, String> {
             phase: row.phase,
             created_at,
             finished_at,
-            test_id: row.test_id,
-            eval_id: row.eval_id,
-            labels: Default::default(),
+            labels: Labels::from(
+                &[(TEST_ID, row.test_id), (EVAL_ID, row.eval_id)]
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), v?)))
+                    .collect(),
+            ),
             keep: false,
             terminating: false,
             owner,

@@ -259,8 +259,8 @@ impl Inner {
         ];
         let optional = [
             ("CRUCIBLE_POLICY_RULE", rule.map(|r| r.0.clone())),
-            ("CRUCIBLE_TEST_ID", c.test_id.clone()),
-            ("CRUCIBLE_EVAL_ID", c.eval_id.clone()),
+            ("CRUCIBLE_TEST_ID", c.test_id().map(str::to_string)),
+            ("CRUCIBLE_EVAL_ID", c.eval_id().map(str::to_string)),
             ("CRUCIBLE_ARCHIVE", archive.map(str::to_string)),
         ];
         env.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));

@@ -167,7 +167,7 @@ pub(crate) fn note(
     now: DateTime<Utc>,
 ) -> String {
     let c = &item.candidate;
-    let run = match (&c.test_id, &c.eval_id) {
+    let run = match (c.test_id(), c.eval_id()) {
         (Some(t), _) => format!("test-id={t}"),
         (None, Some(e)) => format!("eval-id={e}"),
         (None, None) => "no test-id".into(),
@@ -218,7 +218,7 @@ mod tests {
         );
         let mut bare = item.clone();
         let c = std::sync::Arc::make_mut(&mut bare.candidate);
-        c.test_id = None;
+        c.labels.clear();
         c.finished_at = None;
         bare.matched_by = vec![Criterion::Age];
         assert_eq!(

@@ -30,7 +30,7 @@ pub(crate) fn rows(plan: &Plan, now: DateTime<Utc>) -> Vec<Row> {
     let mut groups: BTreeMap<(bool, String), Vec<[String; 5]>> = BTreeMap::new();
     for item in plan.to_delete() {
         let c = &item.candidate;
-        let run = c.test_id.clone();
+        let run = c.test_id().map(str::to_string);
         groups
             .entry((run.is_none(), run.clone().unwrap_or_default()))
             .or_default()

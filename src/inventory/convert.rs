@@ -9,7 +9,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use crate::model::{Candidate, Kind, Labels, Owner, Phase, Quota, EVAL_ID, KEEP_KEY, TEST_ID};
+use crate::model::{Candidate, Kind, Labels, Owner, Phase, Quota, KEEP_KEY};
 
 pub(crate) fn phase_name(p: Phase) -> &'static str {
     match p {
@@ -55,18 +55,16 @@ pub(crate) fn base_candidate(
             .map(time)
             .unwrap_or_default(),
         finished_at,
-        test_id: labels.get(TEST_ID).map(str::to_string),
-        eval_id: labels.get(EVAL_ID).map(str::to_string),
         keep: marked_keep(meta),
         terminating: meta.deletion_timestamp.is_some(),
         owner: meta.owner_references.as_ref().and_then(|refs| {
-            refs.iter()
-                .find(|r| r.controller == Some(true))
-                .map(|r| Owner {
+            refs.iter().find(|r| r.controller == Some(true)).map(|r| {
+                Box::new(Owner {
                     kind: r.kind.clone(),
                     name: r.name.clone(),
                     uid: r.uid.clone(),
                 })
+            })
         }),
         labels,
         charges: BTreeMap::new(),

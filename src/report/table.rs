@@ -91,8 +91,8 @@ pub(super) fn table(out: &mut dyn Write, report: &CleanupReport, wide: bool) -> 
                     c.name.clone(),
                     format!("{:?}", c.phase),
                     now_age(i),
-                    c.test_id.clone().unwrap_or_else(|| "<none>".into()),
-                    c.eval_id.clone().unwrap_or_else(|| "<none>".into()),
+                    c.test_id().unwrap_or("<none>").to_string(),
+                    c.eval_id().unwrap_or("<none>").to_string(),
                 ]);
                 if wide {
                     row.push(c.finished_at.map(ts).unwrap_or_else(|| "<none>".into()));

@@ -34,7 +34,7 @@ impl SelectionStrategy for Fallback {
         members: &[&'a Candidate],
     ) -> Result<Vec<Selected<'a>>> {
         let (labelled, unlabelled): (Vec<&Candidate>, Vec<&Candidate>) =
-            members.iter().partition(|c| c.test_id.is_some());
+            members.iter().partition(|c| c.test_id().is_some());
         let mut parts = vec![];
         parts.extend(cx.label_rule(&labelled).map(|l| (Criterion::Label, l)));
         parts.extend(cx.age_rule(&unlabelled).map(|a| (Criterion::Age, a)));

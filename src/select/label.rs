@@ -41,8 +41,8 @@ pub(crate) fn matches(c: &Candidate, criteria: &Criteria) -> bool {
         ids.is_empty() || v.is_some_and(|v| ids.iter().any(|i| i == v))
     };
     let run = c.labels.get(RUN_ID);
-    hit(&criteria.test_ids, c.test_id.as_deref())
-        && hit(&criteria.eval_ids, c.eval_id.as_deref())
+    hit(&criteria.test_ids, c.test_id())
+        && hit(&criteria.eval_ids, c.eval_id())
         && hit(&criteria.run_ids, run)
         && (!criteria.stale_runs || run.is_some_and(|r| criteria.run_ids.iter().any(|i| i == r)))
 }

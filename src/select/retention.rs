@@ -85,9 +85,7 @@ fn keep_last(units: &[Governed], held: &mut BTreeMap<String, String>) {
     let mut runs: HashMap<(&str, &str, Kind), Vec<&Governed>> = HashMap::new();
     for g in units {
         let c = g.candidate;
-        if let (Some(test), true, false) =
-            (c.test_id.as_deref(), c.phase.is_finished(), c.terminating)
-        {
+        if let (Some(test), true, false) = (c.test_id(), c.phase.is_finished(), c.terminating) {
             runs.entry((c.namespace.as_str(), test, c.kind))
                 .or_default()
                 .push(g);
