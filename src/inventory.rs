@@ -200,6 +200,8 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         }
     }
 
+    // The pages are decoded and gone; the records stay.
+    crate::memory::trim();
     Ok(Inventory {
         pods,
         jobs,

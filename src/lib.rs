@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod completion;
 pub mod error;
+pub mod memory;
 
 // Stages, in the order data flows through them.
 mod archive;

@@ -22,6 +22,7 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => std::process::exit(clap_error(e)),
     };
+    crucible_clean::memory::tune();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()

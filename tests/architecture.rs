@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     &["quota", "retry", "concurrency"],
     &["cli"],
     &[
-        "model", "selector", "duration", "quantity", "stop", "log", "error",
+        "model", "selector", "duration", "quantity", "stop", "log", "error", "memory",
     ],
 ];
 
