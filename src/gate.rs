@@ -187,7 +187,7 @@ mod tests {
     use crate::model::fixtures::*;
     use crate::model::{Inventory, Phase};
     use crate::plan::plan;
-    use crate::select::{Criterion, Selected};
+    use crate::select::{Criterion, Matched, Selected};
     use clap::Parser;
 
     fn req(args: &[&str]) -> Request {
@@ -207,7 +207,7 @@ mod tests {
                 .iter()
                 .map(|c| Selected {
                     candidate: c,
-                    matched_by: vec![Criterion::All],
+                    matched_by: Matched::of(Criterion::All),
                 })
                 .collect(),
             &Inventory::default(),

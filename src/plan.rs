@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Candidate, Inventory, Kind};
 use crate::select::guard::{guard, Guards};
-use crate::select::{Criterion, Selected};
+use crate::select::{Matched, Selected};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -23,7 +23,7 @@ pub(crate) enum Action {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PlanItem {
     pub(crate) candidate: Arc<Candidate>,
-    pub(crate) matched_by: Vec<Criterion>,
+    pub(crate) matched_by: Matched,
     pub(crate) action: Action,
     pub(crate) reason: String,
 }
@@ -141,11 +141,12 @@ mod tests {
     use crate::model::fixtures::*;
     use crate::model::{OwnerState, Phase};
     use crate::select::guard::{protection, Protection};
+    use crate::select::Criterion;
 
     fn sel(c: &Candidate) -> Selected<'_> {
         Selected {
             candidate: c,
-            matched_by: vec![Criterion::All],
+            matched_by: Matched::of(Criterion::All),
         }
     }
 

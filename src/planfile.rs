@@ -33,7 +33,7 @@ use crate::plan::{Action, Plan, PlanItem};
 use crate::request::plans::FromPlan;
 use crate::request::{Request, Scope};
 use crate::select::guard::{guard, Guards};
-use crate::select::Criterion;
+use crate::select::Matched;
 use crate::selector::Selector;
 
 /// The report schema a plan must have.
@@ -105,7 +105,7 @@ struct Row {
     #[serde(default)]
     owner: Option<String>,
     #[serde(default)]
-    matched_by: Vec<Criterion>,
+    matched_by: Matched,
     action: Action,
     #[serde(default)]
     reason: String,

@@ -14,7 +14,7 @@ use crate::execute::{self, Outcome};
 use crate::model::{Candidate, Kind};
 use crate::plan::{Action, Plan};
 use crate::request::Mode;
-use crate::select::Criterion;
+use crate::select::Matched;
 
 mod namespaces;
 mod quota;
@@ -83,7 +83,7 @@ pub(crate) struct Cluster {
 pub(crate) struct Item {
     pub(crate) candidate: Arc<Candidate>,
     pub(crate) age_seconds: i64,
-    pub(crate) matched_by: Vec<Criterion>,
+    pub(crate) matched_by: Matched,
     pub(crate) action: Action,
     pub(crate) reason: String,
     pub(crate) result: ItemResult,
@@ -116,7 +116,7 @@ struct ItemJson<'a> {
     test_id: Option<&'a str>,
     eval_id: Option<&'a str>,
     owner: Option<String>,
-    matched_by: &'a [Criterion],
+    matched_by: Matched,
     action: Action,
     reason: &'a str,
     result: ItemResult,
@@ -139,7 +139,7 @@ impl Serialize for Item {
             test_id: c.test_id(),
             eval_id: c.eval_id(),
             owner: self.owner(),
-            matched_by: &self.matched_by,
+            matched_by: self.matched_by,
             action: self.action,
             reason: &self.reason,
             result: self.result,
@@ -230,7 +230,7 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
             Item {
                 candidate: Arc::clone(c),
                 age_seconds: c.age(ctx.now).num_seconds().max(0),
-                matched_by: i.matched_by.clone(),
+                matched_by: i.matched_by,
                 action: i.action,
                 reason,
                 result,

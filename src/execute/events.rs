@@ -200,13 +200,13 @@ mod tests {
     use crate::model::fixtures::*;
     use crate::model::Phase;
     use crate::plan::Action;
-    use crate::select::Criterion;
+    use crate::select::{Criterion, Matched};
 
     #[test]
     fn the_note_names_the_run_the_rules_the_finish_and_the_strategy() {
         let item = PlanItem {
             candidate: with_test(pod("p", Phase::Succeeded, 0), "run-a").into(),
-            matched_by: vec![Criterion::Label, Criterion::Age],
+            matched_by: [Criterion::Label, Criterion::Age].into_iter().collect(),
             action: Action::Delete,
             reason: String::new(),
         };
@@ -220,7 +220,7 @@ mod tests {
         let c = std::sync::Arc::make_mut(&mut bare.candidate);
         c.labels.clear();
         c.finished_at = None;
-        bare.matched_by = vec![Criterion::Age];
+        bare.matched_by = Matched::of(Criterion::Age);
         assert_eq!(
             note(&bare, "age", None, t(600)),
             "deleted by crucible-clean: no test-id (age), created 10m ago; strategy age"

@@ -30,7 +30,7 @@ fn rows(sel: &Selection) -> Vec<(String, Vec<Criterion>)> {
     let mut v: Vec<(String, Vec<Criterion>)> = sel
         .selected
         .iter()
-        .map(|s| (s.candidate.name.clone(), s.matched_by.clone()))
+        .map(|s| (s.candidate.name.clone(), s.matched_by.iter().collect()))
         .collect();
     v.sort();
     v

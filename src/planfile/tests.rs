@@ -2,6 +2,7 @@ use super::*;
 use crate::cli::Cli;
 use crate::model::fixtures::*;
 use crate::model::{OwnerState, KEEP_KEY};
+use crate::select::Criterion;
 use clap::Parser;
 use serde_json::{json, Value};
 

@@ -2,7 +2,7 @@ use super::*;
 use crate::model::fixtures::*;
 use crate::model::{Inventory, Phase};
 use crate::plan::plan;
-use crate::select::Selected;
+use crate::select::{Criterion, Matched, Selected};
 
 fn sample() -> Plan {
     let mut kept = with_test(pod("kept-pod", Phase::Succeeded, 5), "t1");
@@ -17,7 +17,7 @@ fn sample() -> Plan {
         .iter()
         .map(|c| Selected {
             candidate: c,
-            matched_by: vec![Criterion::Label],
+            matched_by: Matched::of(Criterion::Label),
         })
         .collect();
     plan(sel, &inv, false)

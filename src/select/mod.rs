@@ -10,6 +10,7 @@ mod fallback;
 pub(crate) mod guard;
 mod hybrid;
 mod label;
+mod matched;
 mod pool;
 mod pressure;
 pub(crate) mod retention;
@@ -30,6 +31,7 @@ use crate::request::Request;
 use crate::select::guard::Guards;
 use crate::selector::Selector;
 
+pub(crate) use matched::Matched;
 use strategy::{Context, SelectionStrategy};
 
 /// The registry: the implementation of each strategy `cli::Strategy` names.
@@ -122,7 +124,7 @@ fn every<'a>(
     members: &[&'a Candidate],
     label_rule: bool,
 ) -> Vec<Selected<'a>> {
-    let mut by = vec![];
+    let mut by = Matched::default();
     if cx.req.criteria.has_ids() || label_rule {
         by.push(Criterion::Label);
     }
@@ -139,7 +141,7 @@ fn every<'a>(
         .iter()
         .map(|c| Selected {
             candidate: c,
-            matched_by: by.clone(),
+            matched_by: by,
         })
         .collect()
 }
@@ -153,15 +155,13 @@ fn union<'a>(parts: Vec<(Criterion, Vec<&'a Candidate>)>) -> Vec<Selected<'a>> {
         for c in picked {
             match at.get(c.uid.as_str()) {
                 Some(&i) => {
-                    if !out[i].matched_by.contains(&rule) {
-                        out[i].matched_by.push(rule);
-                    }
+                    out[i].matched_by.push(rule);
                 }
                 None => {
                     at.insert(c.uid.as_str(), out.len());
                     out.push(Selected {
                         candidate: c,
-                        matched_by: vec![rule],
+                        matched_by: Matched::of(rule),
                     });
                 }
             }
@@ -198,7 +198,7 @@ impl Criterion {
 #[derive(Debug, Clone)]
 pub(crate) struct Selected<'a> {
     pub(crate) candidate: &'a Candidate,
-    pub(crate) matched_by: Vec<Criterion>,
+    pub(crate) matched_by: Matched,
 }
 
 /// What selection hands to the plan.
