@@ -441,7 +441,7 @@ pub(crate) fn recheck(saved: &Saved, inv: &Inventory, read: &[(Key, Option<Candi
             };
             PlanItem {
                 candidate,
-                matched_by: row.matched_by.clone(),
+                matched_by: row.matched_by,
                 action,
                 reason,
             }
