@@ -105,7 +105,7 @@ fn delete_request(
     let mut params = delete_params(c.kind, &c.uid, opts);
     if let Some(p) = params.preconditions.as_mut() {
         p.resource_version = (opts.pin_resource_version && !c.resource_version.is_empty())
-            .then(|| c.resource_version.clone());
+            .then(|| c.resource_version.to_string());
     }
     let mut req = kube::core::Request::new(path)
         .delete(&c.name, &params)
@@ -157,7 +157,7 @@ pub(crate) async fn delete_one(
         Err(e) => (Outcome::Failed, Some(crate::error::source_chain(&e)), None),
     };
     Deletion {
-        uid: c.uid.clone(),
+        uid: c.uid.to_string(),
         outcome,
         error,
         code,
@@ -194,7 +194,7 @@ pub(crate) async fn execute(
             let c = &item.candidate;
             async move {
                 let not_started = |error: Option<&str>| Deletion {
-                    uid: c.uid.clone(),
+                    uid: c.uid.to_string(),
                     outcome: Outcome::Cancelled,
                     error: error.map(str::to_string),
                     code: None,
@@ -217,7 +217,7 @@ pub(crate) async fn execute(
                         Verdict::Stopped => return not_started(None),
                         Verdict::Keep { reason, failure } => {
                             return Deletion {
-                                uid: c.uid.clone(),
+                                uid: c.uid.to_string(),
                                 outcome: Outcome::Kept { failure },
                                 error: Some(reason),
                                 code: None,
@@ -247,7 +247,7 @@ pub(crate) async fn execute(
                         stop.wait().await;
                         tokio::time::sleep(IN_FLIGHT_GRACE).await;
                     } => Deletion {
-                        uid: c.uid.clone(),
+                        uid: c.uid.to_string(),
                         outcome: Outcome::Failed,
                         error: Some("interrupted before the server answered: the object may or may not be deleted".into()),
                         code: None,
@@ -319,7 +319,7 @@ async fn exists(client: &Client, c: &Candidate) -> bool {
             .map(|o| o.and_then(|m| m.metadata.uid)),
     };
     match found {
-        Ok(uid) => uid.as_deref() == Some(c.uid.as_str()),
+        Ok(uid) => uid.as_deref() == Some(&*c.uid),
         Err(_) => true, // unknown: keep waiting until the deadline
     }
 }

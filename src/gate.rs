@@ -159,7 +159,7 @@ pub(crate) fn ask(question: &str) -> std::io::Result<bool> {
 pub(crate) async fn permitted(client: &kube::Client, plan: &Plan) -> Result<()> {
     let needed: BTreeSet<(String, Kind)> = plan
         .to_delete()
-        .map(|i| (i.candidate.namespace.clone(), i.candidate.kind))
+        .map(|i| (i.candidate.namespace.to_string(), i.candidate.kind))
         .collect();
     for (ns, kind) in needed {
         let (group, resource) = match kind {

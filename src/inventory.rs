@@ -114,7 +114,7 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
             list_full(&pods_api, lp, &mut pods, |p: Pod| {
                 let mut c = pod_candidate(&p.metadata, *phase, pod_finished_at(&p));
                 if !phase.is_finished() {
-                    c.charges = crate::quota::pod_charges(&p);
+                    c.charges = crate::quota::pod_charges(&p).into_iter().collect();
                 }
                 Arc::new(c)
             })
@@ -142,7 +142,7 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
     kept_jobs.extend(
         jobs.iter()
             .filter(|j| j.keep)
-            .map(|j| (j.uid.clone(), j.name.clone())),
+            .map(|j| (j.uid.to_string(), j.name.to_string())),
     );
     let mut kept_pods = BTreeMap::new();
     if !needs.jobs {
@@ -155,7 +155,7 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         list_meta(&pods_api, list_params("", fields(None)), &mut marked, |p| {
             let pod = pod_candidate(&p.metadata, Phase::Unknown, None);
             let job = pod.owner_job().filter(|_| pod.keep)?;
-            Some((job.uid.clone(), pod.name.clone()))
+            Some((job.uid.clone(), pod.name.to_string()))
         })
         .await
         .map_err(|e| Error::from_kube("cannot list pods", e))?;
@@ -307,7 +307,7 @@ async fn owner_states(
         .iter()
         .map(|j| {
             (
-                j.uid.clone(),
+                j.uid.to_string(),
                 if j.phase.is_finished() {
                     OwnerState::Finished
                 } else {
@@ -320,7 +320,7 @@ async fn owner_states(
         .iter()
         .filter_map(|p| {
             p.owner_job()
-                .map(|o| (p.namespace.clone(), o.name.clone(), o.uid.clone()))
+                .map(|o| (p.namespace.to_string(), o.name.clone(), o.uid.clone()))
         })
         .filter(|(_, _, uid)| !states.contains_key(uid))
         .collect();
@@ -339,7 +339,7 @@ async fn owner_states(
                         } else {
                             OwnerState::Unfinished
                         };
-                        (state, c.keep.then_some(c.name))
+                        (state, c.keep.then(|| c.name.to_string()))
                     }
                     _ => (OwnerState::Gone, None),
                 };

@@ -150,7 +150,7 @@ impl Metrics {
             for i in &r.items {
                 self.objects
                     .get_or_create(&ObjectLabels {
-                        namespace: i.candidate.namespace.clone(),
+                        namespace: i.candidate.namespace.to_string(),
                         kind: i.candidate.kind.resource().into(),
                         strategy: r.strategy.clone(),
                         result: i.result.as_str().into(),

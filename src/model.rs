@@ -145,12 +145,13 @@ impl LabelSet for BTreeMap<String, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Candidate {
     pub(crate) kind: Kind,
-    pub(crate) namespace: String,
-    pub(crate) name: String,
-    pub(crate) uid: String,
+    /// Shared by the records of one namespace (see `inventory::convert`).
+    pub(crate) namespace: Arc<str>,
+    pub(crate) name: Box<str>,
+    pub(crate) uid: Box<str>,
     /// `metadata.resourceVersion` when listed (empty when unknown): a delete
     /// from a plan file is pinned to the version that was checked.
-    pub(crate) resource_version: String,
+    pub(crate) resource_version: Box<str>,
     pub(crate) phase: Phase,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) finished_at: Option<DateTime<Utc>>,
@@ -165,8 +166,8 @@ pub(crate) struct Candidate {
     /// What a non-terminal pod is charged in compute quota (`requests.cpu`,
     /// `limits.memory`…), in thousandths so the record stays `Eq`. Empty for
     /// finished pods and jobs: quota does not count them, so deleting them
-    /// frees none of it.
-    pub(crate) charges: BTreeMap<String, u64>,
+    /// frees none of it. A boxed slice: empty (no allocation) for most.
+    pub(crate) charges: Box<[(String, u64)]>,
 }
 
 impl Candidate {
@@ -287,8 +288,8 @@ pub(crate) mod fixtures {
             kind: Kind::Pod,
             namespace: "crucible".into(),
             name: name.into(),
-            uid: format!("uid-{name}"),
-            resource_version: String::new(),
+            uid: format!("uid-{name}").into(),
+            resource_version: "".into(),
             phase,
             created_at: t(created),
             finished_at: phase.is_finished().then(|| t(created + 10)),
@@ -299,7 +300,7 @@ pub(crate) mod fixtures {
             keep: false,
             terminating: false,
             owner: None,
-            charges: BTreeMap::new(),
+            charges: Box::default(),
         }
     }
 
@@ -338,8 +339,8 @@ pub(crate) mod fixtures {
     pub(crate) fn owned_by(mut c: Candidate, job: &Candidate) -> Candidate {
         c.owner = Some(Box::new(Owner {
             kind: "Job".into(),
-            name: job.name.clone(),
-            uid: job.uid.clone(),
+            name: job.name.to_string(),
+            uid: job.uid.to_string(),
         }));
         c
     }
@@ -387,6 +388,6 @@ mod size {
     /// carelessly (an inline map, a copied string) shows here first.
     #[test]
     fn a_record_stays_small() {
-        assert!(std::mem::size_of::<super::Candidate>() <= 176);
+        assert!(std::mem::size_of::<super::Candidate>() <= 136);
     }
 }

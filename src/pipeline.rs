@@ -284,7 +284,7 @@ async fn cycle_once(
         before.archived()
     };
     for item in &mut rep.items {
-        item.archive = archives.get(&item.candidate.uid).cloned();
+        item.archive = archives.get(&*item.candidate.uid).cloned();
     }
     rep.events = events.map(|e| e.tally().into());
     if let Some(warning) = rep.events.as_ref().and_then(|e| e.warning()) {
@@ -346,7 +346,7 @@ async fn wait_for_deleted(
     let items: Vec<&model::Candidate> = plan
         .to_delete()
         .map(|i| &*i.candidate)
-        .filter(|c| deleted.contains(c.uid.as_str()))
+        .filter(|c| deleted.contains(&*c.uid))
         .collect();
     let left = execute::wait_gone(client, &items, timeout, stop).await;
     if left.is_empty() || stop.is_set() {

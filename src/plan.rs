@@ -96,7 +96,7 @@ pub(crate) const DESELECTED: &str = "deselected";
 /// `-i`: the planned deletes a person unticked are kept, reason "deselected".
 pub(crate) fn deselect(plan: &mut Plan, unticked: &std::collections::HashSet<String>) {
     for item in &mut plan.items {
-        if item.action == Action::Delete && unticked.contains(&item.candidate.uid) {
+        if item.action == Action::Delete && unticked.contains(&*item.candidate.uid) {
             item.action = Action::Keep;
             item.reason = DESELECTED.into();
         }
@@ -109,20 +109,20 @@ pub(crate) fn deselect(plan: &mut Plan, unticked: &std::collections::HashSet<Str
 pub(crate) fn restrict_to(fresh: Plan, confirmed: &Plan) -> (Plan, usize) {
     let ok: std::collections::HashSet<&str> = confirmed
         .to_delete()
-        .map(|i| i.candidate.uid.as_str())
+        .map(|i| &*i.candidate.uid)
         .collect();
     let unticked: std::collections::HashSet<String> = confirmed
         .items
         .iter()
         .filter(|i| i.action == Action::Keep && i.reason == DESELECTED)
-        .map(|i| i.candidate.uid.clone())
+        .map(|i| i.candidate.uid.to_string())
         .collect();
     let before = confirmed.delete_count();
     let mut fresh = fresh;
     deselect(&mut fresh, &unticked);
     let mut items = fresh.items;
     for item in &mut items {
-        if item.action == Action::Delete && !ok.contains(item.candidate.uid.as_str()) {
+        if item.action == Action::Delete && !ok.contains(&*item.candidate.uid) {
             item.action = Action::Skip;
             item.reason = "appeared after confirmation".into();
         }
@@ -164,8 +164,8 @@ mod tests {
         let plain = pod("plain", Phase::Succeeded, 6);
         let inv = Inventory {
             owners: [
-                (running_job.uid.clone(), OwnerState::Unfinished),
-                (done_job.uid.clone(), OwnerState::Finished),
+                (running_job.uid.to_string(), OwnerState::Unfinished),
+                (done_job.uid.to_string(), OwnerState::Finished),
             ]
             .into(),
             ..Default::default()
@@ -183,7 +183,7 @@ mod tests {
         let got: Vec<(&str, Action, &str)> = p
             .items
             .iter()
-            .map(|i| (i.candidate.name.as_str(), i.action, i.reason.as_str()))
+            .map(|i| (&*i.candidate.name, i.action, i.reason.as_str()))
             .collect();
         assert_eq!(
             got,
@@ -207,7 +207,7 @@ mod tests {
         );
         // --include-running frees running objects, never pods of a running job.
         let p = plan(all.iter().map(|c| sel(c)).collect(), &inv, true);
-        let deleted: Vec<&str> = p.to_delete().map(|i| i.candidate.name.as_str()).collect();
+        let deleted: Vec<&str> = p.to_delete().map(|i| &*i.candidate.name).collect();
         assert_eq!(deleted, ["job-run", "of-done", "running", "plain"]);
     }
 
@@ -225,7 +225,7 @@ mod tests {
         for c in [&held, &kept] {
             guards
                 .retained
-                .insert(c.uid.clone(), "newest of its run".into());
+                .insert(c.uid.to_string(), "newest of its run".into());
         }
         assert_eq!(
             guard(&held, &inv, &guards),
@@ -246,19 +246,19 @@ mod tests {
         let of_j2 = owned_by(pod("p2", Phase::Succeeded, 0), &j2);
         let inv = Inventory {
             owners: [
-                (j1.uid.clone(), OwnerState::Finished),
-                (j2.uid.clone(), OwnerState::Finished),
+                (j1.uid.to_string(), OwnerState::Finished),
+                (j2.uid.to_string(), OwnerState::Finished),
             ]
             .into(),
-            kept_pods: [(j1.uid.clone(), "p1".to_string())].into(),
-            kept_jobs: [(j2.uid.clone(), "j2".to_string())].into(),
+            kept_pods: [(j1.uid.to_string(), "p1".to_string())].into(),
+            kept_jobs: [(j2.uid.to_string(), "j2".to_string())].into(),
             ..Default::default()
         };
         let p = plan(vec![sel(&j1), sel(&of_j2)], &inv, false);
         let got: Vec<(&str, Action, &str)> = p
             .items
             .iter()
-            .map(|i| (i.candidate.name.as_str(), i.action, i.reason.as_str()))
+            .map(|i| (&*i.candidate.name, i.action, i.reason.as_str()))
             .collect();
         assert_eq!(
             got,
@@ -310,7 +310,7 @@ mod tests {
         let got: Vec<(&str, Action, &str)> = p
             .items
             .iter()
-            .map(|i| (i.candidate.name.as_str(), i.action, i.reason.as_str()))
+            .map(|i| (&*i.candidate.name, i.action, i.reason.as_str()))
             .collect();
         assert_eq!(
             got,

@@ -258,10 +258,10 @@ fn row_item(row: Row) -> std::result::Result<PlanItem, String> {
     Ok(PlanItem {
         candidate: Arc::new(Candidate {
             kind: row.kind,
-            namespace: row.namespace,
-            name: row.name,
-            uid: row.uid,
-            resource_version: String::new(),
+            namespace: row.namespace.into(),
+            name: row.name.into(),
+            uid: row.uid.into(),
+            resource_version: "".into(),
             phase: row.phase,
             created_at,
             finished_at,
@@ -274,7 +274,7 @@ fn row_item(row: Row) -> std::result::Result<PlanItem, String> {
             keep: false,
             terminating: false,
             owner,
-            charges: BTreeMap::new(),
+            charges: Box::default(),
         }),
         matched_by: row.matched_by,
         action: row.action,
@@ -373,7 +373,7 @@ pub(crate) fn needs(saved: &Saved, req: &Request) -> Needs {
 pub(crate) type Key = (Kind, String, String);
 
 fn key(c: &Candidate) -> Key {
-    (c.kind, c.namespace.clone(), c.name.clone())
+    (c.kind, c.namespace.to_string(), c.name.to_string())
 }
 
 /// The rows the plan deletes that the fresh inventory shows neither by uid
@@ -383,12 +383,12 @@ pub(crate) fn unseen(saved: &Saved, inv: &Inventory) -> Vec<Key> {
         .pods
         .iter()
         .chain(&inv.jobs)
-        .map(|c| c.uid.as_str())
+        .map(|c| &*c.uid)
         .collect();
     let names: HashSet<Key> = inv.pods.iter().chain(&inv.jobs).map(|c| key(c)).collect();
     saved
         .deletes()
-        .filter(|r| !listed.contains(r.candidate.uid.as_str()))
+        .filter(|r| !listed.contains(&*r.candidate.uid))
         .map(|r| key(&r.candidate))
         .filter(|k| !names.contains(k))
         .collect()
@@ -399,7 +399,7 @@ pub(crate) fn unseen(saved: &Saved, inv: &Inventory) -> Vec<Key> {
 /// the rows the plan keeps or skips stay as they were.
 pub(crate) fn recheck(saved: &Saved, inv: &Inventory, read: &[(Key, Option<Candidate>)]) -> Plan {
     let listed = || inv.pods.iter().chain(&inv.jobs);
-    let by_uid: HashMap<&str, &Arc<Candidate>> = listed().map(|c| (c.uid.as_str(), c)).collect();
+    let by_uid: HashMap<&str, &Arc<Candidate>> = listed().map(|c| (&*c.uid, c)).collect();
     let mut by_name: HashMap<Key, &Candidate> = listed().map(|c| (key(c), &**c)).collect();
     for (k, c) in read {
         if let Some(c) = c {
@@ -418,7 +418,7 @@ pub(crate) fn recheck(saved: &Saved, inv: &Inventory, read: &[(Key, Option<Candi
         .map(|row| {
             let (candidate, action, reason) = if row.action != Action::Delete {
                 (row.candidate.clone(), row.action, row.reason.clone())
-            } else if let Some(now) = by_uid.get(row.candidate.uid.as_str()) {
+            } else if let Some(now) = by_uid.get(&*row.candidate.uid) {
                 if row.candidate.phase.is_finished() && !now.phase.is_finished() {
                     let why = format!("no longer finished ({:?} since the plan)", now.phase);
                     ((*now).clone(), Action::Skip, why)

@@ -211,7 +211,7 @@ impl Inner {
                         format!("archived {} to {dir}", c.display_name()),
                     );
                     if let Ok(mut m) = self.archived.lock() {
-                        m.insert(c.uid.clone(), dir.clone());
+                        m.insert(c.uid.to_string(), dir.clone());
                     }
                     path = Some(dir);
                 }
@@ -238,10 +238,10 @@ impl Inner {
         let c = &item.candidate;
         let rule = self.rules.iter().find(|(_, s, _)| s.matches(&c.labels));
         let mut env = vec![
-            ("CRUCIBLE_NAMESPACE", c.namespace.clone()),
+            ("CRUCIBLE_NAMESPACE", c.namespace.to_string()),
             ("CRUCIBLE_KIND", format!("{:?}", c.kind)),
-            ("CRUCIBLE_NAME", c.name.clone()),
-            ("CRUCIBLE_UID", c.uid.clone()),
+            ("CRUCIBLE_NAME", c.name.to_string()),
+            ("CRUCIBLE_UID", c.uid.to_string()),
             ("CRUCIBLE_PHASE", format!("{:?}", c.phase)),
             (
                 "CRUCIBLE_STRATEGY",
@@ -284,7 +284,7 @@ pub(crate) async fn dry_run_hooks(
             } else {
                 before.check(client, item, stop).await
             };
-            (item.candidate.uid.clone(), v)
+            (item.candidate.uid.to_string(), v)
         })
         .buffer_unordered(concurrency.max(1))
         .filter(|(_, v)| std::future::ready(*v != Verdict::Go))
@@ -302,7 +302,7 @@ pub(crate) fn would_archive(req: &Request, plan: &Plan) -> BTreeMap<String, Stri
         .filter(|c: &&Candidate| archive::wanted(spec, c))
         .map(|c| {
             (
-                c.uid.clone(),
+                c.uid.to_string(),
                 archive::dir_of(&spec.dir, c).display().to_string(),
             )
         })

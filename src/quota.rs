@@ -139,7 +139,7 @@ impl<'a> Index<'a> {
             Kind::Job if self.cascade == Cascade::Orphan => vec![],
             Kind::Job => self
                 .pods_of
-                .get(c.uid.as_str())
+                .get(&*c.uid)
                 .cloned()
                 .unwrap_or_default(),
         }
@@ -160,7 +160,7 @@ impl<'a> Index<'a> {
                 r.stored_jobs += 1;
             }
             for p in self.removed_pods(c) {
-                if seen.insert(p.uid.as_str()) {
+                if seen.insert(&*p.uid) {
                     r.add_pod(p);
                 }
             }

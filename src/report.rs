@@ -203,7 +203,7 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
                 }
                 Action::Delete => {
                     summary.planned += 1;
-                    match by_uid.get(c.uid.as_str()) {
+                    match by_uid.get(&*c.uid) {
                         None => (ItemResult::Planned, None),
                         Some(r) if matches!(r.outcome, Outcome::Kept { .. }) => {
                             // Kept by the archive or hook step: its reason.

@@ -48,7 +48,7 @@ pub(crate) async fn object(client: &Client, c: &Candidate) -> Result<Option<Valu
         message: format!("cannot read {}: {}", c.display_name(), why(&e)),
         answered: matches!(e, kube::Error::Api(_)),
     })?;
-    Ok(found.filter(|o| o["metadata"]["uid"].as_str() == Some(c.uid.as_str())))
+    Ok(found.filter(|o| o["metadata"]["uid"].as_str() == Some(&*c.uid)))
 }
 
 /// Every Event about the object with `uid` in `namespace`, oldest first.

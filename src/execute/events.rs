@@ -92,7 +92,7 @@ impl Events {
             recorder: Recorder::new(client.clone(), reporter),
             notes: plan
                 .to_delete()
-                .map(|i| (i.candidate.uid.clone(), note(i, strategy, cycle, now)))
+                .map(|i| (i.candidate.uid.to_string(), note(i, strategy, cycle, now)))
                 .collect(),
             recorded: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
@@ -103,7 +103,7 @@ impl Events {
     /// Records the Event for `c`; returns when it is recorded, has failed,
     /// has taken too long, or the run is stopped. Never fails.
     pub(crate) async fn before_delete(&self, c: &Candidate, stop: &Stop) {
-        let Some(text) = self.notes.get(&c.uid) else {
+        let Some(text) = self.notes.get(&*c.uid) else {
             return;
         };
         let event = Event {
@@ -151,9 +151,9 @@ fn reference(c: &Candidate) -> ObjectReference {
     ObjectReference {
         api_version: Some(api_version.into()),
         kind: Some(kind.into()),
-        name: Some(c.name.clone()),
-        namespace: Some(c.namespace.clone()),
-        uid: Some(c.uid.clone()),
+        name: Some(c.name.to_string()),
+        namespace: Some(c.namespace.to_string()),
+        uid: Some(c.uid.to_string()),
         ..Default::default()
     }
 }

@@ -35,7 +35,7 @@ pub(crate) fn rows(plan: &Plan, now: DateTime<Utc>) -> Vec<Row> {
             .entry((run.is_none(), run.clone().unwrap_or_default()))
             .or_default()
             .push([
-                c.uid.clone(),
+                c.uid.to_string(),
                 run.unwrap_or_else(|| "<no test-id>".into()),
                 c.display_name(),
                 format!("{:?}", c.phase),
@@ -208,8 +208,8 @@ mod tests {
         let mut names: Vec<&str> = p
             .items
             .iter()
-            .filter(|i| unticked.contains(&i.candidate.uid))
-            .map(|i| i.candidate.name.as_str())
+            .filter(|i| unticked.contains(&*i.candidate.uid))
+            .map(|i| &*i.candidate.name)
             .collect();
         names.sort();
         assert_eq!(names, ["a-1", "b-1"]);

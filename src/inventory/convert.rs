@@ -2,7 +2,9 @@
 //! `Candidate` per pod or job (never the whole object), a `Quota` per
 //! ResourceQuota. Pure.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
@@ -35,6 +37,19 @@ pub(crate) fn marked_keep(meta: &ObjectMeta) -> bool {
     yes(&meta.labels) || yes(&meta.annotations)
 }
 
+/// A list returns objects namespace by namespace: consecutive records share
+/// one allocation of their namespace's name instead of a copy each.
+fn namespace(meta: &ObjectMeta) -> Arc<str> {
+    thread_local! {
+        static LAST: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    }
+    let ns = meta.namespace.as_deref().unwrap_or_default();
+    LAST.with_borrow_mut(|last| match last {
+        Some(a) if &**a == ns => Arc::clone(a),
+        _ => Arc::clone(last.insert(Arc::from(ns))),
+    })
+}
+
 pub(crate) fn base_candidate(
     kind: Kind,
     meta: &ObjectMeta,
@@ -44,10 +59,10 @@ pub(crate) fn base_candidate(
     let labels = meta.labels.as_ref().map(Labels::from).unwrap_or_default();
     Candidate {
         kind,
-        namespace: meta.namespace.clone().unwrap_or_default(),
-        name: meta.name.clone().unwrap_or_default(),
-        uid: meta.uid.clone().unwrap_or_default(),
-        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        namespace: namespace(meta),
+        name: meta.name.as_deref().unwrap_or_default().into(),
+        uid: meta.uid.as_deref().unwrap_or_default().into(),
+        resource_version: meta.resource_version.as_deref().unwrap_or_default().into(),
         phase,
         created_at: meta
             .creation_timestamp
@@ -67,7 +82,7 @@ pub(crate) fn base_candidate(
             })
         }),
         labels,
-        charges: BTreeMap::new(),
+        charges: Box::default(),
     }
 }
 

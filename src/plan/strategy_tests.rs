@@ -30,7 +30,7 @@ fn rows(sel: &Selection) -> Vec<(String, Vec<Criterion>)> {
     let mut v: Vec<(String, Vec<Criterion>)> = sel
         .selected
         .iter()
-        .map(|s| (s.candidate.name.clone(), s.matched_by.iter().collect()))
+        .map(|s| (s.candidate.name.to_string(), s.matched_by.iter().collect()))
         .collect();
     v.sort();
     v
@@ -141,13 +141,13 @@ fn keep_last_protects_the_newest_of_each_run_and_watermark_walks_past_them() {
     let sel = select(&r, &inv).unwrap();
     // Held: p1-p4 (run a) and p6-p9 (run b). Deletable: p0, p5. 9 → 2 needs 7.
     let p = plan_with(sel.selected, &inv, &sel.guards);
-    let deleted: Vec<&str> = p.to_delete().map(|i| i.candidate.name.as_str()).collect();
+    let deleted: Vec<&str> = p.to_delete().map(|i| &*i.candidate.name).collect();
     assert_eq!(deleted, ["p0", "p5"]);
     let skipped: Vec<(&str, &str)> = p
         .items
         .iter()
         .filter(|i| i.action == Action::Skip)
-        .map(|i| (i.candidate.name.as_str(), i.reason.as_str()))
+        .map(|i| (&*i.candidate.name, i.reason.as_str()))
         .collect();
     assert_eq!(skipped.len(), 8);
     assert_eq!(
@@ -176,7 +176,7 @@ fn label_and_age_strategies_honour_retention_too() {
     let got: Vec<(&str, Action)> = p
         .items
         .iter()
-        .map(|i| (i.candidate.name.as_str(), i.action))
+        .map(|i| (&*i.candidate.name, i.action))
         .collect();
     // p4 newest of run a; p1 and p3 failed less than 750s before now (they
     // finished at 110 and 310: 890s and 690s ago) → only p3 is young enough.
@@ -225,7 +225,7 @@ fn policy_rules_govern_what_they_match_first_with_priorities() {
     inv2.taken_at = t(999);
     inv2.pods[0] = labelled((*inv2.pods[0]).clone(), "crucible-clean/priority", "high").into();
     let sel = select(&r, &inv2).unwrap();
-    assert!(!sel.selected.iter().any(|s| s.candidate.name == "p0"));
+    assert!(!sel.selected.iter().any(|s| &*s.candidate.name == "p0"));
 }
 
 #[test]

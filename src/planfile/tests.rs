@@ -56,7 +56,7 @@ fn a_dry_run_report_parses_as_json_or_yaml() {
     let rows: Vec<(&str, Kind, Action)> = p
         .rows
         .iter()
-        .map(|r| (r.candidate.name.as_str(), r.candidate.kind, r.action))
+        .map(|r| (&*r.candidate.name, r.candidate.kind, r.action))
         .collect();
     assert_eq!(
         rows,
@@ -223,7 +223,7 @@ fn listed(c: Candidate, rv: &str) -> Candidate {
 fn outcome(plan: &Plan) -> Vec<(String, Action, String)> {
     plan.items
         .iter()
-        .map(|i| (i.candidate.name.clone(), i.action, i.reason.clone()))
+        .map(|i| (i.candidate.name.to_string(), i.action, i.reason.clone()))
         .collect()
 }
 
@@ -304,8 +304,8 @@ fn only_the_planned_deletes_that_still_qualify_go() {
     let go = plan.to_delete().next().unwrap();
     assert_eq!(
         (
-            go.candidate.uid.as_str(),
-            go.candidate.resource_version.as_str()
+            &*go.candidate.uid,
+            &*go.candidate.resource_version
         ),
         ("uid-same", "5")
     );
@@ -331,8 +331,8 @@ fn guards_of_the_moment_still_hold() {
             listed(pod("was-running", Phase::Running, 0), "3"),
         ]),
         jobs: shared(vec![j.clone()]),
-        owners: [(other.uid.clone(), OwnerState::Unfinished)].into(),
-        kept_pods: [(j.uid.clone(), "p-of-j".to_string())].into(),
+        owners: [(other.uid.to_string(), OwnerState::Unfinished)].into(),
+        kept_pods: [(j.uid.to_string(), "p-of-j".to_string())].into(),
         ..Default::default()
     };
     let plan = recheck(&p, &inv, &[]);

@@ -21,7 +21,7 @@ pub(crate) struct NamespaceSummary {
 pub(crate) fn of(items: &[Item]) -> Vec<NamespaceSummary> {
     let mut by: BTreeMap<&str, Summary> = BTreeMap::new();
     for i in items {
-        let s = by.entry(i.candidate.namespace.as_str()).or_default();
+        let s = by.entry(&*i.candidate.namespace).or_default();
         s.selected += 1;
         if i.action == Action::Delete {
             s.planned += 1;

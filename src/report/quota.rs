@@ -54,7 +54,7 @@ pub(crate) struct Line {
 pub(crate) fn lines<'a>(quotas: &[Quota], index: &Index<'a>, units: &[&'a Candidate]) -> Vec<Line> {
     let mut by_ns: BTreeMap<&str, Vec<&'a Candidate>> = BTreeMap::new();
     for u in units {
-        by_ns.entry(u.namespace.as_str()).or_default().push(u);
+        by_ns.entry(&*u.namespace).or_default().push(u);
     }
     let mut out = Vec::new();
     for q in quotas {

@@ -84,11 +84,11 @@ pub(super) fn table(out: &mut dyn Write, report: &CleanupReport, wide: bool) -> 
                 let c = &*i.candidate;
                 row.clear();
                 if with_ns {
-                    row.push(c.namespace.clone());
+                    row.push(c.namespace.to_string());
                 }
                 row.extend([
                     format!("{:?}", c.kind),
-                    c.name.clone(),
+                    c.name.to_string(),
                     format!("{:?}", c.phase),
                     now_age(i),
                     c.test_id().unwrap_or("<none>").to_string(),

@@ -65,8 +65,8 @@ impl<'r, 'a> Budgets<'r, 'a> {
             Scope::Namespace(ns) => vec![ns.clone()],
             Scope::AllNamespaces => members
                 .iter()
-                .map(|c| c.namespace.clone())
-                .chain(inv.quotas.iter().map(|q| q.namespace.clone()))
+                .map(|c| c.namespace.to_string())
+                .chain(inv.quotas.iter().map(|q| q.namespace.to_string()))
                 .collect(),
         };
         namespaces.sort();
@@ -76,7 +76,7 @@ impl<'r, 'a> Budgets<'r, 'a> {
             let in_ns: Vec<&Candidate> = members
                 .iter()
                 .copied()
-                .filter(|c| c.namespace == ns)
+                .filter(|c| *c.namespace == *ns)
                 .collect();
             let pool = pool::pool(&in_ns, inv, self.guards, self.index, params.prefer);
             let before = self.planned.get(&ns).cloned().unwrap_or_default();

@@ -54,7 +54,7 @@ pub(crate) fn protection(
     inv: &Inventory,
     include_running: bool,
 ) -> Option<Protection> {
-    if PROTECTED_NAMESPACES.contains(&c.namespace.as_str()) {
+    if PROTECTED_NAMESPACES.contains(&&*c.namespace) {
         return Some(Protection::ProtectedNamespace);
     }
     if c.terminating {
@@ -65,7 +65,7 @@ pub(crate) fn protection(
     }
     match c.kind {
         Kind::Job => {
-            if let Some(pod) = inv.kept_pods.get(&c.uid) {
+            if let Some(pod) = inv.kept_pods.get(&*c.uid) {
                 return Some(Protection::KeptPod(pod.clone()));
             }
         }
@@ -114,7 +114,7 @@ pub(crate) fn guard(c: &Candidate, inv: &Inventory, guards: &Guards) -> Option<P
     protection(c, inv, guards.include_running).or_else(|| {
         guards
             .retained
-            .get(&c.uid)
+            .get(&*c.uid)
             .map(|why| Protection::Retained(why.clone()))
     })
 }

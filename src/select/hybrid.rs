@@ -69,7 +69,7 @@ mod tests {
         ]);
         let got: Vec<(&str, Vec<Criterion>)> = sel
             .iter()
-            .map(|s| (s.candidate.name.as_str(), s.matched_by.iter().collect()))
+            .map(|s| (&*s.candidate.name, s.matched_by.iter().collect()))
             .collect();
         assert_eq!(
             got,

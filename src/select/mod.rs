@@ -153,12 +153,12 @@ fn union<'a>(parts: Vec<(Criterion, Vec<&'a Candidate>)>) -> Vec<Selected<'a>> {
     let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (rule, picked) in parts {
         for c in picked {
-            match at.get(c.uid.as_str()) {
+            match at.get(&*c.uid) {
                 Some(&i) => {
                     out[i].matched_by.push(rule);
                 }
                 None => {
-                    at.insert(c.uid.as_str(), out.len());
+                    at.insert(&*c.uid, out.len());
                     out.push(Selected {
                         candidate: c,
                         matched_by: Matched::of(rule),
@@ -244,9 +244,9 @@ pub(crate) fn select<'a>(req: &Request, inv: &'a Inventory) -> Result<Selection<
     };
     let factor: BTreeMap<&str, f64> = governed
         .iter()
-        .map(|g| (g.candidate.uid.as_str(), g.factor()))
+        .map(|g| (&*g.candidate.uid, g.factor()))
         .collect();
-    let factor_of = |c: &Candidate| factor.get(c.uid.as_str()).copied().unwrap_or(1.0);
+    let factor_of = |c: &Candidate| factor.get(&*c.uid).copied().unwrap_or(1.0);
 
     let index = Index::new(inv, req.cascade);
     let mut budgets = budget::Budgets::new(req, inv, &guards, &index);

@@ -82,7 +82,7 @@ mod tests {
         ];
         let mut refs: Vec<&Candidate> = cands.iter().collect();
         sort(&mut refs, prefer);
-        refs.iter().map(|c| c.name.clone()).collect()
+        refs.iter().map(|c| c.name.to_string()).collect()
     }
 
     #[test]
@@ -142,7 +142,7 @@ mod tests {
         let p = pool(&members, &inv, &guards, &ix, Prefer::Oldest);
         let got: Vec<(&str, bool, u64)> = p
             .iter()
-            .map(|e| (e.candidate.name.as_str(), e.deletable, e.relief.stored_pods))
+            .map(|e| (&*e.candidate.name, e.deletable, e.relief.stored_pods))
             .collect();
         assert_eq!(
             got,

@@ -220,7 +220,7 @@ mod tests {
     use crate::select::pool::pool;
 
     fn names(c: &[&Candidate]) -> Vec<String> {
-        c.iter().map(|c| c.name.clone()).collect()
+        c.iter().map(|c| c.name.to_string()).collect()
     }
 
     fn run(inv: &Inventory, threshold: f64, include_running: bool) -> Walk<'_> {

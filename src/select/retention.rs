@@ -64,11 +64,11 @@ pub(crate) fn retained(units: &[Governed], now: DateTime<Utc>) -> BTreeMap<Strin
     let mut held = BTreeMap::new();
     keep_last(units, &mut held);
     for g in units {
-        if held.contains_key(&g.candidate.uid) {
+        if held.contains_key(&*g.candidate.uid) {
             continue;
         }
         if let Some(why) = too_young(g, now) {
-            held.insert(g.candidate.uid.clone(), why);
+            held.insert(g.candidate.uid.to_string(), why);
         }
     }
     held
@@ -86,7 +86,7 @@ fn keep_last(units: &[Governed], held: &mut BTreeMap<String, String>) {
     for g in units {
         let c = g.candidate;
         if let (Some(test), true, false) = (c.test_id(), c.phase.is_finished(), c.terminating) {
-            runs.entry((c.namespace.as_str(), test, c.kind))
+            runs.entry((&*c.namespace, test, c.kind))
                 .or_default()
                 .push(g);
         }
@@ -111,7 +111,7 @@ fn keep_last(units: &[Governed], held: &mut BTreeMap<String, String>) {
                 };
                 let src = source(g, "--keep-last", "keepLast", n.to_string());
                 held.insert(
-                    g.candidate.uid.clone(),
+                    g.candidate.uid.to_string(),
                     format!("{what} of test run {test} ({src})"),
                 );
             }

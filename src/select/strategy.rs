@@ -102,15 +102,15 @@ impl<'a> Context<'_, '_, 'a> {
     /// The members every given criterion holds for.
     pub(crate) fn narrow(&self, members: &[&'a Candidate]) -> Vec<&'a Candidate> {
         let uids = |part: Option<Vec<&'a Candidate>>| {
-            part.map(|p| p.iter().map(|c| c.uid.as_str()).collect::<HashSet<&str>>())
+            part.map(|p| p.iter().map(|c| &*c.uid).collect::<HashSet<&str>>())
         };
         let (label, age) = (uids(self.label_rule(members)), uids(self.age_rule(members)));
         members
             .iter()
             .copied()
             .filter(|c| {
-                label.as_ref().is_none_or(|l| l.contains(c.uid.as_str()))
-                    && age.as_ref().is_none_or(|a| a.contains(c.uid.as_str()))
+                label.as_ref().is_none_or(|l| l.contains(&*c.uid))
+                    && age.as_ref().is_none_or(|a| a.contains(&*c.uid))
             })
             .collect()
     }

@@ -15,7 +15,7 @@ fn pick<'a>(r: &Request, inv: &'a Inventory) -> Vec<Selected<'a>> {
 }
 
 fn names(sel: &[Selected]) -> Vec<String> {
-    let mut v: Vec<String> = sel.iter().map(|s| s.candidate.name.clone()).collect();
+    let mut v: Vec<String> = sel.iter().map(|s| s.candidate.name.to_string()).collect();
     v.sort();
     v
 }
@@ -31,8 +31,8 @@ fn inventory() -> Inventory {
             pod("leftover", Phase::Succeeded, 100),
         ]),
         owners: [
-            (j1.uid.clone(), OwnerState::Finished),
-            (j2.uid.clone(), OwnerState::Unfinished),
+            (j1.uid.to_string(), OwnerState::Finished),
+            (j2.uid.to_string(), OwnerState::Unfinished),
         ]
         .into(),
         jobs: shared(vec![j1, j2]),
@@ -127,7 +127,7 @@ fn level_all_treats_pods_of_vanished_jobs_as_bare() {
     let ghost = job("ghost", Phase::Complete, 0);
     inv.pods
         .push(owned_by(pod("orphan", Phase::Succeeded, 0), &ghost).into());
-    inv.owners.insert(ghost.uid.clone(), OwnerState::Gone);
+    inv.owners.insert(ghost.uid.to_string(), OwnerState::Gone);
     assert_eq!(
         names(&pick(&req(&["--all", "--level", "all"]), &inv)),
         ["bare-t1", "job-a", "job-b", "leftover", "orphan"]

@@ -188,7 +188,7 @@ mod tests {
     use crate::select::pool::pool;
 
     fn names(c: &[&Candidate]) -> Vec<String> {
-        c.iter().map(|c| c.name.clone()).collect()
+        c.iter().map(|c| c.name.to_string()).collect()
     }
 
     /// `n` finished pods p00, p01… (p00 oldest), every third one failed.
