@@ -207,7 +207,15 @@ async fn cycle_once(
         until_stopped(stop, gate::permitted(client, &s.plan)).await?;
     }
     let show_preview = || {
-        let preview = report_for(req, target, &s, saved, &[], Mode::DryRunClient);
+        let preview = report_for(
+            req,
+            target,
+            &s,
+            s.plan.clone(),
+            saved,
+            &[],
+            Mode::DryRunClient,
+        );
         eprint!("{}", report::render(&preview, Output::Table));
     };
     let verdict = if req.interactive {
@@ -276,15 +284,18 @@ async fn cycle_once(
             }
         }
     }
-    let mut rep = report_for(req, target, &s, saved, results, req.mode);
-    rep.cycle = number;
     let archives = if req.mode.is_dry_run() {
         predelete::would_archive(req, &s.plan)
     } else {
         before.archived()
     };
+    let plan = std::mem::take(&mut s.plan);
+    let mut rep = report_for(req, target, &s, plan, saved, results, req.mode);
+    rep.cycle = number;
     for item in &mut rep.items {
-        item.archive = archives.get(&*item.candidate.uid).cloned();
+        item.archive = archives
+            .get(&*item.candidate.uid)
+            .map(|d| d.as_str().into());
     }
     rep.events = events.map(|e| e.tally().into());
     if let Some(warning) = rep.events.as_ref().and_then(|e| e.warning()) {
@@ -365,6 +376,7 @@ fn report_for(
     req: &Request,
     target: &client::Endpoint,
     s: &Survey,
+    plan: plan::Plan,
     saved: Option<&Saved>,
     results: &[execute::Deletion],
     mode: Mode,
@@ -378,7 +390,7 @@ fn report_for(
         ),
     };
     let mut rep = report::build(
-        &s.plan,
+        plan,
         results,
         &report::Context {
             namespace: req.scope.namespace(),
@@ -396,13 +408,15 @@ fn report_for(
     rep.from_plan = saved.map(|p| p.path.display().to_string());
     if saved.is_none() && select::needs_quota(req) {
         let index = quota::Index::new(&s.inv, req.cascade);
-        let units: Vec<&model::Candidate> = s.plan.to_delete().map(|i| &*i.candidate).collect();
-        rep.quota = Some(report::quota_section(
-            &s.inv.quotas,
-            &index,
-            &units,
-            s.decisions.clone(),
-        ));
+        // The plan's deletes, in its order: the report's rows to delete.
+        let units: Vec<&model::Candidate> = rep
+            .items
+            .iter()
+            .filter(|i| i.action == plan::Action::Delete)
+            .map(|i| &*i.candidate)
+            .collect();
+        let section = report::quota_section(&s.inv.quotas, &index, &units, s.decisions.clone());
+        rep.quota = Some(section);
     }
     rep
 }

@@ -107,10 +107,8 @@ pub(crate) fn deselect(plan: &mut Plan, unticked: &std::collections::HashSet<Str
 /// used after a slow prompt, when the plan is re-read before execution.
 /// What a person unticked stays kept ("deselected").
 pub(crate) fn restrict_to(fresh: Plan, confirmed: &Plan) -> (Plan, usize) {
-    let ok: std::collections::HashSet<&str> = confirmed
-        .to_delete()
-        .map(|i| &*i.candidate.uid)
-        .collect();
+    let ok: std::collections::HashSet<&str> =
+        confirmed.to_delete().map(|i| &*i.candidate.uid).collect();
     let unticked: std::collections::HashSet<String> = confirmed
         .items
         .iter()

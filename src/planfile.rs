@@ -379,12 +379,7 @@ fn key(c: &Candidate) -> Key {
 /// The rows the plan deletes that the fresh inventory shows neither by uid
 /// nor by name: to be read by name (`inventory::by_name`).
 pub(crate) fn unseen(saved: &Saved, inv: &Inventory) -> Vec<Key> {
-    let listed: HashSet<&str> = inv
-        .pods
-        .iter()
-        .chain(&inv.jobs)
-        .map(|c| &*c.uid)
-        .collect();
+    let listed: HashSet<&str> = inv.pods.iter().chain(&inv.jobs).map(|c| &*c.uid).collect();
     let names: HashSet<Key> = inv.pods.iter().chain(&inv.jobs).map(|c| key(c)).collect();
     saved
         .deletes()

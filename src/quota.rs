@@ -137,11 +137,7 @@ impl<'a> Index<'a> {
         match c.kind {
             Kind::Pod => vec![c],
             Kind::Job if self.cascade == Cascade::Orphan => vec![],
-            Kind::Job => self
-                .pods_of
-                .get(&*c.uid)
-                .cloned()
-                .unwrap_or_default(),
+            Kind::Job => self.pods_of.get(&*c.uid).cloned().unwrap_or_default(),
         }
     }
 

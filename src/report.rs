@@ -85,12 +85,12 @@ pub(crate) struct Item {
     pub(crate) age_seconds: i64,
     pub(crate) matched_by: Matched,
     pub(crate) action: Action,
-    pub(crate) reason: String,
+    pub(crate) reason: Box<str>,
     pub(crate) result: ItemResult,
-    pub(crate) error: Option<String>,
+    pub(crate) error: Option<Box<str>>,
     /// `--archive`: the directory this object's archive was written to (in a
     /// dry run: would be); null when it was not archived.
-    pub(crate) archive: Option<String>,
+    pub(crate) archive: Option<Box<str>>,
 }
 
 impl Item {
@@ -179,7 +179,9 @@ pub(crate) struct Context<'a> {
     pub(crate) now: DateTime<Utc>,
 }
 
-pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -> CleanupReport {
+/// Consumes the plan: its rows become the report's (a plan may have tens of
+/// thousands of rows, and a copy of each would double them).
+pub(crate) fn build(plan: Plan, results: &[execute::Deletion], ctx: &Context) -> CleanupReport {
     let by_uid: HashMap<&str, &execute::Deletion> =
         results.iter().map(|r| (r.uid.as_str(), r)).collect();
     let mut summary = Summary {
@@ -188,10 +190,10 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
     };
     let items = plan
         .items
-        .iter()
+        .into_iter()
         .map(|i| {
             let c = &i.candidate;
-            let mut reason = i.reason.clone();
+            let mut reason = i.reason;
             let (result, error) = match i.action {
                 Action::Keep => {
                     summary.kept += 1;
@@ -228,13 +230,13 @@ pub(crate) fn build(plan: &Plan, results: &[execute::Deletion], ctx: &Context) -
                 }
             };
             Item {
-                candidate: Arc::clone(c),
                 age_seconds: c.age(ctx.now).num_seconds().max(0),
+                candidate: i.candidate,
                 matched_by: i.matched_by,
                 action: i.action,
-                reason,
+                reason: reason.into_boxed_str(),
                 result,
-                error,
+                error: error.map(String::into_boxed_str),
                 archive: None,
             }
         })
@@ -381,10 +383,13 @@ pub(crate) fn failures(report: &CleanupReport) -> Vec<String> {
         .iter()
         .filter(|i| i.result.is_miss())
         .map(|i| {
-            let why = i.error.clone().unwrap_or_else(|| match i.result {
-                ItemResult::Cancelled => "not deleted: interrupted".to_string(),
-                other => other.to_string(),
-            });
+            let why = i.error.as_deref().map_or_else(
+                || match i.result {
+                    ItemResult::Cancelled => "not deleted: interrupted".to_string(),
+                    other => other.to_string(),
+                },
+                str::to_string,
+            );
             let c = &i.candidate;
             format!("{}/{} ({}): {why}", c.kind.resource(), c.name, i.result)
         })

@@ -303,10 +303,7 @@ fn only_the_planned_deletes_that_still_qualify_go() {
     // The delete is of the object as checked now: its uid and resourceVersion.
     let go = plan.to_delete().next().unwrap();
     assert_eq!(
-        (
-            &*go.candidate.uid,
-            &*go.candidate.resource_version
-        ),
+        (&*go.candidate.uid, &*go.candidate.resource_version),
         ("uid-same", "5")
     );
     assert_eq!(go.matched_by, [Criterion::Label]);

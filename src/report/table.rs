@@ -117,7 +117,7 @@ pub(super) fn table(out: &mut dyn Write, report: &CleanupReport, wide: bool) -> 
 fn reason_cell(i: &Item) -> String {
     match i.action {
         // Kept by the archive or hook step: the reason says so.
-        Action::Delete if i.result == ItemResult::Kept => i.reason.clone(),
+        Action::Delete if i.result == ItemResult::Kept => i.reason.to_string(),
         Action::Delete => {
             let r = match i.result {
                 ItemResult::Planned => format!(

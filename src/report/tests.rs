@@ -40,7 +40,7 @@ fn ctx(mode: Mode) -> Context<'static> {
 
 #[test]
 fn table_looks_like_kubectl() {
-    let r = build(&sample(), &[], &ctx(Mode::DryRunClient));
+    let r = build(sample(), &[], &ctx(Mode::DryRunClient));
     let out = render(&r, Output::Table);
     assert_eq!(
         out,
@@ -53,7 +53,7 @@ fn table_looks_like_kubectl() {
     assert!(wide.contains("kept: crucible-clean/keep=true"), "{wide}");
     assert!(wide.starts_with("NAMESPACE   KIND"), "{wide}");
     let all_ns = build(
-        &sample(),
+        sample(),
         &[],
         &Context {
             namespace: None,
@@ -85,7 +85,7 @@ fn json_follows_the_documented_schema() {
             code: Some(409),
         },
     ];
-    let r = build(&p, &results, &ctx(Mode::Apply));
+    let r = build(p.clone(), &results, &ctx(Mode::Apply));
     let v: serde_json::Value = serde_json::from_str(&render(&r, Output::Json)).unwrap();
     assert_eq!(v["apiVersion"], "crucible-clean/v1");
     assert_eq!(v["kind"], "CleanupReport");
@@ -113,7 +113,7 @@ fn json_follows_the_documented_schema() {
 
 #[test]
 fn name_output_lists_only_deletions() {
-    let r = build(&sample(), &[], &ctx(Mode::DryRunClient));
+    let r = build(sample(), &[], &ctx(Mode::DryRunClient));
     assert_eq!(render(&r, Output::Name), "job.batch/job-x\npod/pod-a\n");
     assert!(failures(&r).is_empty());
     // A refused delete is not listed; it is named on stderr instead.
@@ -131,14 +131,14 @@ fn name_output_lists_only_deletions() {
             code: Some(403),
         },
     ];
-    let r = build(&sample(), &results, &ctx(Mode::Apply));
+    let r = build(sample(), &results, &ctx(Mode::Apply));
     assert_eq!(render(&r, Output::Name), "job.batch/job-x\n");
     assert_eq!(failures(&r), ["pod/pod-a (failed): denied by policy"]);
 }
 
 #[test]
 fn summary_line_when_nothing_matches() {
-    let r = build(&Plan::default(), &[], &ctx(Mode::Apply));
+    let r = build(Plan::default(), &[], &ctx(Mode::Apply));
     assert_eq!(
         render(&r, Output::Table),
         "nothing to delete in namespace crucible (0 matched; 0 kept, 0 skipped)\n"
@@ -148,7 +148,7 @@ fn summary_line_when_nothing_matches() {
 #[test]
 fn a_dry_runs_json_or_yaml_report_is_a_plan_file() {
     let plan = sample();
-    let rep = build(&plan, &[], &ctx(Mode::DryRunClient));
+    let rep = build(plan.clone(), &[], &ctx(Mode::DryRunClient));
     assert_eq!(rep.generated_at, "2027-01-15T09:00:00Z");
     for output in [Output::Json, Output::Yaml] {
         let text = render(&rep, output);
@@ -167,7 +167,7 @@ fn a_dry_runs_json_or_yaml_report_is_a_plan_file() {
         }
     }
     // A report of a run that deleted is not a plan.
-    let done = render(&build(&plan, &[], &ctx(Mode::Apply)), Output::Json);
+    let done = render(&build(plan.clone(), &[], &ctx(Mode::Apply)), Output::Json);
     assert!(crate::planfile::parse(std::path::Path::new("p"), &done).is_err());
 }
 
@@ -209,7 +209,7 @@ fn the_streamed_table_is_laid_out_as_kubectl_table() {
 #[test]
 fn every_output_written_streaming_matches_the_rendered_report() {
     let plan = sample();
-    let rep = build(&plan, &[], &ctx(Mode::DryRunClient));
+    let rep = build(plan.clone(), &[], &ctx(Mode::DryRunClient));
     for output in [
         Output::Json,
         Output::Yaml,
