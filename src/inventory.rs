@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::{stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::api::{ListParams, ObjectList};
 use kube::{Api, Client};
 
@@ -21,9 +21,11 @@ use crate::retry::with_retry;
 
 mod convert;
 mod lease;
+mod listed;
 mod lookup;
 use convert::{job_candidate, phase_name, pod_candidate, pod_finished_at, quota};
 pub(crate) use lease::{run_lease, stale_runs};
+use listed::{ListedMeta, ListedPod};
 pub(crate) use lookup::{by_name, cluster_uid};
 
 pub(crate) const PAGE_SIZE: u32 = 500;
@@ -79,18 +81,19 @@ impl Needs {
 
 pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Result<Inventory> {
     let taken_at = Utc::now();
-    let (pods_api, jobs_api, quota_api): (Api<Pod>, Api<Job>, Api<ResourceQuota>) = match scope {
-        Scope::Namespace(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        Scope::AllNamespaces => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-        ),
-    };
+    let (pods_api, jobs_api, quota_api): (Api<ListedPod>, Api<Job>, Api<ResourceQuota>) =
+        match scope {
+            Scope::Namespace(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            Scope::AllNamespaces => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+        };
     let ns_guard: Vec<String> = match scope {
         Scope::AllNamespaces => PROTECTED_NAMESPACES
             .iter()
@@ -111,7 +114,8 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
             fields(Some(format!("status.phase={}", phase_name(*phase)))),
         );
         if needs.pod_status {
-            list_full(&pods_api, lp, &mut pods, |p: Pod| {
+            list_full(&pods_api, lp, &mut pods, |p: ListedPod| {
+                let p = p.into_pod();
                 let mut c = pod_candidate(&p.metadata, *phase, pod_finished_at(&p));
                 if !phase.is_finished() {
                     c.charges = crate::quota::pod_charges(&p).into_iter().collect();
@@ -120,7 +124,7 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
             })
             .await
         } else {
-            list_meta(&pods_api, lp, &mut pods, |p| {
+            list_meta(client, scope, lp, &mut pods, |p| {
                 Arc::new(pod_candidate(&p.metadata, *phase, None))
             })
             .await
@@ -152,11 +156,17 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         // keep marker on any of them must be seen. Metadata of every pod, read
         // only when some listed job might be deleted.
         let mut marked = Vec::new();
-        list_meta(&pods_api, list_params("", fields(None)), &mut marked, |p| {
-            let pod = pod_candidate(&p.metadata, Phase::Unknown, None);
-            let job = pod.owner_job().filter(|_| pod.keep)?;
-            Some((job.uid.clone(), pod.name.to_string()))
-        })
+        list_meta(
+            client,
+            scope,
+            list_params("", fields(None)),
+            &mut marked,
+            |p| {
+                let pod = pod_candidate(&p.metadata, Phase::Unknown, None);
+                let job = pod.owner_job().filter(|_| pod.keep)?;
+                Some((job.uid.clone(), pod.name.to_string()))
+            },
+        )
         .await
         .map_err(|e| Error::from_kube("cannot list pods", e))?;
         for (job_uid, pod) in marked.into_iter().flatten() {
@@ -176,7 +186,8 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         // all (metadata only), by namespace.
         let mut namespaces = Vec::new();
         list_meta(
-            &pods_api,
+            client,
+            scope,
             list_params("", fields(None)),
             &mut namespaces,
             |p| p.metadata.namespace.unwrap_or_default(),
@@ -237,18 +248,24 @@ where
     paged(|lp| async move { api.list(&lp).await }, lp, out, convert).await
 }
 
-/// Every object's metadata only, page by page (see `paged`).
-async fn list_meta<K, C>(
-    api: &Api<K>,
+/// Every pod's metadata only, page by page (see `paged`), decoded as
+/// `ListedMeta` (without managedFields and most annotations).
+async fn list_meta<C>(
+    client: &Client,
+    scope: &Scope,
     lp: ListParams,
     out: &mut Vec<C>,
-    convert: impl FnMut(kube::core::PartialObjectMeta<K>) -> C,
-) -> Result<(), kube::Error>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
+    convert: impl FnMut(ListedMeta) -> C,
+) -> Result<(), kube::Error> {
+    use kube::Resource;
+    let url = ListedMeta::url_path(&(), scope.namespace());
     paged(
-        |lp| async move { api.list_metadata(&lp).await },
+        |lp| {
+            let req = kube::core::Request::new(&url)
+                .list_metadata(&lp)
+                .map_err(kube::Error::BuildRequest);
+            async move { client.request::<ObjectList<ListedMeta>>(req?).await }
+        },
         lp,
         out,
         convert,
