@@ -408,13 +408,7 @@ fn report_for(
     rep.from_plan = saved.map(|p| p.path.display().to_string());
     if saved.is_none() && select::needs_quota(req) {
         let index = quota::Index::new(&s.inv, req.cascade);
-        // The plan's deletes, in its order: the report's rows to delete.
-        let units: Vec<&model::Candidate> = rep
-            .items
-            .iter()
-            .filter(|i| i.action == plan::Action::Delete)
-            .map(|i| &*i.candidate)
-            .collect();
+        let units: Vec<&model::Candidate> = rep.planned_deletes().collect();
         let section = report::quota_section(&s.inv.quotas, &index, &units, s.decisions.clone());
         rep.quota = Some(section);
     }

@@ -93,6 +93,16 @@ pub(crate) struct Item {
     pub(crate) archive: Option<Box<str>>,
 }
 
+impl CleanupReport {
+    /// The rows the plan deletes, in its order.
+    pub(crate) fn planned_deletes(&self) -> impl Iterator<Item = &Candidate> {
+        self.items
+            .iter()
+            .filter(|i| i.action == Action::Delete)
+            .map(|i| &*i.candidate)
+    }
+}
+
 impl Item {
     /// `kind/name` as the API's owner reference names the controller.
     pub(crate) fn owner(&self) -> Option<String> {
