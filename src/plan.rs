@@ -149,6 +149,11 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_item_stays_small() {
+        assert!(std::mem::size_of::<PlanItem>() <= 40);
+    }
+
+    #[test]
     fn guards_protect_what_must_survive() {
         let running_job = job("job-run", Phase::Active, 0);
         let done_job = job("job-done", Phase::Complete, 0);
