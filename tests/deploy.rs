@@ -70,7 +70,7 @@ fn all_args_of(kind: &str) -> Vec<Vec<String>> {
 }
 
 /// The args with the namespace and the policy file made local: the policy is
-/// what the README puts into the ConfigMap (examples/policy.yaml).
+/// what docs/in-cluster.md puts into the ConfigMap (examples/policy.yaml).
 fn localised(args: Vec<String>, ns: &str, extra: &[(&str, String)]) -> Vec<String> {
     args.into_iter()
         .map(|a| {

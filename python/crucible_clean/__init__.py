@@ -2,7 +2,7 @@
 
 The pytest plugin (``crucible_clean.plugin``, registered through the ``pytest11``
 entry point) drives the ``kubectl-crucible-clean`` binary installed with this
-package. See the repository's README, section "With pytest".
+package. See docs/pytest.md in the repository.
 """
 
 from .binary import BinaryNotFound, find_binary

@@ -259,6 +259,6 @@ fn every_output_written_streaming_matches_the_rendered_report() {
 
 #[test]
 fn a_row_stays_small() {
-    // A report may have tens of thousands of rows (see the README's Benchmarks).
+    // A report may have tens of thousands of rows (see docs/benchmarks.md).
     assert!(std::mem::size_of::<Item>() <= 72);
 }
