@@ -29,6 +29,7 @@ complete -c kubectl-crucible-clean -l keep-succeeded-for -d 'Keep succeeded pods
 complete -c kubectl-crucible-clean -l keep-failed-for -d 'Keep failed pods and jobs for DUR after they failed' -r
 complete -c kubectl-crucible-clean -l interval -d 'Time between two --watch cycles [default: 5m]' -r
 complete -c kubectl-crucible-clean -l guard -d 'Guard test run RUN: hold a Lease for it while standard input stays open; when input ends (the parent process died), delete every object of the run (--run-id RUN, all levels, running ones too), then the Lease. A line `release` ends the guard without deleting. Prints `ready` once the Lease is held' -r
+complete -c kubectl-crucible-clean -l parent-pid -d 'With --guard: PID is the guard\'s parent (the test run); when it is gone, reap the run as the end of input does, even if a child of the run still holds the pipe. Refused when PID is not the parent' -r
 complete -c kubectl-crucible-clean -l lease-duration -d 'How long a --guard Lease lasts without renewal (it is renewed every third of it) [default: 30s]' -r
 complete -c kubectl-crucible-clean -l metrics-addr -d 'Serve Prometheus metrics on http://HOST:PORT/metrics, and /healthz and /readyz, while --watch runs' -r
 complete -c kubectl-crucible-clean -l dry-run -d 'Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All' -r -f -a "client\t''

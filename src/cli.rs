@@ -137,6 +137,11 @@ pub struct Cli {
     #[arg(long, value_name = "RUN", help_heading = "Test runs")]
     pub guard: Option<String>,
 
+    /// With --guard: PID is the guard's parent (the test run); when it is gone, reap the run as the end of
+    /// input does, even if a child of the run still holds the pipe. Refused when PID is not the parent
+    #[arg(long, value_name = "PID", help_heading = "Test runs")]
+    pub parent_pid: Option<u32>,
+
     /// How long a --guard Lease lasts without renewal (it is renewed every third of it) [default: 30s]
     #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Test runs")]
     pub lease_duration: Option<Duration>,

@@ -26,11 +26,37 @@ struct Guard {
 
 impl Guard {
     fn start(ns: &TestNamespace, run: &str, extra: &[&str]) -> Guard {
-        let mut cmd = ns
+        let cmd = ns
             .plugin()
             .args(["-n", ns.name(), "-o", "json", "--guard", run])
             .args(extra)
             .command();
+        Guard::spawn(cmd)
+    }
+
+    /// The guard started by a shell that passes it `--parent-pid $$` and the
+    /// test's pipe as its stdin: killing `child` (the shell) ends the parent
+    /// while the test still holds the pipe open.
+    fn start_under_shell(ns: &TestNamespace, run: &str) -> Guard {
+        let plugin = ns
+            .plugin()
+            .args(["-n", ns.name(), "-o", "json", "--guard", run])
+            .command();
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"exec 3<&0; "$0" --parent-pid $$ "$@" <&3 3<&- & wait"#)
+            .arg(plugin.get_program())
+            .args(plugin.get_args());
+        for (k, v) in plugin.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        Guard::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: std::process::Command) -> Guard {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -252,6 +278,53 @@ async fn a_guard_reaps_its_run_when_its_parent_dies() {
     .await;
     assert_only_decoys_left(&ns, "r2").await;
     assert!(lease(&ns, "r2").await.is_none(), "the Lease is released");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guard_reaps_its_run_when_its_parent_pid_dies_though_the_pipe_stays_open() {
+    // A child of the run (a forked worker) may hold the pipe: --parent-pid
+    // makes the parent's death enough.
+    let ns = TestNamespace::for_current_test().await;
+    let mut g = Guard::start_under_shell(&ns, "r7");
+    g.ready();
+    run_objects(&ns, "r7").await;
+    decoys(&ns).await;
+    let t0 = Instant::now();
+    let _ = g.child.kill(); // the shell, the guard's parent; the test keeps stdin open
+    let _ = g.child.wait();
+    ns.wait_job_gone("evaluation-job-r7-live").await;
+    ns.wait_job_gone("evaluation-job-r7-done").await;
+    ns.wait_pod_gone("r7-bare").await;
+    eprintln!(
+        "guard --parent-pid: parent killed → run reaped in {:?}",
+        t0.elapsed()
+    );
+    support::wait::poll_until("the Lease released", Duration::from_secs(30), || async {
+        match lease(&ns, "r7").await {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    })
+    .await;
+    assert!(g.stdin.is_some(), "the pipe stayed open throughout");
+    assert_only_decoys_left(&ns, "r7").await;
+    let err = g.stderr.join().unwrap();
+    assert!(err.contains("the parent of run r7 is gone"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parent_pid_that_is_not_the_parent_is_refused_before_the_lease() {
+    let ns = TestNamespace::for_current_test().await;
+    let g = Guard::start(&ns, "r8", &["--parent-pid", "1"]);
+    let (code, out, err) = g.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert!(
+        err.contains("--parent-pid 1 is not the guard's parent"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(lease(&ns, "r8").await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -23,10 +23,36 @@ use super::{cycle_once, until_stopped, Cycle};
 /// What a guard answers to on its standard input.
 const RELEASE: &str = "release";
 
+/// How often a guard with `--parent-pid` looks at its parent.
+const PARENT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The process that is this one's parent now (`None` where unknown).
+fn parent_now() -> Option<u32> {
+    #[cfg(unix)]
+    return Some(std::os::unix::process::parent_id());
+    #[cfg(not(unix))]
+    return None;
+}
+
+/// `--parent-pid PID` must name the guard's parent when it starts. Later, a
+/// different parent means PID is gone (the guard was re-parented; a reused
+/// PID cannot be the parent again).
+fn check_parent(pid: u32) -> Result<()> {
+    match parent_now() {
+        Some(p) if p == pid => Ok(()),
+        Some(p) => Err(Error::usage(format!(
+            "--parent-pid {pid} is not the guard's parent process (its parent is {p}); nothing was done"
+        ))),
+        None => Err(Error::usage(
+            "--parent-pid is supported on Unix only; the end of input still reaps the run",
+        )),
+    }
+}
+
 /// `--guard RUN`: take the Lease, say `ready`, renew it every third of its
 /// duration; `release` on stdin ends the guard (the run cleaned up after
-/// itself); the end of stdin means the parent died: reap the run, then
-/// release the Lease. A signal ends the guard and leaves the Lease to expire,
+/// itself); the end of stdin, or with `--parent-pid` the end of that parent,
+/// means the parent died: reap the run, then release the Lease. A signal ends the guard and leaves the Lease to expire,
 /// for `--stale-runs`.
 pub(crate) async fn guard(
     client: &kube::Client,
@@ -38,6 +64,9 @@ pub(crate) async fn guard(
     let Scope::Namespace(ns) = &req.scope else {
         return Err(Error::usage("--guard needs one namespace"));
     };
+    if let Some(pid) = g.parent {
+        check_parent(pid)?;
+    }
     let holder = holder();
     let mut held =
         until_stopped(stop, lease::acquire(client, ns, &g.run, g.lease, &holder)).await?;
@@ -53,8 +82,14 @@ pub(crate) async fn guard(
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut parent_poll = tokio::time::interval(PARENT_POLL);
     loop {
         tokio::select! {
+            _ = parent_poll.tick(), if g.parent.is_some() => {
+                if parent_now() != g.parent {
+                    break;
+                }
+            }
             _ = tick.tick() => {
                 if let Err(e) = lease::renew(&mut held).await {
                     if matches!(e, Error::Runtime(_)) {

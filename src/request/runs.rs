@@ -23,6 +23,9 @@ const MAX_LEASE: Duration = Duration::from_secs(3600);
 pub(crate) struct Guard {
     pub(crate) run: String,
     pub(crate) lease: Duration,
+    /// `--parent-pid`: the process whose end reaps the run, as the end of
+    /// input does.
+    pub(crate) parent: Option<u32>,
 }
 
 /// `$TEST_LABEL_ID` as a test id: unset or empty is an error, never "no
@@ -56,6 +59,9 @@ pub(crate) fn check(cli: &Cli) -> Result<Option<Guard>> {
         (None, false) => {
             if cli.lease_duration.is_some() {
                 return Err(Error::usage("--lease-duration needs --guard RUN"));
+            }
+            if cli.parent_pid.is_some() {
+                return Err(Error::usage("--parent-pid needs --guard RUN"));
             }
             return Ok(None);
         }
@@ -98,6 +104,9 @@ pub(crate) fn check(cli: &Cli) -> Result<Option<Guard>> {
         )));
     }
     let Some(run) = &cli.guard else {
+        if cli.parent_pid.is_some() {
+            return Err(Error::usage("--parent-pid needs --guard RUN"));
+        }
         return Ok(None);
     };
     if run.trim().is_empty() {
@@ -138,9 +147,13 @@ pub(crate) fn check(cli: &Cli) -> Result<Option<Guard>> {
             MAX_LEASE.as_secs()
         )));
     }
+    if cli.parent_pid == Some(0) {
+        return Err(Error::usage("--parent-pid must be a process id, not 0"));
+    }
     Ok(Some(Guard {
         run: run.clone(),
         lease,
+        parent: cli.parent_pid,
     }))
 }
 
@@ -169,7 +182,15 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(g.lease, Duration::from_secs(5));
+        assert_eq!(g.parent, None);
+        let g = check(&cli(&["--guard", "r1", "--parent-pid", "42"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.parent, Some(42));
         for bad in [
+            &["--parent-pid", "42"][..],
+            &["--stale-runs", "--parent-pid", "42"],
+            &["--guard", "r1", "--parent-pid", "0"],
             &["--guard", "r1", "--eval-id", "e1"][..],
             &["--guard", "r1", "--include-running"],
             &["--guard", "r1", "--lease-duration", "2h"],
