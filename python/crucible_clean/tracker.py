@@ -1,26 +1,39 @@
 """The seed's interceptor pattern: record the ``eval_id`` of evaluations a test creates.
 
 ``track(session)`` adds a response hook to a ``requests.Session``, an
-``httpx.Client`` or an ``httpx.AsyncClient``: every successful (2xx) POST whose
-URL path matches the pattern (default: contains ``/eval``) and whose JSON body
-has an ``eval_id`` records that id on the tracker of the test running at that
-moment (outside a test: on the session's tracker). The plugin then cleans
-exactly those evaluations (``evaluation-job-<eval-id>`` and their pods).
+``httpx.Client`` or an ``httpx.AsyncClient``: every successful (2xx) JSON answer to a
+POST whose URL path matches the pattern (default: contains ``/eval``) and whose body
+has an ``eval_id`` records that id on the tracker of the test running at that moment
+(while a fixture wider than a test is set up: on that fixture's; outside both: on the
+session's). A POST answered by a redirect (303 to the new evaluation) counts for the
+answer at the end of the redirects. Other answers are never read, so streamed
+responses reach the caller untouched. The plugin then cleans exactly those
+evaluations (``evaluation-job-<eval-id>`` and their pods).
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Any, Callable, List, Optional
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from .ids import is_label_value
 
 DEFAULT_PATTERN = "/eval"
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def _is_json(content_type: Optional[str]) -> bool:
+    """``application/json``, ``application/problem+json``…; a missing type may be JSON."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
 
 
 class Tracker:
-    """Evaluation ids recorded during one test (or outside tests, for the session)."""
+    """Evaluation ids recorded during one test (or one fixture, or the session)."""
 
     def __init__(self, pattern: str = DEFAULT_PATTERN) -> None:
         self.pattern = re.compile(pattern)
@@ -39,8 +52,13 @@ class Tracker:
     def matches(self, method: str, url: str) -> bool:
         return method.upper() == "POST" and bool(self.pattern.search(urlsplit(url).path))
 
-    def observe(self, method: str, url: str, status: int, body: Callable[[], Any]) -> None:
-        if not (200 <= status < 300) or not self.matches(method, url):
+    def wants(self, method: str, url: str, status: int, content_type: Optional[str]) -> bool:
+        """Whether an answer's body is worth reading: decided on its head alone."""
+        return 200 <= status < 300 and self.matches(method, url) and _is_json(content_type)
+
+    def observe(self, method: str, url: str, status: int, body: Callable[[], Any],
+                content_type: Optional[str] = None) -> None:
+        if not self.wants(method, url, status, content_type):
             return
         try:
             data = body()
@@ -54,7 +72,34 @@ class Tracker:
         return track(session, tracker=self)
 
 
-# Trackers of the tests running now (innermost last), and the session's.
+class _Redirects:
+    """The redirects a tracked client is following from a POST: the URL each leads to,
+    and the POST it started from. Bounded, for redirects nobody follows."""
+
+    LIMIT = 32
+
+    def __init__(self) -> None:
+        self.pending: "OrderedDict[str, str]" = OrderedDict()
+
+    @staticmethod
+    def _key(url: str) -> str:
+        u = urlsplit(url)
+        return f"{u.netloc}{unquote(u.path)}"
+
+    def origin(self, method: str, url: str, status: int, location: Optional[str],
+               matches: Callable[[str, str], bool]) -> tuple:
+        """The (method, url) an answer counts for: a redirect's target counts as the
+        POST that led to it."""
+        start = self.pending.pop(self._key(url), None)
+        method, url_for = ("POST", start) if start is not None else (method, url)
+        if status in REDIRECTS and location and (start is not None or matches(method, url)):
+            self.pending[self._key(urljoin(url, location))] = url_for
+            while len(self.pending) > self.LIMIT:
+                self.pending.popitem(last=False)
+        return method, url_for
+
+
+# Trackers of the tests and wider fixtures running now (innermost last), and the session's.
 _stack: List[Tracker] = []
 _session = Tracker()
 
@@ -93,6 +138,11 @@ def track(session: Any, tracker: Optional[Tracker] = None) -> Any:
     def target() -> Tracker:
         return tracker if tracker is not None else current()
 
+    redirects = _Redirects()
+
+    def seen(method: str, url: str, status: int, headers: Any) -> tuple:
+        return redirects.origin(method, url, status, headers.get("location"), target().matches)
+
     try:
         import requests
     except ImportError:  # optional
@@ -100,7 +150,9 @@ def track(session: Any, tracker: Optional[Tracker] = None) -> Any:
     if requests is not None and isinstance(session, requests.Session):
 
         def on_response(resp: Any, *args: Any, **kwargs: Any) -> Any:
-            target().observe(resp.request.method or "", resp.url, resp.status_code, resp.json)
+            method, url = seen(resp.request.method or "", resp.url, resp.status_code, resp.headers)
+            target().observe(method, url, resp.status_code, resp.json,
+                             resp.headers.get("content-type"))
             return resp
 
         session.hooks.setdefault("response", []).append(on_response)
@@ -113,8 +165,12 @@ def track(session: Any, tracker: Optional[Tracker] = None) -> Any:
     if httpx is not None and isinstance(session, httpx.Client):
 
         def on_httpx(resp: Any) -> None:
-            resp.read()
-            target().observe(resp.request.method, str(resp.request.url), resp.status_code, resp.json)
+            method, url = seen(resp.request.method, str(resp.request.url), resp.status_code,
+                               resp.headers)
+            t = target()
+            if t.wants(method, url, resp.status_code, resp.headers.get("content-type")):
+                resp.read()  # only now: a matching JSON answer
+                t.observe(method, url, resp.status_code, resp.json, resp.headers.get("content-type"))
 
         hooks = dict(session.event_hooks)
         hooks["response"] = [*hooks.get("response", []), on_httpx]
@@ -123,8 +179,12 @@ def track(session: Any, tracker: Optional[Tracker] = None) -> Any:
     if httpx is not None and isinstance(session, httpx.AsyncClient):
 
         async def on_httpx_async(resp: Any) -> None:
-            await resp.aread()
-            target().observe(resp.request.method, str(resp.request.url), resp.status_code, resp.json)
+            method, url = seen(resp.request.method, str(resp.request.url), resp.status_code,
+                               resp.headers)
+            t = target()
+            if t.wants(method, url, resp.status_code, resp.headers.get("content-type")):
+                await resp.aread()
+                t.observe(method, url, resp.status_code, resp.json, resp.headers.get("content-type"))
 
         hooks = dict(session.event_hooks)
         hooks["response"] = [*hooks.get("response", []), on_httpx_async]
