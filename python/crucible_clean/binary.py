@@ -68,8 +68,8 @@ def find_binary() -> str:
 class Call:
     """One run of the binary and what came of it."""
 
-    phase: str  # sessionstart | test | sessionfinish
-    purpose: str  # per-test | tracked | strategy | age | fallback | run-sweep
+    phase: str  # sessionstart | test | scope | sessionfinish
+    purpose: str  # per-test | per-scope | tracked | strategy | age | fallback | run-sweep | leftover
     level: str
     argv: List[str]
     nodeid: Optional[str] = None
@@ -80,6 +80,8 @@ class Call:
     error: Optional[str] = None
     seconds: float = 0.0
     notes: List[str] = field(default_factory=list)
+    # Why the call was not run (the cluster was found unreachable before it).
+    skipped: Optional[str] = None
 
     @property
     def failed(self) -> bool:
@@ -96,6 +98,7 @@ class Call:
             "exitCode": self.exit_code,
             "seconds": round(self.seconds, 3),
             "error": self.error,
+            "skipped": self.skipped,
             "notes": self.notes,
             "stderr": self.stderr,
             "report": self.report,

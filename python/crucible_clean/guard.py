@@ -1,11 +1,15 @@
-"""The run's guard: ``kubectl-crucible-clean --guard RUN`` held open by pytest.
+"""The run's guard: ``kubectl-crucible-clean --guard RUN --parent-pid <pytest>`` held open
+by pytest.
 
 The guard holds and renews the Lease ``crucible-clean-run-<RUN>`` and reads its
 stdin, a pipe from pytest. ``release`` at session end lets it go without
 cleaning; end of file — pytest died, even by SIGKILL, and the kernel closed the
-pipe — makes it delete every object labelled ``crucible-clean/run=RUN``. It runs
-in a session of its own, so Ctrl-C at the terminal does not reach it, and writes
-to a log file, not to a pipe pytest would have to drain.
+pipe — makes it delete every object labelled ``crucible-clean/run=RUN``. A child
+forked by a test would keep that pipe open after pytest died: forked children
+close their copy at once (``os.register_at_fork``), and the guard also reaps when
+its parent, pytest's PID, is gone (``--parent-pid``). It runs in a session of its
+own, so Ctrl-C at the terminal does not reach it, and writes to a log file, not to
+a pipe pytest would have to drain.
 """
 
 from __future__ import annotations
@@ -14,10 +18,26 @@ import os
 import subprocess
 import tempfile
 import time
+import weakref
 from typing import List, Optional
+
+from .reach import unusable
 
 READY_TIMEOUT_SECONDS = 60
 RELEASE_TIMEOUT_SECONDS = 60
+
+# The guards this process started and holds the pipe of.
+_guards: "weakref.WeakSet[Guard]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child: let go of every guard's pipe, so that only pytest holds it."""
+    for g in list(_guards):
+        g.let_go_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Guard:
@@ -26,6 +46,9 @@ class Guard:
         self.run_id = run_id
         # -o json: a reaped run's report in the log is one JSON document after "ready".
         self.argv = [binary, "--guard", run_id, "-o", "json", *scope_args]
+        if os.name == "posix":
+            # The guard's parent is this process: its end reaps the run too.
+            self.argv += ["--parent-pid", str(os.getpid())]
         if lease_duration:
             self.argv += ["--lease-duration", lease_duration]
         self.log_path: Optional[str]
@@ -36,6 +59,8 @@ class Guard:
         self.ready = False
         self.released = False
         self.exit_code: Optional[int] = None
+        self.timed_out = False
+        self.owner = os.getpid()
 
     @property
     def lease(self) -> str:
@@ -67,6 +92,7 @@ class Guard:
         except OSError as e:
             self.error = f"cannot start the guard: {e}"
             return False
+        _guards.add(self)
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             with open(self.log_path, "rb") as f:
@@ -80,15 +106,37 @@ class Guard:
                 return False
             time.sleep(0.05)
         self.error = f"the guard was not ready within {READY_TIMEOUT_SECONDS}s (log {self.log_path})"
+        self.timed_out = True
         self._stop()
         return False
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def cluster_unusable(self) -> bool:
+        """The guard could not start because the cluster does not answer (or the
+        kubeconfig cannot be used): every call would fail the same way."""
+        return self.timed_out or (not self.ready and self.exit_code is not None
+                                  and unusable(self.exit_code, self.error or ""))
+
+    def let_go_in_child(self) -> None:
+        """In a forked child: point the pipe's descriptor at /dev/null. The file object
+        stays valid (nothing is closed twice) but no longer keeps the pipe open."""
+        if self.proc is None or self.proc.stdin is None or self.owner == os.getpid():
+            return
+        try:
+            fd = self.proc.stdin.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, fd, inheritable=False)
+            finally:
+                os.close(null)
+        except (OSError, ValueError):
+            pass
+
     def release(self) -> bool:
         """Tells the guard the session ended normally; it removes the Lease and exits."""
-        if self.proc is None or not self.ready:
+        if self.proc is None or not self.ready or self.owner != os.getpid():
             return False
         rc = self.proc.poll()
         if rc is not None:

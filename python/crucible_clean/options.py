@@ -2,10 +2,15 @@
 
 A flag on the command line wins over the ini option of the same name
 (``--cleanup-level`` / ``cleanup_level``, ``--high-watermark`` / ``high_watermark``…).
+Booleans and numbers are typed ini options, so pytest 9's native ``[tool.pytest]``
+table takes ``auto_cleanup = true`` and ``high_watermark = 0.7``. Relative paths
+resolve from the configuration file's directory (from the current directory on the
+command line), once, at configuration.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -19,7 +24,7 @@ STRATEGIES = ("label", "age", "pressure", "watermark", "hybrid")
 FALLBACKS = ("none", "time")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w))+$")
 
-# flag, ini name, kind (bool|str|float|choice), choices, default, help
+# flag, ini name, kind (bool|str|path|float|choice|duration), choices, default, help
 OPTIONS: List[tuple] = [
     ("--auto-cleanup", "auto_cleanup", "bool", None, False,
      "after each test, clean the objects labelled with its test id (see --cleanup-level)"),
@@ -43,14 +48,23 @@ OPTIONS: List[tuple] = [
     ("--cleanup-namespace", "cleanup_namespace", "str", None, "crucible",
      "namespace of the evaluation objects"),
     ("--cleanup-context", "cleanup_context", "str", None, None, "kubeconfig context"),
-    ("--cleanup-kubeconfig", "cleanup_kubeconfig", "str", None, None, "kubeconfig file"),
-    ("--cleanup-report", "cleanup_report", "str", None, None,
+    ("--cleanup-kubeconfig", "cleanup_kubeconfig", "path", None, None, "kubeconfig file"),
+    ("--cleanup-report", "cleanup_report", "path", None, None,
      "write every cleanup report of the session to this file as one JSON document"),
     ("--cleanup-lease-duration", "cleanup_lease_duration", "duration", None, None,
      "how long the run's Lease outlives a guard that stopped renewing it (default: the binary's)"),
     ("--cleanup-track-pattern", "cleanup_track_pattern", "str", None, DEFAULT_PATTERN,
      "regular expression for the URL paths of POSTs whose eval_id the tracker records"),
 ]
+
+
+# pytest 8.4 added the "float" ini type; before it, numbers are strings we parse.
+_FLOAT_INI = tuple(getattr(pytest, "version_tuple", (0,))[:2]) >= (8, 4)
+
+# The options that show or list something and run no test: no binary, no guard, no
+# cleanup, and no validation of our options (so --help works with a bad value).
+_NO_TESTS = ("help", "version", "collectonly", "showfixtures", "show_fixtures_per_test",
+             "markers", "setupplan")
 
 
 def addoption(parser: pytest.Parser) -> None:
@@ -63,7 +77,16 @@ def addoption(parser: pytest.Parser) -> None:
         else:
             group.addoption(flag, action="store", default=None, dest=ini, choices=choices,
                             metavar=ini.upper() if choices is None else None, help=help_ + shown)
-            parser.addini(ini, help_ + shown + " (ini)", default=None)
+            if kind == "float" and _FLOAT_INI:
+                parser.addini(ini, help_ + shown + " (ini)", type="float", default=None)
+            else:
+                parser.addini(ini, help_ + shown + " (ini)", default=None)
+
+
+def runs_tests(config: pytest.Config) -> bool:
+    """False for the commands that only show or list something (--help, --fixtures,
+    --markers, --collect-only, --setup-plan, --fixtures-per-test…)."""
+    return not any(getattr(config.option, name, False) for name in _NO_TESTS)
 
 
 def _raw(config: pytest.Config, ini: str) -> tuple:
@@ -71,10 +94,28 @@ def _raw(config: pytest.Config, ini: str) -> tuple:
     v = config.getoption(ini)
     if v is not None:
         return v, True
-    v = config.getini(ini)
+    try:
+        v = config.getini(ini)
+    except (ValueError, TypeError, pytest.UsageError) as e:
+        # pytest's own message may not name the option ("invalid truth value 'maybe'").
+        raise pytest.UsageError(f"crucible-clean: ini option {ini}: {e}") from None
     if v in (None, "", []):
         return None, False
     return v, False
+
+
+def _path(config: pytest.Config, value: str, on_cli: bool) -> str:
+    """An absolute path: from the invocation directory for a flag, from the
+    configuration file's directory (else the rootdir) for an ini option."""
+    value = os.path.expanduser(str(value))
+    if os.path.isabs(value):
+        return value
+    if on_cli:
+        base = str(config.invocation_params.dir)
+    else:
+        inipath = getattr(config, "inipath", None)
+        base = str(inipath.parent) if inipath is not None else str(config.rootpath)
+    return os.path.normpath(os.path.join(base, value))
 
 
 @dataclass
@@ -116,6 +157,8 @@ class Settings:
 
 def _float(name: str, value: Any) -> float:
     try:
+        if isinstance(value, bool):
+            raise TypeError
         f = float(value)
     except (TypeError, ValueError):
         raise pytest.UsageError(
@@ -125,8 +168,37 @@ def _float(name: str, value: Any) -> float:
     return f
 
 
+def disabled() -> Settings:
+    """Cleanup off, every other option at its default (for commands that run no test)."""
+    values = {ini: default for _, ini, _, _, default, _ in OPTIONS}
+    return _build(values)
+
+
+def _build(values: Dict[str, Any]) -> Settings:
+    return Settings(
+        auto_cleanup=bool(values["auto_cleanup"]),
+        level=values["cleanup_level"],
+        cleanup_old=bool(values["cleanup_old"]),
+        age=values["cleanup_age"],
+        fallback=values["cleanup_fallback"],
+        strategy=values["cleanup_strategy"],
+        high=values["high_watermark"],
+        low=values["low_watermark"],
+        dry_run=bool(values["cleanup_dry_run"]),
+        namespace=values["cleanup_namespace"],
+        context=values["cleanup_context"],
+        kubeconfig=values["cleanup_kubeconfig"],
+        report=values["cleanup_report"],
+        lease_duration=values["cleanup_lease_duration"],
+        track_pattern=values["cleanup_track_pattern"],
+    )
+
+
 def settings(config: pytest.Config) -> Settings:
-    """Reads and validates the options; bad or useless ones are a usage error."""
+    """Reads and validates the options; bad or useless ones are a usage error.
+    Commands that run no test get :func:`disabled` and no check at all."""
+    if not runs_tests(config):
+        return disabled()
     values: Dict[str, Any] = {}
     given: Dict[str, bool] = {}
     for flag, ini, kind, choices, default, _ in OPTIONS:
@@ -136,6 +208,8 @@ def settings(config: pytest.Config) -> Settings:
             v = default
         if kind == "bool":
             v = bool(v)
+        elif kind == "path" and v is not None:
+            v = _path(config, v, on_cli)
         elif kind == "choice" and v is not None and v not in choices:
             raise pytest.UsageError(
                 f"crucible-clean: {ini} must be one of {', '.join(choices)}, not {v!r}")
@@ -145,23 +219,7 @@ def settings(config: pytest.Config) -> Settings:
         elif kind == "float" and v is not None:
             v = _float(flag, v)
         values[ini] = v
-    s = Settings(
-        auto_cleanup=values["auto_cleanup"],
-        level=values["cleanup_level"],
-        cleanup_old=values["cleanup_old"],
-        age=values["cleanup_age"],
-        fallback=values["cleanup_fallback"],
-        strategy=values["cleanup_strategy"],
-        high=values["high_watermark"],
-        low=values["low_watermark"],
-        dry_run=values["cleanup_dry_run"],
-        namespace=values["cleanup_namespace"],
-        context=values["cleanup_context"],
-        kubeconfig=values["cleanup_kubeconfig"],
-        report=values["cleanup_report"],
-        lease_duration=values["cleanup_lease_duration"],
-        track_pattern=values["cleanup_track_pattern"],
-    )
+    s = _build(values)
     try:
         re.compile(s.track_pattern)
     except re.error as e:

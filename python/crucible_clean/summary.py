@@ -17,6 +17,7 @@ UNFINISHED = ("Pending", "Running", "Unknown", "Active")
 
 PURPOSES = {
     "per-test": "after each test, by its test id",
+    "per-scope": "after a module or class, by its test id",
     "tracked": "tracked evaluations",
     "strategy": "after each test, strategy check",
     "age": "age cleanup",
@@ -76,11 +77,13 @@ class Tally:
                         f"{obj[0].lower()}/{obj[1]} ({result}): {item.get('error') or ''}".rstrip(": "))
         self.held = {o: r for o, r in held.items() if o not in gone}
         self.failures = [c for c in calls if c.failed]
+        self.skipped = [c for c in calls if c.skipped is not None]
 
     def totals(self) -> Dict[str, int]:
         return {
             "calls": len(self.calls),
             "failedCalls": len(self.failures),
+            "skippedCalls": len(self.skipped),
             "cleaned": sum(sum(c.values()) for c in self.cleaned.values()),
             "wouldClean": sum(sum(c.values()) for c in self.would.values()),
             "held": len(self.held),
@@ -89,12 +92,15 @@ class Tally:
 
 
 def lines(tally: Tally, run_id: str, namespace: str, dry_run: bool, guard: Optional[dict],
-          report_path: Optional[str], fails_session: bool) -> List[str]:
+          report_path: Optional[str], report_error: Optional[str], fails_session: bool,
+          ignored: List[Tuple[str, str]]) -> List[str]:
     out = []
     t = tally.totals()
+    ran = t["calls"] - t["skippedCalls"]
     out.append(
-        f"run {run_id} in namespace {namespace}: {t['calls']} call{'s' if t['calls'] != 1 else ''} "
+        f"run {run_id} in namespace {namespace}: {ran} call{'s' if ran != 1 else ''} "
         f"of kubectl-crucible-clean, {t['failedCalls']} failed"
+        + (f", {t['skippedCalls']} skipped" if t["skippedCalls"] else "")
         + (" (dry run: nothing deleted)" if dry_run else ""))
     table = tally.would if dry_run else tally.cleaned
     verb = "would clean" if dry_run else "cleaned"
@@ -112,18 +118,33 @@ def lines(tally: Tally, run_id: str, namespace: str, dry_run: bool, guard: Optio
             out.append(f"  {n:>4}  {reason}")
     for n in tally.notes:
         out.append(f"note: {n}")
+    if ignored:
+        values = sorted({v for _, v in ignored})
+        shown = ", ".join(repr(v if len(v) <= 72 else v[:69] + "...") for v in values[:3])
+        more = f" and {len(values) - 3} more" if len(values) > 3 else ""
+        out.append(f"note: the tracker ignored {len(values)} eval_id value"
+                   f"{'s' if len(values) != 1 else ''} that cannot be a label value "
+                   f"(at most 63 characters: letters, digits, '-', '_', '.'): {shown}{more}; "
+                   f"those evaluations were not cleaned")
     if guard is not None:
         if guard.get("error"):
             out.append(f"guard: {guard['error']} (log {guard.get('log')})")
         elif guard.get("released"):
             out.append(f"guard: Lease {guard['lease']} held during the session, released at its end")
-    if tally.failures or tally.failed_items or (guard and guard.get("error")):
+    if tally.failures or tally.failed_items or tally.skipped or report_error or (
+            guard and guard.get("error")):
         out.append("failures:")
         for c in tally.failures:
             where = c.nodeid or c.phase
             out.append(f"  {where} ({PURPOSES.get(c.purpose, c.purpose)}): {c.error}")
         for f in tally.failed_items:
             out.append(f"  {f}")
+        if tally.skipped:
+            n = len(tally.skipped)
+            out.append(f"  {n} later cleanup call{'s were' if n != 1 else ' was'} skipped: "
+                       f"the cluster could not be reached or used (the first failure is above)")
+        if report_error:
+            out.append(f"  {report_error}")
         if fails_session:
             out.append("crucible-clean: cleanup failed, so the session fails (exit status 1)")
     if report_path:
@@ -132,7 +153,8 @@ def lines(tally: Tally, run_id: str, namespace: str, dry_run: bool, guard: Optio
 
 
 def document(tally: Tally, run_id: str, settings: Any, guard: Optional[dict],
-             started_at: str, finished_at: str) -> Dict[str, Any]:
+             started_at: str, finished_at: str,
+             ignored: List[Tuple[str, str]]) -> Dict[str, Any]:
     return {
         "apiVersion": "crucible-clean/v1",
         "kind": "PytestCleanupSession",
@@ -146,20 +168,28 @@ def document(tally: Tally, run_id: str, settings: Any, guard: Optional[dict],
         "totals": tally.totals(),
         "kept": [{"kind": k, "name": n, "reason": r} for (k, n), r in sorted(tally.held.items())],
         "notes": tally.notes,
+        "ignoredEvalIds": [{"where": w, "value": v} for w, v in ignored],
         "calls": [c.to_json() for c in tally.calls],
     }
 
 
 def write(path: str, doc: Dict[str, Any]) -> Optional[str]:
-    """Writes the document; returns an error message instead of raising."""
+    """Writes the document; returns an error message instead of raising, and leaves no
+    temporary file behind."""
+    if os.path.isdir(path):
+        return f"cannot write the report {path}: it is a directory"
+    tmp = f"{path}.tmp"
     try:
         d = os.path.dirname(os.path.abspath(path))
         os.makedirs(d, exist_ok=True)
-        tmp = f"{path}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)
             f.write("\n")
         os.replace(tmp, path)
         return None
     except OSError as e:
-        return f"cannot write the report {path}: {e}"
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return f"cannot write the report {path}: {e.strerror or e}"

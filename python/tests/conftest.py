@@ -7,8 +7,9 @@ No test may skip: a skip fails the run (the Python tests must run in CI or fail)
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -94,14 +95,19 @@ import pytest
 NS = {ns!r}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ns():
     return NS
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def api_url():
     return os.environ["CC_API_URL"]
+
+
+def record(*words):
+    with open("made.txt", "a") as f:
+        f.write(" ".join(words) + "\\n")
 '''
 
 
@@ -130,6 +136,31 @@ class Inner:
 @pytest.fixture
 def inner(pytester: pytest.Pytester, ns: str, kubeconfig: str) -> Inner:
     return Inner(pytester, ns, kubeconfig)
+
+
+@pytest.fixture
+def silent_kubeconfig(tmp_path) -> Iterator[str]:
+    """A kubeconfig whose server is the fault suite's silent one
+    (tests/support/faultproxy.py --silent --tls): it completes TLS, reads each request
+    and never answers."""
+    script = os.path.join(HERE, "..", "..", "tests", "support", "faultproxy.py")
+    proc = subprocess.Popen([sys.executable, script, "--silent", "--tls"], stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        line = proc.stdout.readline().decode().strip()
+        assert line.startswith("listening https://"), f"the silent server did not start: {line!r}"
+        url = line[len("listening "):]
+        path = tmp_path / "silent.kubeconfig"
+        path.write_text(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: silent\n  cluster:\n"
+            f"    server: {url}\n    insecure-skip-tls-verify: true\n"
+            "users:\n- name: nobody\n  user: {}\ncontexts:\n- name: silent\n"
+            "  context: {cluster: silent, user: nobody, namespace: crucible}\n"
+            "current-context: silent\n")
+        yield str(path)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture

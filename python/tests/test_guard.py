@@ -52,8 +52,44 @@ def guard_pids(run_id: str) -> list:
     return pids
 
 
-def start_inner(inner, *args: str) -> subprocess.Popen:
-    inner.pytester.makepyfile(test_hang=INNER)
+FORKS = '''
+import ctypes
+import multiprocessing
+import os
+import time
+import kube
+
+
+def sleep_long():
+    time.sleep(600)
+
+
+def test_forks_and_hangs(ns, crucible_labels, crucible_run_id):
+    running = kube.create_job(ns, kube.new_id("run"), crucible_labels, outcome="run")
+    kube.wait_job_running(ns, running)
+    if HOW == "multiprocessing":
+        # A worker forked by the test: it inherits every descriptor pytest has open.
+        child = multiprocessing.get_context("fork").Process(target=sleep_long, daemon=True)
+        child.start()
+        pid = child.pid
+    else:
+        # fork(2) itself: Python's at-fork handlers do not run, the pipe stays open in
+        # the child, and only --parent-pid lets the guard see pytest die.
+        pid = ctypes.CDLL(None).fork()
+        if pid == 0:
+            time.sleep(600)
+            os._exit(0)
+    with open("child.pid", "w") as f:
+        f.write(str(pid))
+    with open("run-id.txt.tmp", "w") as f:
+        f.write(crucible_run_id)
+    os.replace("run-id.txt.tmp", "run-id.txt")
+    time.sleep(600)
+'''
+
+
+def start_inner(inner, *args: str, source: str = INNER) -> subprocess.Popen:
+    inner.pytester.makepyfile(test_hang=source)
     log = open(inner.pytester.path / "pytest.log", "wb")
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args, *inner.scope()],
@@ -177,3 +213,73 @@ def test_guard_and_pytest_killed_then_stale_runs(inner, ns, kubeconfig, figure):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _sigkill_with_a_forked_child(inner, ns, figure, how: str) -> None:
+    proc = start_inner(inner, "--auto-cleanup", source=FORKS.replace("HOW", repr(how)))
+    child = None
+    try:
+        run = wait_run_id(inner, proc)
+        child = int((inner.pytester.path / "child.pid").read_text())
+        assert _alive(child)
+        assert len(run_objects(ns, run)) == 2  # the running job and its pod
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # Within the Lease's duration (30 s), with the child still alive.
+        kube.until("the run's objects deleted", lambda: run_objects(ns, run) == [],
+                   timeout=30, every=0.1)
+        took = time.monotonic() - t0
+        assert _alive(child), "the forked child is still alive"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
+    figure(f"SIGKILL of pytest with a live child ({how}) to its running job deleted",
+           f"{took:.2f} s")
+    kube.until("the guard to exit", lambda: guard_pids(run) == [], timeout=30)
+    kube.until("the Lease removed", lambda: kube.names(ns, "leases") == [], timeout=30)
+
+
+def test_sigkill_with_a_live_multiprocessing_child_reaps_the_run(inner, ns, figure):
+    _sigkill_with_a_forked_child(inner, ns, figure, "multiprocessing")
+
+
+def test_sigkill_with_a_raw_fork_child_holding_the_pipe_reaps_the_run(inner, ns, figure):
+    _sigkill_with_a_forked_child(inner, ns, figure, "fork(2)")
+
+
+def test_forked_children_let_go_of_the_guards_pipe():
+    """No cluster: a guard (here a shell that says ready and reads its input to the end)
+    sees the end of its input when pytest closes the pipe, though a child forked by
+    pytest meanwhile is alive."""
+    from crucible_clean.guard import Guard
+
+    g = Guard("unused", "r", [], None)
+    g.argv = ["sh", "-c", "echo ready; cat >/dev/null"]
+    assert g.start(), g.error
+    pid = os.fork()
+    if pid == 0:  # the child lives on, as a test's worker would
+        try:
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    try:
+        g.proc.stdin.close()
+        assert g.proc.wait(timeout=30) == 0  # the guard saw the end of its input
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        if g.proc.poll() is None:
+            g.proc.kill()
+        os.unlink(g.log_path)
