@@ -206,18 +206,19 @@ def settings(config: pytest.Config) -> Settings:
         given[ini] = on_cli
         if v is None:
             v = default
+        name = flag if on_cli else f"ini option {ini}"
         if kind == "bool":
             v = bool(v)
         elif kind == "path" and v is not None:
             v = _path(config, v, on_cli)
         elif kind == "choice" and v is not None and v not in choices:
             raise pytest.UsageError(
-                f"crucible-clean: {ini} must be one of {', '.join(choices)}, not {v!r}")
+                f"crucible-clean: {name} must be one of {', '.join(choices)}, not {v!r}")
         elif kind == "duration" and v is not None and not _DURATION.match(str(v)):
             raise pytest.UsageError(
-                f"crucible-clean: {flag} must be a duration such as 90s, 30m, 2h, not {v!r}")
+                f"crucible-clean: {name} must be a duration such as 90s, 30m, 2h, not {v!r}")
         elif kind == "float" and v is not None:
-            v = _float(flag, v)
+            v = _float(name, v)
         values[ini] = v
     s = _build(values)
     try:

@@ -12,6 +12,9 @@ import time
 import kube
 from test_guard import guard_pids
 
+from crucible_clean.binary import Call
+from crucible_clean.reach import RECHECK_SECONDS, Reach
+
 TESTS = 50
 
 
