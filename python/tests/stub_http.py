@@ -18,6 +18,7 @@ import http.server
 import json
 import secrets
 import threading
+import time
 from typing import Any, List
 
 WAIT = 20.0
@@ -88,6 +89,14 @@ class Server:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def waited(self, n: int) -> List[bool]:
+        """``in_time`` once ``n`` streams have stopped waiting (a client may close a stream
+        before its handler records it)."""
+        deadline = time.monotonic() + WAIT + 10
+        while len(self.in_time) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.in_time)
 
     def read_first(self) -> None:
         """The client read the first event of the latest stream."""

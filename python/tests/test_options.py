@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 import kube
 
 ONE_TEST = '''
@@ -49,9 +51,11 @@ cleanup_report = "reports/cleanup.json"
 
 def test_pytest9_native_table_takes_numbers_and_booleans(inner, ns):
     """[tool.pytest] (pytest 9's native TOML table): high_watermark = 0.7 is a float and
-    auto_cleanup = true a boolean, not strings."""
+    auto_cleanup = true a boolean, not strings. (Before pytest 9, the same values in
+    [tool.pytest.ini_options], which pytest reads as strings.)"""
+    table = "tool.pytest" if pytest.version_tuple >= (9,) else "tool.pytest.ini_options"
     inner.pytester.makepyprojecttoml(f'''
-[tool.pytest]
+[{table}]
 auto_cleanup = true
 cleanup_strategy = "hybrid"
 high_watermark = 0.7
@@ -86,6 +90,8 @@ def test_bad_ini_values_are_usage_errors_that_name_the_option(pytester):
         assert r.ret == 4, (ini, r.stdout.str(), r.stderr.str())
         assert message in r.stderr.str(), (ini, r.stderr.str())
         assert "Traceback" not in r.stderr.str()
+    if pytest.version_tuple < (9,):
+        return  # no native [tool.pytest] table before pytest 9
     pytester.makepyprojecttoml('[tool.pytest]\nauto_cleanup = "yes"\n')
     (pytester.path / "tox.ini").unlink(missing_ok=True)
     (pytester.path / "pytest.ini").unlink(missing_ok=True)

@@ -126,7 +126,7 @@ def test_httpx_streams_reach_the_caller_unread(server, crucible_tracker):
         assert first_event(server, c, "GET", "/events")[0] == "data: first"
         assert first_event(server, c, "POST", "/eval/stream")[0] == "data: first"
         e = c.post(server.url + "/eval").json()["eval_id"]
-    assert server.in_time == [True, True]
+    assert server.waited(2) == [True, True]
     assert crucible_tracker.eval_ids == [e]
 
 
@@ -138,7 +138,7 @@ def test_requests_streams_reach_the_caller_unread(server, crucible_tracker):
     with s.post(server.url + "/eval/stream", stream=True) as r:
         assert next(r.iter_lines(chunk_size=1)) == b"data: first"
         server.read_first()
-    assert server.in_time == [True, True]
+    assert server.waited(2) == [True, True]
     assert crucible_tracker.eval_ids == []
 
 
@@ -166,7 +166,7 @@ def test_async_httpx_streams_reach_the_caller_unread(server, crucible_tracker):
             return (await c.post(server.url + "/eval")).json()["eval_id"]
 
     e = asyncio.run(main())
-    assert server.in_time == [True]
+    assert server.waited(1) == [True]
     assert crucible_tracker.eval_ids == [e]
 '''
 
