@@ -11,16 +11,23 @@
 //!   takes with it, each in its own `DIR/<namespace>/pod/<name>/`;
 //! - `archive.json`: what the archive holds and what could not be fetched.
 //!
-//! An archive is assembled in memory, written to a hidden directory beside
-//! its place and renamed into place: it is on disk whole or not at all, and
-//! it replaces an older archive of the same name. The reads go through the
-//! caller's concurrency bound (`predelete`).
+//! Each archive is written to a hidden directory beside its place as its
+//! parts arrive (a log is copied in 64 KiB pieces, never held whole) and
+//! renamed into place: it is on disk whole or not at all, and it replaces
+//! an older archive of the same name. A job's pods are archived one after
+//! the other, each before the next is read, then the job itself. The reads
+//! go through the caller's concurrency bound (`predelete`). What may be
+//! written where, and with which modes: `archive/disk.rs`.
 
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use chrono::{SecondsFormat, Utc};
+use futures::AsyncReadExt;
 use kube::Client;
 use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
 
 use crate::model::{Candidate, Kind, Phase};
 use crate::request::predelete::ArchiveSpec;
@@ -30,17 +37,16 @@ mod fetch;
 
 pub(crate) use fetch::object;
 
+/// A log is copied to disk in pieces of this size.
+const LOG_CHUNK: usize = 64 * 1024;
+
 /// The directory an object's archive goes to.
 pub(crate) fn dir_of(root: &Path, c: &Candidate) -> PathBuf {
     dir_for(root, &c.namespace, c.kind, &c.name)
 }
 
 fn dir_for(root: &Path, namespace: &str, kind: Kind, name: &str) -> PathBuf {
-    let kind = match kind {
-        Kind::Pod => "pod",
-        Kind::Job => "job",
-    };
-    root.join(namespace).join(kind).join(name)
+    root.join(namespace).join(kind_dir(kind)).join(name)
 }
 
 /// Whether `--archive-only` lets this object be archived.
@@ -48,14 +54,9 @@ pub(crate) fn wanted(spec: &ArchiveSpec, c: &Candidate) -> bool {
     !spec.only_failed || c.phase == Phase::Failed
 }
 
-/// The files of one archive, by path relative to its directory.
-struct Contents {
-    dir: PathBuf,
-    files: Vec<(String, Vec<u8>)>,
-}
-
 /// Writes the archive of `c`, whose current state is `object`, and returns
-/// its directory. `with_pods`: a job's pods go with it (not orphaned).
+/// its directory. `with_pods`: a job's pods go with it (not orphaned); each
+/// pod's archive is written before the next pod is read.
 pub(crate) async fn write(
     client: &Client,
     spec: &ArchiveSpec,
@@ -64,47 +65,121 @@ pub(crate) async fn write(
     with_pods: bool,
 ) -> Result<PathBuf, String> {
     let mut extra = json!({});
-    let mut archives = vec![];
     if c.kind == Kind::Job && with_pods {
         let pods = fetch::job_pods(client, &c.namespace, &c.uid).await?;
         let mut paths = vec![];
         for pod in pods {
-            let name = pod["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let dir = dir_for(&spec.dir, &c.namespace, Kind::Pod, &name);
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            let dir = dir_for(&spec.dir, &c.namespace, Kind::Pod, name);
+            put(client, spec, Kind::Pod, &pod, json!({})).await?;
             paths.push(dir.display().to_string());
-            archives.push(contents(client, spec, Kind::Pod, &pod, dir).await?);
         }
         extra["pods"] = json!(paths);
     }
-    let dir = dir_of(&spec.dir, c);
-    let mut own = contents(client, spec, c.kind, object, dir.clone()).await?;
-    merge_record(&mut own, extra);
-    archives.push(own);
-    tokio::task::spawn_blocking(move || {
-        for a in archives {
-            disk::put(&a.dir, &a.files).map_err(|e| format!("{}: {e}", a.dir.display()))?;
-        }
-        Ok::<_, String>(())
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    Ok(dir)
+    put(client, spec, c.kind, object, extra).await?;
+    Ok(dir_of(&spec.dir, c))
 }
 
-/// Adds `extra` to the `archive.json` of `a`.
-fn merge_record(a: &mut Contents, extra: Value) {
-    if let Some((_, bytes)) = a.files.iter_mut().find(|(p, _)| p == "archive.json") {
-        let mut record: Value = serde_json::from_slice(bytes).unwrap_or_default();
-        if let (Some(r), Value::Object(e)) = (record.as_object_mut(), extra) {
-            for (k, v) in e {
-                r.entry(k).or_insert(v);
+/// Runs a blocking step of `disk` off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// Writes one object's archive: begun in a hidden directory, each part
+/// written as it arrives (a log never whole in memory), renamed into place.
+/// `extra` joins its `archive.json`.
+async fn put(
+    client: &Client,
+    spec: &ArchiveSpec,
+    kind: Kind,
+    object: &Value,
+    extra: Value,
+) -> Result<(), String> {
+    let meta = &object["metadata"];
+    let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
+    let name = meta["name"].as_str().unwrap_or_default().to_string();
+    let uid = meta["uid"].as_str().unwrap_or_default();
+    let dir = dir_for(&spec.dir, &namespace, kind, &name);
+    let failed = |e: io::Error| format!("{}: {e}", dir.display());
+    let events = fetch::events(client, &namespace, uid).await?;
+    let partial = {
+        let (root, namespace, name) = (spec.dir.clone(), namespace.clone(), name.clone());
+        blocking(move || {
+            disk::Partial::begin(&disk::Place {
+                root: &root,
+                namespace: &namespace,
+                kind: kind_dir(kind),
+                name: &name,
+            })
+        })
+        .await
+        .map_err(failed)?
+    };
+    let events_yaml: Vec<Value> = events
+        .into_iter()
+        .map(|mut e| {
+            if let Some(m) = e.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("managedFields");
             }
+            e
+        })
+        .collect();
+    let mut record = json!({
+        "apiVersion": crate::request::policy::API_VERSION,
+        "kind": "Archive",
+        "object": {"kind": kind, "namespace": namespace, "name": name, "uid": uid},
+        "archivedAt": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        "manifest": "manifest.yaml",
+        "events": {"file": "events.yaml", "count": events_yaml.len()},
+    });
+    let events_text = serde_norway::to_string(&events_yaml).unwrap_or_default();
+    drop(events_yaml);
+    small(&partial, "manifest.yaml", manifest(object))
+        .await
+        .map_err(failed)?;
+    small(&partial, "events.yaml", events_text.into_bytes())
+        .await
+        .map_err(failed)?;
+    if kind == Kind::Pod {
+        let entries = pod_logs(client, spec, object, &partial)
+            .await
+            .map_err(failed)?;
+        let fetched = entries.iter().any(|e| e["file"].is_string());
+        record["logs"] = json!({"limitBytes": spec.log_bytes, "containers": entries});
+        if !fetched {
+            record["logsMissing"] = json!(entries
+                .iter()
+                .find_map(|e| e["error"].as_str())
+                .unwrap_or("the pod has no containers"));
         }
-        *bytes = pretty(&record);
     }
+    if let (Some(r), Value::Object(e)) = (record.as_object_mut(), extra) {
+        for (k, v) in e {
+            r.entry(k).or_insert(v);
+        }
+    }
+    small(&partial, "archive.json", pretty(&record))
+        .await
+        .map_err(failed)?;
+    blocking(move || partial.commit()).await.map_err(failed)
+}
+
+fn kind_dir(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Pod => "pod",
+        Kind::Job => "job",
+    }
+}
+
+/// Writes and syncs one small file of the archive.
+async fn small(partial: &disk::Partial, rel: &str, bytes: Vec<u8>) -> io::Result<()> {
+    let mut f = tokio::fs::File::from_std(partial.create(rel)?);
+    f.write_all(&bytes).await?;
+    f.sync_all().await
 }
 
 fn pretty(v: &Value) -> Vec<u8> {
@@ -122,68 +197,42 @@ fn manifest(object: &Value) -> Vec<u8> {
     serde_norway::to_string(&o).unwrap_or_default().into_bytes()
 }
 
-/// Everything one object's archive holds.
-async fn contents(
-    client: &Client,
-    spec: &ArchiveSpec,
-    kind: Kind,
-    object: &Value,
-    dir: PathBuf,
-) -> Result<Contents, String> {
-    let meta = &object["metadata"];
-    let namespace = meta["namespace"].as_str().unwrap_or_default();
-    let name = meta["name"].as_str().unwrap_or_default();
-    let uid = meta["uid"].as_str().unwrap_or_default();
-    let events = fetch::events(client, namespace, uid).await?;
-    let events_yaml: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            let mut e = e.clone();
-            if let Some(m) = e.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("managedFields");
-            }
-            e
-        })
-        .collect();
-    let mut files = vec![
-        ("manifest.yaml".to_string(), manifest(object)),
-        (
-            "events.yaml".to_string(),
-            serde_norway::to_string(&events_yaml)
-                .unwrap_or_default()
-                .into_bytes(),
-        ),
-    ];
-    let mut record = json!({
-        "apiVersion": crate::request::policy::API_VERSION,
-        "kind": "Archive",
-        "object": {"kind": kind, "namespace": namespace, "name": name, "uid": uid},
-        "archivedAt": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-        "manifest": "manifest.yaml",
-        "events": {"file": "events.yaml", "count": events.len()},
-    });
-    if kind == Kind::Pod {
-        let (logs, entries) = pod_logs(client, spec, object).await;
-        files.extend(logs);
-        let fetched = entries.iter().any(|e| e["file"].is_string());
-        record["logs"] = json!({"limitBytes": spec.log_bytes, "containers": entries});
-        if !fetched {
-            record["logsMissing"] = json!(entries
-                .iter()
-                .find_map(|e| e["error"].as_str())
-                .unwrap_or("the pod has no containers"));
-        }
-    }
-    files.push(("archive.json".to_string(), pretty(&record)));
-    Ok(Contents { dir, files })
+/// How a log's copy to disk broke off.
+enum Broke {
+    /// The fetch: the log is left out, and `archive.json` says why.
+    Read(String),
+    /// The disk: the archive fails.
+    Write(io::Error),
 }
 
-/// Each container's current and previous log, and a record of each.
+/// Copies a log to `file` as it arrives, in chunks; its length.
+async fn copy(reader: &mut (impl futures::AsyncRead + Unpin), file: File) -> Result<u64, Broke> {
+    let mut out = tokio::fs::File::from_std(file);
+    let mut buf = vec![0u8; LOG_CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| Broke::Read(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n]).await.map_err(Broke::Write)?;
+        total += n as u64;
+    }
+    out.sync_all().await.map_err(Broke::Write)?;
+    Ok(total)
+}
+
+/// Each container's current and previous log, written into `partial` as
+/// they arrive; a record of each.
 async fn pod_logs(
     client: &Client,
     spec: &ArchiveSpec,
     pod: &Value,
-) -> (Vec<(String, Vec<u8>)>, Vec<Value>) {
+    partial: &disk::Partial,
+) -> io::Result<Vec<Value>> {
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
     let containers: Vec<&str> = ["initContainers", "containers"]
@@ -191,7 +240,6 @@ async fn pod_logs(
         .flat_map(|k| pod["spec"][k].as_array().into_iter().flatten())
         .filter_map(|c| c["name"].as_str())
         .collect();
-    let mut files = vec![];
     let mut entries = vec![];
     for container in containers {
         for previous in [false, true] {
@@ -200,24 +248,37 @@ async fn pod_logs(
             } else {
                 format!("logs/{container}.log")
             };
-            let got =
-                fetch::log(client, namespace, name, container, previous, spec.log_bytes).await;
-            entries.push(match got {
-                Ok(bytes) => {
-                    let entry = json!({
-                        "container": container, "previous": previous, "file": file,
-                        "bytes": bytes.len(), "truncated": bytes.len() as u64 >= spec.log_bytes,
-                    });
-                    files.push((file, bytes));
-                    entry
+            let missing = |e: String| json!({"container": container, "previous": previous, "file": null, "error": e});
+            let mut reader = match fetch::log(
+                client,
+                namespace,
+                name,
+                container,
+                previous,
+                spec.log_bytes,
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    entries.push(missing(e));
+                    continue;
                 }
-                Err(e) => json!({
-                    "container": container, "previous": previous, "file": null, "error": e,
+            };
+            entries.push(match copy(&mut reader, partial.create(&file)?).await {
+                Ok(bytes) => json!({
+                    "container": container, "previous": previous, "file": file,
+                    "bytes": bytes, "truncated": bytes >= spec.log_bytes,
                 }),
+                Err(Broke::Read(e)) => {
+                    partial.remove(&file)?;
+                    missing(e)
+                }
+                Err(Broke::Write(e)) => return Err(e),
             });
         }
     }
-    (files, entries)
+    Ok(entries)
 }
 
 #[cfg(test)]

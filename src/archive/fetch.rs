@@ -119,8 +119,9 @@ pub(crate) async fn job_pods(
         .collect())
 }
 
-/// One container's log, at most `limit` bytes (one attempt: logs are
-/// archived where the kubelet serves them, and a missing log is no failure).
+/// One container's log as it arrives, at most `limit` bytes (one attempt:
+/// logs are archived where the kubelet serves them, and a missing log is no
+/// failure).
 pub(crate) async fn log(
     client: &Client,
     namespace: &str,
@@ -128,7 +129,7 @@ pub(crate) async fn log(
     container: &str,
     previous: bool,
     limit: u64,
-) -> Result<Vec<u8>, String> {
+) -> Result<impl futures::AsyncRead + Unpin, String> {
     let api = Api::<Pod>::namespaced(client.clone(), namespace);
     let lp = LogParams {
         container: Some(container.to_string()),
@@ -137,12 +138,6 @@ pub(crate) async fn log(
         ..LogParams::default()
     };
     let stream = api.log_stream(pod, &lp).await.map_err(|e| why(&e))?;
-    let mut bytes = vec![];
     // The kubelet may send slightly more than limitBytes; never keep more.
-    stream
-        .take(limit)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(bytes)
+    Ok(stream.take(limit))
 }

@@ -38,28 +38,62 @@ fn the_manifest_has_no_managed_fields() {
     assert!(!yaml.contains("managedFields"), "{yaml}");
 }
 
+/// Writes `files` as the archive of pod `name` of namespace `ns` under `root`.
+fn put(root: &Path, ns: &str, name: &str, files: &[(&str, &[u8])]) -> io::Result<()> {
+    use std::io::Write;
+    let p = disk::Partial::begin(&disk::Place {
+        root,
+        namespace: ns,
+        kind: "pod",
+        name,
+    })?;
+    for (rel, bytes) in files {
+        p.create(rel)?.write_all(bytes)?;
+    }
+    p.commit()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
 fn an_archive_is_put_whole_and_replaces_an_older_one() {
     let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("ns/pod/p");
-    disk::put(&dir, &[("a.txt".into(), b"one".to_vec())]).unwrap();
-    disk::put(
-        &dir,
-        &[
-            ("b.txt".into(), b"two".to_vec()),
-            ("logs/c.log".into(), b"log".to_vec()),
-        ],
+    put(root.path(), "ns", "p", &[("a.txt", b"one")]).unwrap();
+    put(
+        root.path(),
+        "ns",
+        "p",
+        &[("b.txt", b"two"), ("logs/c.log", b"log")],
     )
     .unwrap();
+    let dir = root.path().join("ns/pod/p");
     assert!(!dir.join("a.txt").exists());
     assert_eq!(std::fs::read(dir.join("b.txt")).unwrap(), b"two");
     assert_eq!(std::fs::read(dir.join("logs/c.log")).unwrap(), b"log");
     // Nothing hidden is left beside it.
-    let names: Vec<String> = std::fs::read_dir(root.path().join("ns/pod"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    assert_eq!(names, ["p"]);
+    assert_eq!(names(&root.path().join("ns/pod")), ["p"]);
+}
+
+#[test]
+fn an_archive_not_committed_leaves_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let p = disk::Partial::begin(&disk::Place {
+        root: root.path(),
+        namespace: "ns",
+        kind: "pod",
+        name: "p",
+    })
+    .unwrap();
+    p.create("logs/x.log").unwrap();
+    drop(p);
+    assert!(names(&root.path().join("ns/pod")).is_empty());
 }
 
 #[test]
@@ -67,17 +101,119 @@ fn an_unwritable_place_is_an_error_and_leaves_nothing() {
     let root = tempfile::tempdir().unwrap();
     let file = root.path().join("file");
     std::fs::write(&file, b"").unwrap();
-    let err = disk::put(&file.join("ns/pod/p"), &[("a".into(), vec![])]).unwrap_err();
+    let err = put(&file, "ns", "p", &[("a", b"")]).unwrap_err();
     assert!(!err.to_string().is_empty());
 }
 
 #[test]
-fn the_record_gains_a_jobs_pods() {
-    let mut c = Contents {
-        dir: "x".into(),
-        files: vec![("archive.json".into(), pretty(&json!({"kind": "Archive"})))],
-    };
-    merge_record(&mut c, json!({"pods": ["a/b"]}));
-    let v: Value = serde_json::from_slice(&c.files[0].1).unwrap();
-    assert_eq!(v, json!({"kind": "Archive", "pods": ["a/b"]}));
+fn names_that_are_not_one_path_component_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    for (ns, name) in [("..", "p"), ("ns", ".."), ("ns", "a/b"), ("", "p")] {
+        let err = put(root.path(), ns, name, &[("a", b"")]).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot name"),
+            "{ns} {name}: {err}"
+        );
+    }
+    let err = put(root.path(), "ns", "p", &[("../escape", b"")]).unwrap_err();
+    assert!(err.to_string().contains("cannot name"), "{err}");
+    assert!(!root.path().join("ns/pod/escape").exists());
+}
+
+#[cfg(unix)]
+mod unix {
+    use super::*;
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The repro: a link under DIR to a victim's directory.
+    #[test]
+    fn a_link_under_the_archive_dir_is_refused_and_its_target_untouched() {
+        let top = tempfile::tempdir().unwrap();
+        let a = top.path().join("A");
+        let victim = top.path().join("victim");
+        std::fs::create_dir_all(a.join("crucible")).unwrap();
+        std::fs::create_dir_all(victim.join("s1/sub")).unwrap();
+        std::fs::write(victim.join("s1/important.txt"), b"precious").unwrap();
+        symlink(&victim, a.join("crucible/pod")).unwrap();
+        let err = put(&a, "crucible", "s1", &[("archive.json", b"{}")]).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(
+            std::fs::read(victim.join("s1/important.txt")).unwrap(),
+            b"precious"
+        );
+        assert!(victim.join("s1/sub").is_dir());
+        assert_eq!(names(&victim), ["s1"]);
+
+        // The namespace directory a link; the archive's own place a link.
+        let b = top.path().join("B");
+        std::fs::create_dir_all(&b).unwrap();
+        symlink(&victim, b.join("crucible")).unwrap();
+        assert!(put(&b, "crucible", "s1", &[("a", b"")]).is_err());
+        let c = top.path().join("C");
+        std::fs::create_dir_all(c.join("crucible/pod")).unwrap();
+        symlink(victim.join("s1"), c.join("crucible/pod/s1")).unwrap();
+        let err = put(&c, "crucible", "s1", &[("a", b"")]).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(names(&victim.join("s1")), ["important.txt", "sub"]);
+        // The link is left as it was, and nothing hidden beside it.
+        assert!(std::fs::symlink_metadata(c.join("crucible/pod/s1"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(names(&c.join("crucible/pod")), ["s1"]);
+    }
+
+    /// An older archive holding a link: the link is removed, not followed.
+    #[test]
+    fn replacing_an_archive_never_follows_a_link_inside_it() {
+        let top = tempfile::tempdir().unwrap();
+        let victim = top.path().join("victim");
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join("important.txt"), b"precious").unwrap();
+        let root = top.path().join("A");
+        put(&root, "ns", "p", &[("logs/main.log", b"old")]).unwrap();
+        let old = root.join("ns/pod/p");
+        symlink(&victim, old.join("logs/link")).unwrap();
+        put(&root, "ns", "p", &[("logs/main.log", b"new")]).unwrap();
+        assert_eq!(std::fs::read(old.join("logs/main.log")).unwrap(), b"new");
+        assert_eq!(names(&victim), ["important.txt"]);
+        assert_eq!(names(&root.join("ns/pod")), ["p"]);
+    }
+
+    #[test]
+    fn directories_are_0700_and_files_0600_whatever_the_umask() {
+        let root = tempfile::tempdir().unwrap();
+        let top = root.path().join("archive");
+        // SAFETY: umask(2) only sets this process's file mode mask.
+        let before = unsafe { libc::umask(0o022) };
+        let r = put(&top, "ns", "p", &[("logs/main.log", b"DB_PASSWORD=x")]);
+        // SAFETY: as above.
+        unsafe { libc::umask(before) };
+        r.unwrap();
+        for d in ["", "ns", "ns/pod", "ns/pod/p", "ns/pod/p/logs"] {
+            assert_eq!(mode(&top.join(d)), 0o700, "{d}");
+        }
+        assert_eq!(mode(&top.join("ns/pod/p/logs/main.log")), 0o600);
+    }
+
+    /// Another user's directory under DIR is refused (tests run as root in
+    /// CI; elsewhere chown is not allowed and the case cannot be set up).
+    #[test]
+    fn another_users_directory_under_the_archive_dir_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let ns = root.path().join("ns");
+        std::fs::create_dir_all(ns.join("pod")).unwrap();
+        let me = std::fs::metadata(&ns).unwrap().uid();
+        if std::os::unix::fs::chown(ns.join("pod"), Some(me + 1), None).is_err() {
+            assert_ne!(me, 0, "root could not chown");
+            return;
+        }
+        let err = put(root.path(), "ns", "p", &[("a", b"")]).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid"), "{err}");
+        assert!(names(&ns.join("pod")).is_empty());
+    }
 }
