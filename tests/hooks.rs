@@ -79,7 +79,7 @@ async fn the_example_hooks_veto_annotated_pods_and_record_jobs() {
     let job = ns.create_job(&ej).await;
     ns.wait_job_complete(&ej.name()).await;
     let hooks = format!(
-        "  pod:\n    beforeDelete: ['{}', crucible-clean/hold]\n  job:\n    beforeDelete: ['{}']\n",
+        "  pod:\n    beforeDelete: ['{}', crucible-clean/hold]\n  job:\n    beforeDelete: ['{}']\n    env: [CRUCIBLE_HOOK_LOG]\n",
         example("veto-annotated.py"),
         example("record.sh")
     );

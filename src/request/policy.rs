@@ -280,6 +280,7 @@ fn hook(file: &str, spec: HookSpec) -> Hook {
         timeout: spec
             .timeout_seconds
             .map_or(DEFAULT_HOOK_TIMEOUT, Duration::from_secs),
+        env: spec.env,
     }
 }
 

@@ -15,13 +15,30 @@ use super::policy::Policy;
 /// Log bytes archived per container (current and previous each) without
 /// `--archive-log-bytes`.
 pub(crate) const DEFAULT_ARCHIVE_LOG_BYTES: u64 = 1 << 20;
-/// The most `--archive-log-bytes` may ask for: archives are assembled in
-/// memory, `--concurrency` at a time.
+/// The most `--archive-log-bytes` may ask for (logs are copied to disk in
+/// pieces; the cap bounds the disk an archive takes).
 pub(crate) const MAX_ARCHIVE_LOG_BYTES: u64 = 64 << 20;
 /// A hook's time without `timeoutSeconds`.
 pub(crate) const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most `timeoutSeconds` may be.
 pub(crate) const MAX_HOOK_TIMEOUT_SECONDS: u64 = 3600;
+
+/// The variables the cleaner sets for each hook (`predelete`), which a
+/// policy's `env:` may not list.
+pub(crate) const HOOK_VARIABLES: [&str; 12] = [
+    "CRUCIBLE_NAMESPACE",
+    "CRUCIBLE_KIND",
+    "CRUCIBLE_NAME",
+    "CRUCIBLE_UID",
+    "CRUCIBLE_PHASE",
+    "CRUCIBLE_STRATEGY",
+    "CRUCIBLE_MATCHED_RULES",
+    "CRUCIBLE_DRY_RUN",
+    "CRUCIBLE_POLICY_RULE",
+    "CRUCIBLE_TEST_ID",
+    "CRUCIBLE_EVAL_ID",
+    "CRUCIBLE_ARCHIVE",
+];
 
 /// `--archive DIR` and its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +57,9 @@ pub(crate) struct Hook {
     /// `/` is already resolved against the policy file's directory).
     pub(crate) command: Vec<String>,
     pub(crate) timeout: Duration,
+    /// `env:`: the names of the cleaner's variables the hook also gets
+    /// (besides `hooks::INHERITED` and the `CRUCIBLE_*` variables).
+    pub(crate) env: Vec<String>,
 }
 
 /// The policy file's `hooks:` by kind.

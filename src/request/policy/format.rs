@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::{Partial, API_VERSION, KIND};
 use crate::cli::{Prefer, Strategy};
-use crate::request::predelete::MAX_HOOK_TIMEOUT_SECONDS;
+use crate::request::predelete::{HOOK_VARIABLES, MAX_HOOK_TIMEOUT_SECONDS};
 use crate::selector::Selector;
 
 #[derive(Deserialize)]
@@ -40,7 +40,8 @@ pub(super) struct HooksSpec {
     pub(super) job: Option<HookSpec>,
 }
 
-/// One kind's hooks: `beforeDelete: [program, args…]`, `timeoutSeconds: N`.
+/// One kind's hooks: `beforeDelete: [program, args…]`, `timeoutSeconds: N`,
+/// `env: [NAME…]` (the cleaner's variables the hook also gets).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct HookSpec {
@@ -48,6 +49,8 @@ pub(super) struct HookSpec {
     pub(super) before_delete: Vec<String>,
     #[serde(default, deserialize_with = "timeout_seconds")]
     pub(super) timeout_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "env_names")]
+    pub(super) env: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -272,4 +275,27 @@ fn timeout_seconds<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Optio
         }
     })
     .map(|v| Some(v as u64))
+}
+
+/// `env:`: names of environment variables, none of them one the cleaner
+/// sets itself for each object.
+fn env_names<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    for n in &names {
+        let mut chars = n.chars();
+        let first = chars.next();
+        let valid = first.is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(serde::de::Error::custom(format!(
+                "env: {n:?} is not a variable name (letters, digits and _, not starting with a digit), e.g. [SLACK_WEBHOOK_URL]"
+            )));
+        }
+        if HOOK_VARIABLES.contains(&n.as_str()) {
+            return Err(serde::de::Error::custom(format!(
+                "env: {n:?} is set by the cleaner for each object; list only your own variables"
+            )));
+        }
+    }
+    Ok(names)
 }

@@ -140,6 +140,22 @@ fn hooks_are_checked_where_they_are_written() {
         "  pod:\n    beforeDelete: [x]\n    timeoutSeconds: 3601\n",
     ));
     assert!(m.contains("line 21") && m.contains("timeoutSeconds"), "{m}");
+    let p = parse(
+        "p.yaml",
+        &with("  pod:\n    beforeDelete: [x]\n    env: [SLACK_URL, _X1]\n"),
+        &Partial::default(),
+    )
+    .unwrap();
+    assert_eq!(p.hooks.pod.unwrap().env, ["SLACK_URL", "_X1"]);
+    for bad in ["1X", "A-B", "''", "CRUCIBLE_NAME"] {
+        let m = err(&with(&format!(
+            "  pod:\n    beforeDelete: [x]\n    env: [OK, {bad}]\n"
+        )));
+        assert!(
+            m.starts_with("policy file p.yaml, line 20") && m.contains("hooks.pod: env: "),
+            "{bad}: {m}"
+        );
+    }
 }
 
 #[test]
