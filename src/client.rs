@@ -93,10 +93,26 @@ pub(crate) async fn config(conn: &Connection) -> Result<(Config, Endpoint)> {
     }
     let target = Endpoint {
         context,
-        server: config.cluster_url.to_string(),
+        server: without_userinfo(&config.cluster_url.to_string()),
         cluster_uid: None,
     };
     Ok((config, target))
+}
+
+/// `url` without the `user:password@` a kubeconfig's server may carry: the
+/// server as the report, the logs, plan files and errors show it.
+pub(crate) fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match scheme {
+        Some(s) => format!("{s}://{host}{path}"),
+        None => format!("{host}{path}"),
+    }
 }
 
 pub(crate) async fn connect(conn: &Connection) -> Result<(Client, Endpoint)> {
@@ -125,6 +141,24 @@ fn check_user_of_context(kc: &Kubeconfig, context: &str) -> Result<()> {
         Err(Error::Cluster(format!(
             "user {user:?} of context {context:?} is not in the kubeconfig"
         )))
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn userinfo_never_shows() {
+    for (url, shown) in [
+        (
+            "https://alice:s3cr3tpass@10.0.0.1:6443",
+            "https://10.0.0.1:6443",
+        ),
+        ("https://alice:p@ss@h:6443/", "https://h:6443/"),
+        ("https://token@h/k8s?x=a@b", "https://h/k8s?x=a@b"),
+        ("https://h:6443", "https://h:6443"),
+        ("http://[::1]:8080/", "http://[::1]:8080/"),
+        ("u:p@h:1", "h:1"),
+    ] {
+        assert_eq!(without_userinfo(url), shown, "{url}");
     }
 }
 

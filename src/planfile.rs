@@ -221,7 +221,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Saved> {
         path: path.to_path_buf(),
         namespace: top.namespace,
         context: top.context,
-        server: top.cluster.server,
+        server: crate::client::without_userinfo(&top.cluster.server),
         kube_system_uid: top.cluster.kube_system_uid.filter(|u| !u.is_empty()),
         generated_at,
         strategy: top.strategy,

@@ -398,3 +398,80 @@ async fn a_plan_from_elsewhere_too_old_or_edited_is_refused_without_a_write() {
     assert_eq!(report["summary"]["deleted"], 2, "{report}");
     assert_eq!(other.pod_names().await, ["p-1", "p-2"]);
 }
+
+/// A kubeconfig whose server URL carries `user:password@`: the password is
+/// in no report, plan file, `-v 9` line or error; a plan made that way
+/// applies to the same server.
+#[tokio::test]
+async fn credentials_in_the_server_url_never_show() {
+    const SECRET: &str = "s3cr3tpass";
+    let ns = TestNamespace::for_current_test().await;
+    ns.create_pods([BarePod::succeeded("p").evaluation("e1").test_id("cred")])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(kubeconfig_path()).unwrap();
+    assert!(text.contains("server: https://"), "{text}");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        text.replace(
+            "server: https://",
+            &format!("server: https://alice:{SECRET}@"),
+        ),
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.json");
+    let run = |args: &[&str]| {
+        let mut cmd = ns.plugin();
+        cmd.kubeconfig(&kubeconfig)
+            .args(["-n", ns.name(), "-o", "json", "-v", "9"])
+            .args(args);
+        cmd.output()
+    };
+    let out = run(&[
+        "--test-id",
+        "cred",
+        "--dry-run",
+        "--save-plan",
+        plan.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let server = report["cluster"]["server"].as_str().unwrap();
+    assert!(server.starts_with("https://127.0.0.1:"), "{report}");
+    let saved = std::fs::read_to_string(&plan).unwrap();
+    for (what, text) in [
+        ("stdout", stdout(&out)),
+        ("stderr", stderr(&out)),
+        ("plan", saved),
+    ] {
+        assert!(
+            !text.contains(SECRET) && !text.contains("alice"),
+            "{what}: {text}"
+        );
+    }
+    assert!(stderr(&out).contains(server), "{}", stderr(&out));
+    let out = run(&["--from-plan", plan.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stdout(&out).contains(SECRET) && !stderr(&out).contains(SECRET));
+    assert!(ns.pod_names().await.is_empty());
+
+    // An unreachable server: the error and -v 9 do not show it either.
+    let unreachable = dir.path().join("unreachable");
+    std::fs::write(
+        &unreachable,
+        text.replace(
+            &format!("server: {}", server.trim_end_matches('/')),
+            &format!("server: https://alice:{SECRET}@127.0.0.1:1"),
+        ),
+    )
+    .unwrap();
+    let mut cmd = ns.plugin();
+    let out = cmd
+        .kubeconfig(&unreachable)
+        .args(["-n", ns.name(), "--all", "--dry-run", "-v", "9"])
+        .output();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("127.0.0.1:1"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(SECRET), "{}", stderr(&out));
+}
