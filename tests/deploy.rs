@@ -1,9 +1,11 @@
 //! deploy/ proven against the local control plane: every manifest passes a
-//! server-side dry run; the ServiceAccount and Role are created for real;
-//! the CronJob's and the Deployment's own command lines (with the policy
-//! their ConfigMap is made from) clean up with a token of that
-//! ServiceAccount and nothing more; a verb the Role lacks is exit 4 naming
-//! it; and the in-cluster configuration (token and CA files where a pod has
+//! server-side dry run, and is admitted without a warning in a namespace
+//! that enforces Pod Security "restricted"; the ServiceAccounts and Roles are
+//! created for real, one per workload, and only the `--stale-runs` CronJob's
+//! may touch Leases; the CronJobs' and the Deployment's own command lines
+//! (with the policy their ConfigMap is made from) clean up, each with a token
+//! of its own ServiceAccount and nothing more; a verb the Role lacks is exit
+//! 4 naming it; and the in-cluster configuration (token and CA files where a pod has
 //! them, `KUBERNETES_SERVICE_HOST/PORT`) works, in a private mount namespace.
 
 mod support;
@@ -67,6 +69,60 @@ fn all_args_of(kind: &str) -> Vec<Vec<String>> {
                 .collect()
         })
         .collect()
+}
+
+/// The pod templates of every workload (Deployment, then CronJobs, in file
+/// order within each kind), with their kind.
+fn pod_templates() -> Vec<(String, Value)> {
+    let docs: Vec<Value> = manifests().into_iter().flat_map(|(_, d)| d).collect();
+    ["Deployment", "CronJob"]
+        .iter()
+        .flat_map(|kind| {
+            docs.iter()
+                .filter(move |d| d["kind"] == *kind)
+                .map(move |d| {
+                    let t = match *kind {
+                        "CronJob" => &d["spec"]["jobTemplate"]["spec"]["template"],
+                        _ => &d["spec"]["template"],
+                    };
+                    (
+                        format!("{kind}/{}", d["metadata"]["name"].as_str().unwrap()),
+                        t.clone(),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The ServiceAccount of the `nth` workload of `kind`.
+fn service_account_of(kind: &str, nth: usize) -> String {
+    let prefix = format!("{kind}/");
+    pod_templates()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .nth(nth)
+        .map(|(_, t)| {
+            t["spec"]["serviceAccountName"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap_or_else(|| panic!("no {kind} #{nth} in deploy/"))
+}
+
+/// deploy/rbac.yaml applied for real in `ns`.
+fn apply_rbac(ns: &str) {
+    let rbac = std::fs::read_to_string(repo_root().join("deploy/rbac.yaml"))
+        .unwrap()
+        .replace("namespace: crucible", &format!("namespace: {ns}"));
+    admin_kubectl(&["apply", "-f", "-"], Some(&rbac));
+}
+
+/// A one-hour token of ServiceAccount `sa` in `ns`.
+fn token_of(ns: &str, sa: &str) -> String {
+    admin_kubectl(&["create", "token", sa, "-n", ns, "--duration", "1h"], None)
+        .trim()
+        .to_string()
 }
 
 /// The args with the namespace and the policy file made local: the policy is
@@ -232,31 +288,64 @@ fn every_manifest_passes_a_server_side_dry_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deployment_and_cronjob_run_with_exactly_the_roles_permissions() {
     let ns = TestNamespace::for_current_test().await;
-    // The ServiceAccount, Role and RoleBinding of deploy/, for real, in this namespace.
-    let rbac = std::fs::read_to_string(repo_root().join("deploy/rbac.yaml"))
-        .unwrap()
-        .replace("namespace: crucible", &format!("namespace: {}", ns.name()));
-    admin_kubectl(&["apply", "-f", "-"], Some(&rbac));
-    let token = admin_kubectl(
-        &[
-            "create",
-            "token",
-            "crucible-clean",
-            "-n",
-            ns.name(),
-            "--duration",
-            "1h",
-        ],
-        None,
-    );
-    let token = token.trim();
+    // The ServiceAccounts, Roles and RoleBindings of deploy/, for real, in this namespace.
+    apply_rbac(ns.name());
     let home = tempfile::tempdir().unwrap();
-    let kubeconfig = token_kubeconfig(home.path(), token, ns.name());
-    let as_sa = || {
+    // Each workload runs with a token of its own ServiceAccount.
+    let as_sa = |sa: &str| {
+        let dir = home.path().join(sa);
+        std::fs::create_dir_all(&dir).unwrap();
+        let kubeconfig = token_kubeconfig(&dir, &token_of(ns.name(), sa), ns.name());
         let mut cmd = PluginCmd::with_home(home.path());
         cmd.kubeconfig(&kubeconfig);
         cmd
     };
+    let accounts: Vec<String> = pod_templates()
+        .iter()
+        .map(|(_, t)| {
+            t["spec"]["serviceAccountName"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut distinct = accounts.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        accounts.len(),
+        "one account per workload: {accounts:?}"
+    );
+    // Only the --stale-runs CronJob may list or delete Leases.
+    for (workload, t) in pod_templates() {
+        let sa = t["spec"]["serviceAccountName"].as_str().unwrap();
+        let args = t["spec"]["containers"][0]["args"].to_string();
+        let stale = args.contains("--stale-runs");
+        for verb in ["list", "delete"] {
+            let user = format!("system:serviceaccount:{}:{sa}", ns.name());
+            let out = kubectl_as(
+                ADMIN_CONTEXT,
+                &[
+                    "auth",
+                    "can-i",
+                    verb,
+                    "leases.coordination.k8s.io",
+                    "-n",
+                    ns.name(),
+                    "--as",
+                    &user,
+                ],
+                None,
+            );
+            let answer = stdout(&out).trim().to_string();
+            assert_eq!(
+                answer,
+                if stale { "yes" } else { "no" },
+                "{workload}: {verb} leases"
+            );
+        }
+    }
 
     // The policy's watermark rule needs a count/pods quota: 9 of 10 pods.
     let quota = serde_json::from_value(json!({
@@ -273,7 +362,9 @@ async fn the_deployment_and_cronjob_run_with_exactly_the_roles_permissions() {
 
     // The CronJob's command line: one run.
     let cron = localised(args_of("CronJob"), ns.name(), &[]);
-    let (code, report, err) = as_sa().args(&cron).output_json();
+    let (code, report, err) = as_sa(&service_account_of("CronJob", 0))
+        .args(&cron)
+        .output_json();
     assert_eq!(code, 0, "{err}");
     assert_eq!(report["strategy"], "policy", "{report}");
     assert_eq!(report["summary"]["deleted"], 4, "{report}");
@@ -283,9 +374,11 @@ async fn the_deployment_and_cronjob_run_with_exactly_the_roles_permissions() {
     // Every other CronJob (stale test runs): nothing to do here, and allowed.
     let others = all_args_of("CronJob");
     assert!(others.len() >= 2, "{others:?}");
-    for args in &others[1..] {
+    for (i, args) in others.iter().enumerate().skip(1) {
         let args = localised(args.clone(), ns.name(), &[]);
-        let (code, report, err) = as_sa().args(&args).output_json();
+        let (code, report, err) = as_sa(&service_account_of("CronJob", i))
+            .args(&args)
+            .output_json();
         assert_eq!(code, 0, "{args:?}: {err}");
         assert_eq!(report["summary"]["failed"], 0, "{args:?}: {report}");
     }
@@ -305,7 +398,9 @@ async fn the_deployment_and_cronjob_run_with_exactly_the_roles_permissions() {
         &[("--metrics-addr", format!("127.0.0.1:{port}"))],
     );
     assert!(watch.contains(&"--watch".to_string()), "{watch:?}");
-    let mut plugin = as_sa().args(&watch).spawn();
+    let mut plugin = as_sa(&service_account_of("Deployment", 0))
+        .args(&watch)
+        .spawn();
     let line = plugin.stdout_line().expect("the first cycle's report");
     let report: Value = serde_json::from_str(&line).unwrap();
     plugin.signal("TERM");
@@ -317,13 +412,88 @@ async fn the_deployment_and_cronjob_run_with_exactly_the_roles_permissions() {
     assert_eq!(report["events"]["recorded"], 3, "{report}");
 
     // A verb the Role lacks: listing across namespaces needs a ClusterRole.
-    let out = as_sa().args(["-A", "--all", "--dry-run"]).output();
+    let out = as_sa(&service_account_of("Deployment", 0))
+        .args(["-A", "--all", "--dry-run"])
+        .output();
     assert_eq!(code_of(&out), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
         err.contains("forbidden") && err.contains("list") && err.contains("pods"),
         "{err}"
     );
+}
+
+/// deploy/ in a namespace that enforces (and warns and audits) Pod Security
+/// "restricted": every manifest is admitted without a warning, and so is a
+/// pod made from each workload's template; the same pod without its
+/// seccompProfile is rejected (the namespace does enforce).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_manifests_pass_pod_security_restricted() {
+    let ns = TestNamespace::for_current_test().await;
+    let mut label = vec!["label", "namespace", ns.name(), "--overwrite"];
+    let levels = [
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+        "pod-security.kubernetes.io/audit=restricted",
+    ];
+    label.extend(levels);
+    admin_kubectl(&label, None);
+    let apply = |text: &str, dry_run: bool| {
+        let mut args = vec!["apply", "-f", "-"];
+        if dry_run {
+            args.push("--dry-run=server");
+        }
+        kubectl_as(ADMIN_CONTEXT, &args, Some(text))
+    };
+    // The ServiceAccounts first, for real: the workloads name them.
+    apply_rbac(ns.name());
+    for (file, _) in manifests() {
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("namespace: crucible", &format!("namespace: {}", ns.name()));
+        let out = apply(&text, true);
+        assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
+        assert!(
+            !stderr(&out).contains("Warning"),
+            "{}: {}",
+            file.display(),
+            stderr(&out)
+        );
+    }
+    let templates = pod_templates();
+    assert!(templates.len() >= 3, "{templates:?}");
+    for (workload, t) in templates {
+        let pod = |t: &Value| {
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "restricted", "namespace": ns.name()},
+                "spec": t["spec"],
+            })
+            .to_string()
+        };
+        let out = apply(&pod(&t), true);
+        assert!(out.status.success(), "{workload}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("Warning"),
+            "{workload}: {}",
+            stderr(&out)
+        );
+        let mut without = t.clone();
+        without["spec"]["securityContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("seccompProfile");
+        let out = apply(&pod(&without), true);
+        assert!(
+            !out.status.success(),
+            "{workload} without seccompProfile was admitted"
+        );
+        assert!(
+            stderr(&out).contains("seccompProfile"),
+            "{workload}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 fn code_of(out: &std::process::Output) -> Option<i32> {
