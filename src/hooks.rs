@@ -38,7 +38,11 @@ pub(crate) enum Answer {
 /// What a hook's environment takes from the cleaner's own, besides the
 /// names its policy lists (`env:`); everything else (kubeconfig paths,
 /// tokens, cloud credentials) stays out.
-pub(crate) const INHERITED: [&str; 3] = ["PATH", "HOME", "LANG"];
+#[cfg(not(windows))]
+pub(crate) const INHERITED: &[&str] = &["PATH", "HOME", "LANG"];
+/// (Windows programs also need where the system is.)
+#[cfg(windows)]
+pub(crate) const INHERITED: &[&str] = &["PATH", "HOME", "LANG", "SYSTEMROOT", "PATHEXT"];
 
 /// The hook's environment: [`INHERITED`] and the listed names where the
 /// cleaner has them, then the `CRUCIBLE_*` variables `env`.

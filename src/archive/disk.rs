@@ -60,6 +60,7 @@ pub(super) struct Place<'a> {
 }
 
 impl Place<'_> {
+    #[cfg_attr(not(unix), allow(dead_code))]
     fn shown(&self) -> PathBuf {
         self.root
             .join(self.namespace)
@@ -78,8 +79,9 @@ mod unix {
 
     use super::*;
 
-    const DIR_MODE: u32 = 0o700;
-    const FILE_MODE: u32 = 0o600;
+    /// 0700 and 0600 (the constants, as `mode_t` differs between platforms).
+    const DIR_MODE: Mode = Mode::RWXU;
+    const FILE_MODE: Mode = Mode::RUSR.union(Mode::WUSR);
     /// How deep an older archive may be nested when it is removed (ours are
     /// two levels deep).
     const MAX_DEPTH: usize = 16;
@@ -114,7 +116,7 @@ mod unix {
     /// Opens the directory `name` in `parent`, creating it (0700) when
     /// missing; refuses a link, a non-directory and another user's directory.
     fn subdir(parent: &OwnedFd, name: &str, shown: &Path) -> io::Result<OwnedFd> {
-        let created = match rfs::mkdirat(parent, name, Mode::from_raw_mode(DIR_MODE)) {
+        let created = match rfs::mkdirat(parent, name, DIR_MODE) {
             Ok(()) => true,
             Err(Errno::EXIST) => false,
             Err(e) => return Err(e.into()),
@@ -128,7 +130,7 @@ mod unix {
         owned(&fd, shown)?;
         if created {
             // The umask may have taken bits away; never add any for others.
-            rfs::fchmod(&fd, Mode::from_raw_mode(DIR_MODE))?;
+            rfs::fchmod(&fd, DIR_MODE)?;
         }
         Ok(fd)
     }
@@ -183,7 +185,7 @@ mod unix {
             // DIR itself is the user's choice: links in its own path are followed.
             std::fs::DirBuilder::new()
                 .recursive(true)
-                .mode(DIR_MODE)
+                .mode(0o700)
                 .create(place.root)?;
             let root = rfs::openat(
                 CWD,
@@ -195,14 +197,10 @@ mod unix {
             let ns = subdir(&root, component(place.namespace)?, &ns_shown)?;
             let kind = subdir(&ns, component(place.kind)?, &ns_shown.join(place.kind))?;
             let hidden = hidden(&name, "partial");
-            rfs::mkdirat(&kind, hidden.as_str(), Mode::from_raw_mode(DIR_MODE))?;
+            rfs::mkdirat(&kind, hidden.as_str(), DIR_MODE)?;
             let made = rfs::openat(&kind, hidden.as_str(), dir_flags(), Mode::empty())
                 .map_err(io::Error::from)
-                .and_then(|d| {
-                    rfs::fchmod(&d, Mode::from_raw_mode(DIR_MODE))
-                        .map(|()| d)
-                        .map_err(Into::into)
-                });
+                .and_then(|d| rfs::fchmod(&d, DIR_MODE).map(|()| d).map_err(Into::into));
             let dir = match made {
                 Ok(d) => d,
                 Err(e) => {
@@ -232,9 +230,9 @@ mod unix {
                 &dir,
                 file,
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(FILE_MODE),
+                FILE_MODE,
             )?;
-            rfs::fchmod(&fd, Mode::from_raw_mode(FILE_MODE))?;
+            rfs::fchmod(&fd, FILE_MODE)?;
             Ok(File::from(fd))
         }
 

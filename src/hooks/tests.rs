@@ -130,6 +130,7 @@ async fn a_hook_gets_a_cleared_environment_and_what_the_policy_lists() {
 }
 
 /// Whether process `pid` is gone (not even a zombie).
+#[cfg(target_os = "linux")]
 fn gone(pid: &str) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
 }
