@@ -8,6 +8,15 @@ use clap::{Parser, ValueEnum};
 
 use crate::duration;
 
+/// `--version`: the version and the commit it was built from (build.rs; `-V`
+/// and the man page carry the version alone).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CRUCIBLE_CLEAN_COMMIT"),
+    ")"
+);
+
 /// Clean up finished evaluation pods and jobs: by test label, by age, by
 /// quota pressure or by watermark, with a preview, a confirmation and a report.
 #[derive(Debug, Clone, Parser)]
@@ -15,6 +24,7 @@ use crate::duration;
     name = "kubectl crucible-clean",
     bin_name = "kubectl crucible-clean",
     version,
+    long_version = LONG_VERSION,
     after_help = "Examples:\n  \
       kubectl crucible-clean --test-id run-42 --dry-run\n  \
       kubectl crucible-clean --older-than 2h --level all --yes\n  \

@@ -92,11 +92,21 @@ fn the_plugin_exit_code_and_arguments_pass_through_kubectl() {
         "{}",
         stderr(&o)
     );
-    let o = p.kubectl(&["crucible-clean", "--version"]);
+    let o = p.kubectl(&["crucible-clean", "-V"]);
     assert!(o.status.success());
     assert_eq!(
         stdout(&o).trim(),
         format!("kubectl crucible-clean {}", env!("CARGO_PKG_VERSION"))
+    );
+    let o = p.kubectl(&["crucible-clean", "--version"]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).starts_with(&format!(
+            "kubectl crucible-clean {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        stdout(&o)
     );
 }
 

@@ -49,3 +49,21 @@ def test_one_pip_install_into_a_fresh_virtualenv(tmp_path, figure):
     assert f.stdout.strip() == str(binary), f.stderr
     assert sys.executable != str(bin_dir / "python")
     shutil.rmtree(env_dir)  # a dev-profile binary is large; pytest keeps old temp dirs
+
+
+def test_the_package_version_is_cargo_tomls():
+    """Single-sourced: maturin takes the version from Cargo.toml (pyproject.toml
+    declares it dynamic), and the package reports it."""
+    import importlib.metadata
+    import re
+
+    import crucible_clean
+
+    with open(os.path.join(REPO, "Cargo.toml")) as f:
+        cargo = re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
+    assert importlib.metadata.version("crucible-clean") == cargo
+    assert crucible_clean.__version__ == cargo
+    with open(os.path.join(REPO, "python", "pyproject.toml")) as f:
+        pyproject = f.read()
+    assert 'dynamic = ["version"]' in pyproject
+    assert not re.search(r"^version\s*=", pyproject, re.M), "a second version in pyproject.toml"

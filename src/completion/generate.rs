@@ -37,7 +37,11 @@ pub(crate) fn generated_files() -> std::io::Result<Vec<GeneratedFile>> {
             contents: buf,
         });
     }
-    let cmd = Cli::command().display_name(BIN_NAME);
+    // The man page is committed: its VERSION section is the version alone,
+    // not `--version`'s commit, which changes with every commit.
+    let cmd = Cli::command()
+        .display_name(BIN_NAME)
+        .long_version(None::<&str>);
     let version = cmd.get_version().unwrap_or_default().to_string();
     let man = clap_mangen::Man::new(cmd)
         .title(BIN_NAME.to_uppercase())
