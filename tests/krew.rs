@@ -1,50 +1,21 @@
-//! The krew manifest and the release archive, checked with krew itself:
-//! `tests/krew/build` builds krew and its manifest validator from the Go module
-//! proxy (cached); everything else runs offline.
-//!
-//! krew never needs its plugin index here: `install --manifest` skips it, and
-//! for `list`/`uninstall`, which insist on an index directory that is a git
-//! clone, an empty `index/default/.git` directory is enough (krew only checks
-//! that it exists). `KREW_NO_UPGRADE_CHECK=1` keeps krew from looking for a
-//! newer release of itself (an unstamped build skips that check anyway).
+//! The krew manifest and the release archive, checked with krew itself
+//! (`support::krew`: krew and its manifest validator, built from the Go module
+//! proxy and cached); everything else runs offline.
 
 mod support;
 use support::commands::{kubectl, plugin_binary, repo_root};
+use support::krew::{krew_tools, text, validate, Krew};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 
 const PLUGIN: &str = "crucible-clean";
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 fn tag() -> String {
     format!("v{}", env!("CARGO_PKG_VERSION"))
-}
-
-/// The directory with `kubectl-krew` and `validate-krew-manifest`, built once.
-fn krew_tools() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Command::new(repo_root().join("tests/krew/build"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tests/krew/build");
-        assert!(
-            out.status.success(),
-            "tests/krew/build failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        assert!(
-            dir.join("kubectl-krew").is_file(),
-            "no kubectl-krew in {}",
-            dir.display()
-        );
-        dir
-    })
 }
 
 /// This machine as krew names platforms (Go's GOOS/GOARCH).
@@ -59,28 +30,6 @@ fn host_platform() -> (&'static str, &'static str) {
         other => other,
     };
     (os, arch)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn validate(manifest: &Path, skip_install: bool, path: Option<&std::ffi::OsStr>) -> Output {
-    let mut cmd = Command::new(krew_tools().join("validate-krew-manifest"));
-    cmd.arg("-manifest").arg(manifest);
-    if skip_install {
-        cmd.arg("-skip-install");
-    }
-    if let Some(p) = path {
-        cmd.env("PATH", p);
-    }
-    cmd.stdin(Stdio::null())
-        .output()
-        .expect("run validate-krew-manifest")
 }
 
 /// Runs scripts/release-archive with `args`; returns the archive path it printed.
@@ -141,6 +90,7 @@ struct Metadata {
 #[serde(rename_all = "camelCase")]
 struct Spec {
     version: String,
+    homepage: String,
     platforms: Vec<Platform>,
 }
 #[derive(Debug, serde::Deserialize)]
@@ -230,54 +180,6 @@ fn the_committed_manifest_passes_krews_validation() {
 // ------------------------------------------------------------------------------------------
 // Installing with krew
 // ------------------------------------------------------------------------------------------
-
-/// A krew installation in a temp dir, used through the real kubectl.
-struct Krew {
-    root: PathBuf,
-    home: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Krew {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().join("krew");
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(root.join("index").join("default").join(".git")).unwrap();
-        std::fs::create_dir_all(&home).unwrap();
-        Krew {
-            root,
-            home,
-            _dir: dir,
-        }
-    }
-
-    fn bin(&self) -> PathBuf {
-        self.root.join("bin")
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        let kubectl = kubectl();
-        let path = std::env::join_paths([
-            krew_tools().to_path_buf(),
-            self.bin(),
-            kubectl.parent().expect("kubectl's dir").to_path_buf(),
-        ])
-        .unwrap();
-        Command::new(&kubectl)
-            .args(args)
-            .env_clear()
-            .env("PATH", path)
-            .env("HOME", &self.home)
-            .env("KREW_ROOT", &self.root)
-            .env("KREW_NO_UPGRADE_CHECK", "1")
-            .env("KUBECONFIG", self.home.join("no-kubeconfig"))
-            .current_dir(&self.home)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kubectl")
-    }
-}
 
 #[test]
 fn krew_installs_the_release_archive_and_uninstalls_it() {
@@ -504,6 +406,11 @@ fn krews_validator_installs_every_platform_of_the_release_manifest() {
             .iter()
             .all(|p| p.sha256 != ZERO_SHA && p.uri.starts_with(&base)),
         "{m:?}"
+    );
+    // The homepage names the repository the release comes from.
+    assert_eq!(
+        m.spec.homepage,
+        format!("{base}/OWNER/kubectl-crucible-clean")
     );
 
     // The validator runs `kubectl krew install --manifest` once per platform

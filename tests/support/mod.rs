@@ -28,18 +28,21 @@
 //! * [`logs`]: container logs served by the fake nodes (kwok `Logs` objects), pods on
 //!   the fake nodes that fail, and Events, for the tests of `--archive`.
 //! * [`wait`]: [`poll_until`](wait::poll_until) and the `wait_*` helpers.
+//! * [`krew`]: krew and its manifest validator, built once from the Go module proxy,
+//!   and a krew installation of its own ([`Krew`](krew::Krew)), for the release archive.
 //!
 //! Use from an integration test file with `mod support;` and a `use` of the modules
 //! it needs, e.g. `use support::{commands::*, objects::*};` (an unused one warns).
 //!
 //! Every test binary compiles all of these modules but uses only part of them, and
-//! rustc judges dead code per binary: `audit`, `cluster`, `commands`, `logs`, `objects`
-//! and `terminal` therefore allow dead code at their top. `wait` needs no such allowance
+//! rustc judges dead code per binary: `audit`, `cluster`, `commands`, `krew`, `logs`,
+//! `objects` and `terminal` therefore allow dead code at their top. `wait` needs no such allowance
 //! (all of it is reachable from `objects`).
 
 pub mod audit;
 pub mod cluster;
 pub mod commands;
+pub mod krew;
 pub mod logs;
 pub mod objects;
 pub mod terminal;
