@@ -26,6 +26,8 @@ fn manifests() -> Vec<(PathBuf, Vec<Value>)> {
         .expect("deploy/")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        // Not a manifest: kustomize's list of them (tests/image.rs).
+        .filter(|p| !p.ends_with("kustomization.yaml"))
         .collect();
     files.sort();
     assert!(files.len() >= 3, "{files:?}");
@@ -283,6 +285,32 @@ fn every_manifest_passes_a_server_side_dry_run() {
     assert!(args_of("Deployment")
         .iter()
         .any(|a| a.starts_with("--metrics-addr=")));
+}
+
+/// `kubectl apply -k deploy/`, as docs/in-cluster.md says (the image set by
+/// deploy/kustomization.yaml: tests/image.rs).
+#[test]
+fn the_api_server_accepts_the_kustomization() {
+    let dir = repo_root().join("deploy");
+    let out = kubectl_as(
+        ADMIN_CONTEXT,
+        &["apply", "--dry-run=server", "-k", dir.to_str().unwrap()],
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for kind in [
+        "serviceaccount/",
+        "role.rbac",
+        "cronjob.batch/",
+        "deployment.apps/",
+    ] {
+        assert!(text.contains(kind), "{kind} not applied: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
