@@ -5,7 +5,7 @@
 //! the pytest plugin and the same binary; the sdist holds what a build from
 //! source needs, and no `.git`.
 //!
-//! It costs a release build (about 12 minutes cold on 2 loaded cores, see
+//! It costs a release build (17 minutes cold on 2 loaded cores, see
 //! docs/development.md), so plain `cargo test` leaves it out (`test = false`
 //! in Cargo.toml) and `.ci/run` does not run it. Run it with
 //! `cargo test --test release_local`; the GitHub CI workflow does.
