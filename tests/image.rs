@@ -302,22 +302,24 @@ fn the_rendered_manifests_run_the_published_image_as_its_user() {
     );
     let containers = containers(&docs);
     assert!(containers.len() >= 3, "{containers:?}");
-    let user = global_user();
+    let (uid, gid) = image_user();
     for (pod, c) in containers {
         assert_eq!(c["image"], want.as_str(), "{}", c["name"]);
         // The image's USER, and kubelet refuses to start it as root.
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-        assert_eq!(pod["securityContext"]["runAsUser"], user);
+        assert_eq!(pod["securityContext"]["runAsUser"], uid);
+        let group = &pod["securityContext"]["runAsGroup"];
+        assert!(group.is_null() || *group == gid, "runAsGroup {group}");
     }
 }
 
-/// The uid of the image's USER.
-fn global_user() -> u64 {
-    dockerfile()
+/// The uid and gid of the image's USER.
+fn image_user() -> (u64, u64) {
+    let user = dockerfile()
         .iter()
         .rev()
-        .find_map(|i| i.strip_prefix("USER "))
-        .and_then(|u| u.split(':').next())
-        .map(|u| u.parse().unwrap())
-        .unwrap()
+        .find_map(|i| i.strip_prefix("USER ").map(str::to_string))
+        .unwrap();
+    let (uid, gid) = user.split_once(':').unwrap();
+    (uid.parse().unwrap(), gid.parse().unwrap())
 }
