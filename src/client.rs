@@ -51,6 +51,7 @@ pub(crate) async fn config(conn: &Connection) -> Result<(Config, Endpoint)> {
                 .clone()
                 .or_else(|| kc.current_context.clone())
                 .unwrap_or_default();
+            check_context(&kc, &context)?;
             check_user_of_context(&kc, &context)?;
             let opts = KubeConfigOptions {
                 context: conn.context.clone(),
@@ -96,6 +97,7 @@ pub(crate) async fn config(conn: &Connection) -> Result<(Config, Endpoint)> {
         server: without_userinfo(&config.cluster_url.to_string()),
         cluster_uid: None,
     };
+    crate::error::set_endpoint(&target.server, &target.context);
     Ok((config, target))
 }
 
@@ -120,6 +122,31 @@ pub(crate) async fn connect(conn: &Connection) -> Result<(Client, Endpoint)> {
     let client = Client::try_from(config)
         .map_err(|e| Error::Cluster(format!("cannot set up the client: {e}")))?;
     Ok((client, target))
+}
+
+/// How many of the kubeconfig's contexts an unknown `--context` lists.
+const CONTEXTS_LISTED: usize = 5;
+
+/// A context the kubeconfig lacks is refused naming a few it has, as a
+/// person then knows what to type.
+fn check_context(kc: &Kubeconfig, context: &str) -> Result<()> {
+    if context.is_empty() || kc.contexts.iter().any(|c| c.name == context) {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    let known = match names.len() {
+        0 => "it has no contexts".to_string(),
+        n if n <= CONTEXTS_LISTED => format!("it has {}", names.join(", ")),
+        n => format!(
+            "it has {} and {} more",
+            names[..CONTEXTS_LISTED].join(", "),
+            n - CONTEXTS_LISTED
+        ),
+    };
+    Err(Error::Cluster(format!(
+        "context {context:?} not found in the kubeconfig; {known}"
+    )))
 }
 
 /// kube falls back to anonymous requests when the context names a user the
@@ -193,5 +220,40 @@ fn kubeconfig_error(e: KubeconfigError, conn: &Connection) -> Error {
                 chain.lines().next().unwrap_or_default().trim_end()
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_contexts(names: &[&str]) -> Kubeconfig {
+        let contexts: Vec<String> = names
+            .iter()
+            .map(|n| format!("- name: {n}\n  context: {{cluster: c, user: u}}\n"))
+            .collect();
+        Kubeconfig::from_yaml(&format!(
+            "apiVersion: v1\nkind: Config\ncontexts:\n{}",
+            contexts.concat()
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_unknown_context_names_some_that_exist() {
+        let kc = with_contexts(&["viewer", "admin", "ci-runner"]);
+        assert!(check_context(&kc, "admin").is_ok());
+        assert_eq!(
+            check_context(&kc, "nosuch").unwrap_err().to_string(),
+            "context \"nosuch\" not found in the kubeconfig; it has admin, ci-runner, viewer"
+        );
+        let many = with_contexts(&["a", "b", "c", "d", "e", "f", "g"]);
+        assert_eq!(
+            check_context(&many, "x").unwrap_err().to_string(),
+            "context \"x\" not found in the kubeconfig; it has a, b, c, d, e and 2 more"
+        );
+        let e = check_context(&with_contexts(&[]), "x").unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.to_string().ends_with("it has no contexts"), "{e}");
     }
 }

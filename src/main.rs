@@ -37,7 +37,9 @@ fn main() {
     let code = match runtime.block_on(crucible_clean::run(&cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            if let Some(line) = e.line() {
+                eprintln!("{line}");
+            }
             if let Some(hint) = e.hint() {
                 eprint!("{hint}");
             }
@@ -49,7 +51,9 @@ fn main() {
     std::process::exit(code);
 }
 
-/// clap's usage errors, reduced to one line; help and version print as usual.
+/// clap's usage errors as one `error:` line (with the possible values, if
+/// any), and clap's tip, when it has one, on a line of its own; help and
+/// version print as usual.
 fn clap_error(e: clap::Error) -> i32 {
     use clap::error::ErrorKind;
     match e.kind() {
@@ -60,22 +64,51 @@ fn clap_error(e: clap::Error) -> i32 {
             exit::OK
         }
         _ => {
-            let text = e.render().to_string();
-            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-            let first = lines
-                .next()
-                .unwrap_or("error: invalid arguments")
-                .to_string();
-            let extra: Vec<&str> = lines
-                .filter(|l| l.starts_with('[') || l.starts_with("tip:"))
-                .collect();
-            let mut line = first;
-            for x in extra {
-                line.push(' ');
-                line.push_str(x);
-            }
-            eprintln!("{line} (see --help)");
+            eprint!("{}", usage_lines(&e.render().to_string()));
             exit::USAGE
         }
+    }
+}
+
+/// clap's rendered usage error, reduced: the `error:` line with the
+/// possible values appended, `(see --help)`, then each tip on its own line.
+fn usage_lines(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut first = lines
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_string();
+    let mut tips = vec![];
+    for l in lines {
+        if l.starts_with('[') {
+            first.push(' ');
+            first.push_str(l);
+        } else if l.starts_with("tip:") {
+            tips.push(l);
+        }
+    }
+    let mut out = format!("{first} (see --help)\n");
+    for tip in tips {
+        out.push_str(&format!("  {tip}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usage_lines;
+
+    #[test]
+    fn one_error_line_and_the_tip_on_its_own() {
+        let clap = "error: unexpected argument '--tset-id' found\n\n  tip: a similar argument exists: '--test-id'\n\nUsage: kubectl crucible-clean --test-id <ID>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_lines(clap),
+            "error: unexpected argument '--tset-id' found (see --help)\n  tip: a similar argument exists: '--test-id'\n"
+        );
+        let values = "error: invalid value 'x' for '--level <LEVEL>'\n  [possible values: none, pods, jobs, all]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_lines(values),
+            "error: invalid value 'x' for '--level <LEVEL>' [possible values: none, pods, jobs, all] (see --help)\n"
+        );
     }
 }

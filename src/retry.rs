@@ -36,8 +36,7 @@ pub(crate) fn transient(err: &kube::Error) -> Option<Option<Duration>> {
 
 /// The request ran out of time.
 pub(crate) fn is_timeout(e: &dyn std::error::Error) -> bool {
-    let s = crate::error::source_chain(e).to_lowercase();
-    s.contains("timed out") || s.contains("timeout") || s.contains("deadline has elapsed")
+    crate::error::is_timeout_text(&crate::error::source_chain(e).to_lowercase())
 }
 
 /// The connection broke before an answer came: the request may or may not

@@ -1,7 +1,8 @@
 //! A battery of bad input against a namespace full of objects that the input
 //! would select if it were accepted. Every case also gets `--yes`, so a slip
 //! would really delete: each must exit 2 (4 for an unusable kubeconfig or
-//! context) at once, with one `error:` line on stderr and nothing on stdout,
+//! context) at once, with one `error:` line on stderr (and clap's tip, when it
+//! has one, on a line of its own) and nothing on stdout,
 //! and the plugin must send no mutating request at all.
 
 mod support;
@@ -366,6 +367,9 @@ fn cases(real_kubeconfig: &Path) -> Vec<Case> {
         // --- the command line as a whole ---------------------------------------------------------
         case("no selection", &[]).says("--test-id"),
         case("unknown flag", &["--test-id", "{tid}", "--frobnicate"]),
+        // clap's tip stays on a line of its own under the one error line.
+        case("misspelt flag", &["--tset-id", "{tid}"])
+            .says("error: unexpected argument '--tset-id' found (see --help)\n  tip: a similar argument exists: '--test-id'\n"),
         case("stray argument", &["--test-id", "{tid}", "everything"]),
         // --- policy files ----------------------------------------------------------------------------
         Case::policy_file(
@@ -502,7 +506,7 @@ fn cases(real_kubeconfig: &Path) -> Vec<Case> {
         ),
         case("kubeconfig: unknown context", &["--context", "nope", "--test-id", "{tid}"])
             .code(4)
-            .says("nope"),
+            .says("context \"nope\" not found in the kubeconfig; it has admin, ci-runner, viewer"),
         Case::kubeconfig_file(
             "kubeconfig: context without its cluster",
             &without(real_kubeconfig, Missing::Cluster),
@@ -747,7 +751,11 @@ async fn bad_input_never_deletes_and_exits_at_once_with_one_line() {
         if took > CASE_LIMIT {
             problems.push(format!("took {took:.1?}"));
         }
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        // One `error:` line; clap's tip, when it has one, on its own line.
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("  tip: "))
+            .collect();
         if lines.len() != 1 || !lines[0].starts_with("error:") {
             problems.push(format!(
                 "stderr must be one `error:` line, got {} lines",
