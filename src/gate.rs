@@ -16,6 +16,7 @@ use crate::plan::Plan;
 use crate::request::{Mode, Request};
 
 pub(crate) mod pick;
+pub(crate) mod prompt;
 pub(crate) mod rbac;
 
 /// After a prompt this slow, the plan is re-read before anything is deleted.
@@ -112,15 +113,17 @@ pub(crate) fn decide(
     show_preview();
     match confirm(&question) {
         Ok(true) => Ok(Verdict::Proceed { prompted: true }),
-        Ok(false) => Err(Error::Aborted(
-            "aborted at the prompt; nothing deleted".into(),
-        )),
+        Ok(false) => Err(Error::Declined(DECLINED.into())),
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(Error::Interrupted),
         Err(e) => Err(Error::Aborted(format!(
             "cannot ask for confirmation ({e}); pass --yes; nothing deleted"
         ))),
     }
 }
+
+/// What a "no" at the prompt (or Esc at `-i`'s list) prints: an answer,
+/// not an error (exit 3).
+pub(crate) const DECLINED: &str = "aborted: nothing deleted";
 
 /// `--max-delete`: more planned deletes than that abort the run (exit 3).
 fn over_max(plan: &Plan, req: &Request) -> Result<()> {
@@ -139,19 +142,6 @@ pub(crate) fn is_interactive() -> bool {
     use std::io::IsTerminal;
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     !ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
-/// The real prompt: dialoguer on stderr, default No.
-pub(crate) fn ask(question: &str) -> std::io::Result<bool> {
-    // A signal while the prompt owns the terminal exits at once (see `stop`).
-    let _prompting = crate::stop::Prompting::start();
-    dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
-        .map_err(|e| match e {
-            dialoguer::Error::IO(io) => io,
-        })
 }
 
 /// Asks the API server, before any prompt, whether every planned delete is
@@ -297,9 +287,8 @@ mod tests {
         );
         assert_eq!(d.unwrap(), Verdict::Proceed { prompted: true });
         assert_eq!(asked, "Delete 1 job (1 Complete), 2 pods (1 Failed, 1 Succeeded) in namespace crucible (context admin)?");
-        assert!(matches!(
-            decide(&three(), &req(&[]), &t, true, || {}, |_| Ok(false)),
-            Err(Error::Aborted(_))
-        ));
+        let no = decide(&three(), &req(&[]), &t, true, || {}, |_| Ok(false)).unwrap_err();
+        assert_eq!(no.line().unwrap(), "aborted: nothing deleted");
+        assert_eq!(no.exit_code(), 3);
     }
 }

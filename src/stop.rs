@@ -4,6 +4,10 @@
 //! the partial report is printed (exit 130). A second signal exits at once,
 //! and so does a signal while the confirmation prompt blocks the terminal
 //! (nothing has been deleted then).
+//!
+//! One signal, one message, said before anything reacts to it: at the
+//! prompt "interrupted: nothing deleted"; mid-run the stop message, then
+//! (printed by the run as it winds down) the partial report.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,6 +45,29 @@ impl Stop {
 /// True while the confirmation prompt owns the terminal.
 static PROMPTING: AtomicBool = AtomicBool::new(false);
 
+/// Set by whoever says "interrupted: nothing deleted" first.
+static SAID_AT_PROMPT: AtomicBool = AtomicBool::new(false);
+
+/// What a signal mid-run says, before the run stops.
+pub(crate) const STOPPING: &str =
+    "interrupted: no new work starts; press Ctrl-C again to exit at once";
+
+/// Ctrl-C at the prompt (or `-i`'s list): nothing was deleted; says so once
+/// and exits 130. Called by the signal listener and by the list, which reads
+/// Ctrl-C as a key and raises the signal as well: the first one speaks, the
+/// other waits for the exit.
+pub(crate) fn interrupted_at_the_prompt() -> ! {
+    if SAID_AT_PROMPT.swap(true, Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+    // The list of `-i` hides the cursor while it shows.
+    let _ = console::Term::stderr().show_cursor();
+    eprintln!("\ninterrupted: nothing deleted");
+    std::process::exit(exit::INTERRUPTED);
+}
+
 /// Marks the prompt's span: a signal then exits at once.
 pub(crate) struct Prompting;
 
@@ -64,13 +91,12 @@ pub(crate) fn listen(stop: Stop) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         signals.next().await;
         if PROMPTING.load(Ordering::SeqCst) {
-            // The list of `-i` hides the cursor while it shows.
-            let _ = console::Term::stderr().show_cursor();
-            eprintln!("\ninterrupted at the prompt; nothing deleted");
-            std::process::exit(exit::INTERRUPTED);
+            interrupted_at_the_prompt();
         }
+        // Said before the stop is set: whatever the run prints as it stops
+        // (the partial report) comes after it.
+        crate::log::say(STOPPING);
         stop.set();
-        eprintln!("interrupted: no new work starts; press Ctrl-C again to exit at once");
         signals.next().await;
         eprintln!("interrupted again: exiting now");
         std::process::exit(exit::INTERRUPTED);

@@ -94,15 +94,19 @@ async fn q_or_ctrl_c_at_the_list_deletes_nothing() {
     ];
     let (code, screen) = on_a_terminal_until(&ns, &args, LIST, "q", || async {}).await;
     assert_eq!(code, 3, "{screen}");
+    assert!(screen.contains("aborted: nothing deleted"), "{screen}");
+    assert!(!screen.contains("error:"), "a no is an answer: {screen}");
     assert!(
-        screen.contains("aborted at the list; nothing deleted"),
-        "{screen}"
+        screen.contains("esc: abort, delete nothing"),
+        "the hint says what Esc does: {screen}"
     );
-    // Ctrl-C: the signal exits at once ("interrupted at the prompt"), or the
-    // list returns first ("error: interrupted"); 130 either way, nothing sent.
+    // Ctrl-C: the list reads it as a key and raises the signal too; one
+    // message either way, exit 130, nothing sent.
     let (code, screen) = on_a_terminal_until(&ns, &args, LIST, "\x03", || async {}).await;
     assert_eq!(code, 130, "{screen}");
-    assert!(screen.contains("interrupted"), "{screen}");
+    assert_eq!(screen.matches("interrupted").count(), 1, "{screen}");
+    assert!(screen.contains("interrupted: nothing deleted"), "{screen}");
+    assert!(!screen.contains("error:"), "{screen}");
     assert_eq!(ns.pod_names().await, ["a-1", "a-2", "a-3", "b-1", "b-2"]);
     assert!(ns
         .mutating_requests(&AuditFilter::plugin())

@@ -2,14 +2,14 @@
 //! yes/no question, a list of the planned deletes — all ticked, grouped by
 //! test run, each with its phase and age — from which a person unticks what
 //! they want to look at first. Enter deletes the ticked ones; Esc (or `q`)
-//! deletes nothing; Ctrl-C exits at once (130). The list itself is injected,
+//! aborts the run, deleting nothing; Ctrl-C exits at once (130). The list itself is injected,
 //! so the rules are unit-tested without a terminal.
 
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::{over_max, Verdict};
+use super::{over_max, Verdict, DECLINED};
 use crate::client::Endpoint;
 use crate::duration::human;
 use crate::error::{Error, Result};
@@ -72,7 +72,7 @@ pub(crate) fn pick(
     over_max(plan, req)?;
     let rows = rows(plan, Utc::now());
     let prompt = format!(
-        "Delete which of {n} objects in namespace {} (context {})? (space: untick/tick, a: all, enter: delete the ticked ones, esc: none)",
+        "Delete which of {n} objects in namespace {} (context {})? (space: untick/tick, a: all, enter: delete the ticked ones, esc: abort, delete nothing)",
         req.scope.label(),
         if target.context.is_empty() { "-" } else { &target.context }
     );
@@ -80,11 +80,7 @@ pub(crate) fn pick(
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     let ticked = match list(&prompt, &labels) {
         Ok(Some(ticked)) => ticked,
-        Ok(None) => {
-            return Err(Error::Aborted(
-                "aborted at the list; nothing deleted".into(),
-            ))
-        }
+        Ok(None) => return Err(Error::Declined(DECLINED.into())),
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(Error::Interrupted),
         Err(e) => {
             return Err(Error::Aborted(format!(
@@ -94,7 +90,9 @@ pub(crate) fn pick(
     };
     let ticked: HashSet<usize> = ticked.into_iter().collect();
     if ticked.is_empty() {
-        return Err(Error::Aborted("nothing ticked; nothing deleted".into()));
+        return Err(Error::Declined(
+            "aborted: nothing ticked, nothing deleted".into(),
+        ));
     }
     let unticked: HashSet<String> = rows
         .into_iter()
@@ -129,6 +127,11 @@ pub(crate) fn list_on_terminal(
             // The list hid the cursor; an error (Ctrl-C) leaves it hidden.
             let _ = console::Term::stderr().show_cursor();
             match e {
+                // Ctrl-C read as a key (the list reads raw keys): the same
+                // one message and exit as the signal at the prompt.
+                dialoguer::Error::IO(io) if io.kind() == std::io::ErrorKind::Interrupted => {
+                    crate::stop::interrupted_at_the_prompt()
+                }
                 dialoguer::Error::IO(io) => io,
             }
         })
