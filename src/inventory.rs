@@ -23,7 +23,7 @@ mod convert;
 mod lease;
 mod listed;
 mod lookup;
-use convert::{job_candidate, phase_name, pod_candidate, pod_finished_at, quota};
+use convert::{job_candidate, phase_name, pod_candidate, pod_finished_at, pod_phase, quota};
 pub(crate) use lease::{run_lease, stale_runs};
 use listed::{ListedMeta, ListedPod};
 pub(crate) use lookup::{by_name, cluster_uid};
@@ -35,6 +35,10 @@ pub(crate) const PAGE_SIZE: u32 = 500;
 pub(crate) struct Needs {
     pub(crate) label_selector: String,
     pub(crate) pod_phases: Vec<Phase>,
+    /// Also the pods in no finished phase, in one LIST of full objects (the
+    /// phase then comes from each pod's status): they are reported skipped,
+    /// as part of what is left of a test run.
+    pub(crate) unfinished_pods: bool,
     /// Full pod objects (for finish times) instead of metadata only.
     pub(crate) pod_status: bool,
     pub(crate) jobs: bool,
@@ -66,6 +70,7 @@ impl Needs {
             || req.events; // an Event says when the object finished
         Needs {
             label_selector,
+            unfinished_pods: !req.include_running && matches!(req.level, Level::Pods | Level::All),
             pod_phases: if req.level == Level::None {
                 vec![]
             } else {
@@ -129,6 +134,21 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
             })
             .await
         }
+        .map_err(|e| Error::from_kube("cannot list pods", e))?;
+    }
+    if needs.unfinished_pods {
+        let not_finished = [Phase::Succeeded, Phase::Failed]
+            .map(|p| format!("status.phase!={}", phase_name(p)))
+            .join(",");
+        let lp = list_params(&needs.label_selector, fields(Some(not_finished)));
+        list_full(&pods_api, lp, &mut pods, |p: ListedPod| {
+            let p = p.into_pod();
+            let phase = pod_phase(&p);
+            let mut c = pod_candidate(&p.metadata, phase, pod_finished_at(&p));
+            c.charges = crate::quota::pod_charges(&p).into_iter().collect();
+            Arc::new(c)
+        })
+        .await
         .map_err(|e| Error::from_kube("cannot list pods", e))?;
     }
 

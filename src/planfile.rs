@@ -351,6 +351,7 @@ pub(crate) fn needs(saved: &Saved, req: &Request) -> Needs {
     let kinds: HashSet<Kind> = saved.deletes().map(|r| r.candidate.kind).collect();
     Needs {
         label_selector: saved.selector.to_string(),
+        unfinished_pods: false,
         pod_phases: if kinds.contains(&Kind::Pod) {
             vec![
                 Phase::Succeeded,
@@ -425,14 +426,19 @@ pub(crate) fn recheck(saved: &Saved, inv: &Inventory, read: &[(Key, Option<Candi
                     }
                 }
             } else {
-                let why = match by_name.get(&key(&row.candidate)) {
-                    None => "gone since the plan".to_string(),
-                    Some(now) if now.uid != row.candidate.uid => {
-                        format!("recreated since the plan (now uid {})", now.uid)
-                    }
-                    Some(_) => format!("no longer matches the plan's selector {}", saved.selector),
+                let (candidate, why) = match by_name.get(&key(&row.candidate)) {
+                    None => (row.candidate.clone(), "gone since the plan".to_string()),
+                    Some(now) if now.uid != row.candidate.uid => (
+                        row.candidate.clone(),
+                        format!("recreated since the plan (now uid {})", now.uid),
+                    ),
+                    // Still there, relabelled: as the recheck saw it.
+                    Some(now) => (
+                        Arc::new((*now).clone()),
+                        format!("no longer matches the plan's selector {}", saved.selector),
+                    ),
                 };
-                (row.candidate.clone(), Action::Skip, why)
+                (candidate, Action::Skip, why)
             };
             PlanItem {
                 candidate,

@@ -23,6 +23,17 @@ pub(crate) fn phase_name(p: Phase) -> &'static str {
     }
 }
 
+/// A pod's phase as its status gives it (a pod without one is pending).
+pub(crate) fn pod_phase(p: &Pod) -> Phase {
+    match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Running") => Phase::Running,
+        Some("Succeeded") => Phase::Succeeded,
+        Some("Failed") => Phase::Failed,
+        Some("Pending") | None => Phase::Pending,
+        Some(_) => Phase::Unknown,
+    }
+}
+
 pub(crate) fn time(t: &Time) -> DateTime<Utc> {
     DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
         .unwrap_or_default()

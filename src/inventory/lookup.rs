@@ -6,9 +6,9 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::{Api, Client};
 
-use super::convert::base_candidate;
+use super::convert::{job_candidate, pod_candidate, pod_finished_at, pod_phase};
 use crate::error::{Error, Result};
-use crate::model::{Candidate, Kind, Phase};
+use crate::model::{Candidate, Kind};
 use crate::retry::with_retry;
 
 /// The uid of the kube-system namespace: a cluster's identity that does not
@@ -23,8 +23,8 @@ pub(crate) async fn cluster_uid(client: &Client) -> Option<String> {
         .and_then(|ns| ns.metadata.uid)
 }
 
-/// The object of each kind, namespace and name now (metadata only; the
-/// phase is left `Unknown`), or None when there is none.
+/// The object of each kind, namespace and name now (with its phase, as
+/// the plan's rows show it), or None when there is none.
 pub(crate) async fn by_name(
     client: &Client,
     keys: &[(Kind, String, String)],
@@ -35,16 +35,16 @@ pub(crate) async fn by_name(
                 Api::namespaced(client.clone(), ns),
                 Api::namespaced(client.clone(), ns),
             );
-            let meta = match kind {
-                Kind::Pod => with_retry(|| pods.get_metadata_opt(name))
+            let now = match kind {
+                Kind::Pod => with_retry(|| pods.get_opt(name)).await.map(|o| {
+                    o.map(|p| pod_candidate(&p.metadata, pod_phase(&p), pod_finished_at(&p)))
+                }),
+                Kind::Job => with_retry(|| jobs.get_opt(name))
                     .await
-                    .map(|o| o.map(|m| m.metadata)),
-                Kind::Job => with_retry(|| jobs.get_metadata_opt(name))
-                    .await
-                    .map(|o| o.map(|m| m.metadata)),
+                    .map(|o| o.map(|j| job_candidate(&j))),
             }
             .map_err(|e| Error::from_kube(&format!("cannot read {}", kind.plural()), e))?;
-            Ok(meta.map(|m| base_candidate(*kind, &m, Phase::Unknown, None)))
+            Ok(now)
         })
         .buffered(16)
         .collect::<Vec<Result<Option<Candidate>>>>()

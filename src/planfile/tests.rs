@@ -265,7 +265,7 @@ fn only_the_planned_deletes_that_still_qualify_go() {
         (unseen[0].clone(), None),
         (
             unseen[1].clone(),
-            Some(pod("relabelled", Phase::Unknown, 0)),
+            Some(pod("relabelled", Phase::Failed, 0)),
         ),
         (unseen[2].clone(), Some(away)),
     ];
@@ -300,6 +300,15 @@ fn only_the_planned_deletes_that_still_qualify_go() {
             (s("held"), Action::Skip, s("")),
         ]
     );
+    // A row the recheck skips shows the object as it was read again (the
+    // plan said Succeeded), where it was read.
+    let phase = |name: &str| {
+        let i = plan.items.iter().find(|i| &*i.candidate.name == name).unwrap();
+        i.candidate.phase
+    };
+    assert_eq!(phase("relabelled"), Phase::Failed);
+    assert_eq!(phase("running"), Phase::Running);
+    assert_eq!(phase("gone"), Phase::Succeeded);
     // The delete is of the object as checked now: its uid and resourceVersion.
     let go = plan.to_delete().next().unwrap();
     assert_eq!(
