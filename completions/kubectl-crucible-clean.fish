@@ -6,10 +6,10 @@ complete -c kubectl-crucible-clean -l run-id -d 'Objects of test run RUN: labell
 complete -c kubectl-crucible-clean -l older-than -d 'Objects older than DUR: 90s, 30m, 2h, 7d, 1h30m' -r
 complete -c kubectl-crucible-clean -l age-from -d 'What --older-than measures age from [default: created]' -r -f -a "created\t''
 finished\t''"
-complete -c kubectl-crucible-clean -l level -d 'Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods) [default: pods]' -r -f -a "none\t''
-pods\t''
-jobs\t''
-all\t''"
+complete -c kubectl-crucible-clean -l level -d 'Which kinds: pods, jobs, all (jobs with their pods, plus bare pods), or none (no object is selected or deleted: only the quota section is reported) [default: pods]' -r -f -a "none\t'No object is selected or deleted: only the quota section is reported'
+pods\t'Pods (of finished jobs, and bare ones)'
+jobs\t'Jobs, with the pods the cascade takes'
+all\t'Jobs (with their pods) and bare pods'"
 complete -c kubectl-crucible-clean -l strategy -d 'How to select [default: label with --test-id/--eval-id, else age]' -r -f -a "label\t'Objects labelled with the given test or evaluation ids'
 age\t'Objects older than --older-than'
 pressure\t'Oldest finished objects while a quota resource is at or above --threshold'
@@ -60,7 +60,7 @@ complete -c kubectl-crucible-clean -s A -l all-namespaces -d 'Every namespace ex
 complete -c kubectl-crucible-clean -l test-id-from-env -d 'Add the test id in $TEST_LABEL_ID (as the pytest plugin exports it) to --test-id; an error when it is unset or empty. The variable is never read without this flag'
 complete -c kubectl-crucible-clean -l all -d 'Every finished object that matches the base selector'
 complete -c kubectl-crucible-clean -l include-running -d 'Also pending/running pods and active jobs (never pods of a running job)'
-complete -c kubectl-crucible-clean -l watch -d 'Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes; one JSON line per cycle with -o json)'
+complete -c kubectl-crucible-clean -l watch -d 'Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes, or --dry-run to preview each cycle; one JSON line per cycle with -o json)'
 complete -c kubectl-crucible-clean -l stale-runs -d 'Delete the objects of test runs whose --guard Lease expired (the guard and its test run died), then those Leases; runs with a live Lease are never touched'
 complete -c kubectl-crucible-clean -l events -d 'Record a Kubernetes Event (reason CleanedUp) on each object before deleting it [default: on with --watch]'
 complete -c kubectl-crucible-clean -l no-events -d 'Record no Events (the default without --watch)'

@@ -54,6 +54,14 @@ pub(crate) fn wanted(spec: &ArchiveSpec, c: &Candidate) -> bool {
     !spec.only_failed || c.phase == Phase::Failed
 }
 
+/// An archive written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) dir: PathBuf,
+    /// No log could be fetched (for a job: of one of its pods), and why.
+    pub(crate) logs_missing: Option<String>,
+}
+
 /// Writes the archive of `c`, whose current state is `object`, and returns
 /// its directory. `with_pods`: a job's pods go with it (not orphaned); each
 /// pod's archive is written before the next pod is read.
@@ -63,21 +71,28 @@ pub(crate) async fn write(
     c: &Candidate,
     object: &Value,
     with_pods: bool,
-) -> Result<PathBuf, String> {
+) -> Result<Written, String> {
     let mut extra = json!({});
+    let mut logs_missing = None;
     if c.kind == Kind::Job && with_pods {
         let pods = fetch::job_pods(client, &c.namespace, &c.uid).await?;
         let mut paths = vec![];
         for pod in pods {
             let name = pod["metadata"]["name"].as_str().unwrap_or_default();
             let dir = dir_for(&spec.dir, &c.namespace, Kind::Pod, name);
-            put(client, spec, Kind::Pod, &pod, json!({})).await?;
+            let missing = put(client, spec, Kind::Pod, &pod, json!({})).await?;
+            if let (None, Some(why)) = (&logs_missing, missing) {
+                logs_missing = Some(format!("pod {name}: {why}"));
+            }
             paths.push(dir.display().to_string());
         }
         extra["pods"] = json!(paths);
     }
-    put(client, spec, c.kind, object, extra).await?;
-    Ok(dir_of(&spec.dir, c))
+    let own = put(client, spec, c.kind, object, extra).await?;
+    Ok(Written {
+        dir: dir_of(&spec.dir, c),
+        logs_missing: own.or(logs_missing),
+    })
 }
 
 /// Runs a blocking step of `disk` off the async threads.
@@ -91,14 +106,15 @@ async fn blocking<T: Send + 'static>(
 
 /// Writes one object's archive: begun in a hidden directory, each part
 /// written as it arrives (a log never whole in memory), renamed into place.
-/// `extra` joins its `archive.json`.
+/// `extra` joins its `archive.json`. Returns why a pod's archive holds no
+/// log at all, if it does not (`archive.json`'s `logsMissing`).
 async fn put(
     client: &Client,
     spec: &ArchiveSpec,
     kind: Kind,
     object: &Value,
     extra: Value,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let meta = &object["metadata"];
     let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
     let name = meta["name"].as_str().unwrap_or_default().to_string();
@@ -144,6 +160,7 @@ async fn put(
     small(&partial, "events.yaml", events_text.into_bytes())
         .await
         .map_err(failed)?;
+    let mut logs_missing = None;
     if kind == Kind::Pod {
         let entries = pod_logs(client, spec, object, &partial)
             .await
@@ -151,10 +168,13 @@ async fn put(
         let fetched = entries.iter().any(|e| e["file"].is_string());
         record["logs"] = json!({"limitBytes": spec.log_bytes, "containers": entries});
         if !fetched {
-            record["logsMissing"] = json!(entries
+            let why = entries
                 .iter()
                 .find_map(|e| e["error"].as_str())
-                .unwrap_or("the pod has no containers"));
+                .unwrap_or("the pod has no containers")
+                .to_string();
+            record["logsMissing"] = json!(why);
+            logs_missing = Some(why);
         }
     }
     if let (Some(r), Value::Object(e)) = (record.as_object_mut(), extra) {
@@ -165,7 +185,8 @@ async fn put(
     small(&partial, "archive.json", pretty(&record))
         .await
         .map_err(failed)?;
-    blocking(move || partial.commit()).await.map_err(failed)
+    blocking(move || partial.commit()).await.map_err(failed)?;
+    Ok(logs_missing)
 }
 
 fn kind_dir(kind: Kind) -> &'static str {

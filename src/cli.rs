@@ -81,7 +81,8 @@ pub struct Cli {
     #[arg(long, help_heading = "Selection")]
     pub all: bool,
 
-    /// Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods) [default: pods]
+    /// Which kinds: pods, jobs, all (jobs with their pods, plus bare pods), or none (no object is selected or
+    /// deleted: only the quota section is reported) [default: pods]
     #[arg(long, value_enum, value_name = "LEVEL", help_heading = "Selection")]
     pub level: Option<Level>,
 
@@ -132,8 +133,8 @@ pub struct Cli {
     #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Retention")]
     pub keep_failed_for: Option<Duration>,
 
-    /// Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes; one JSON line per cycle
-    /// with -o json)
+    /// Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes, or --dry-run to preview each
+    /// cycle; one JSON line per cycle with -o json)
     #[arg(long, help_heading = "Watch")]
     pub watch: bool,
 
@@ -283,9 +284,13 @@ pub enum AgeFrom {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Level {
+    /// No object is selected or deleted: only the quota section is reported
     None,
+    /// Pods (of finished jobs, and bare ones)
     Pods,
+    /// Jobs, with the pods the cascade takes
     Jobs,
+    /// Jobs (with their pods) and bare pods
     All,
 }
 
@@ -440,6 +445,22 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_help_explains_level_none_and_what_watch_needs() {
+        let help = Cli::command()
+            .term_width(1000)
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("- none: No object is selected or deleted: only the quota section is reported"),
+            "{help}"
+        );
+        assert!(
+            help.contains("(needs --yes, or --dry-run to preview each cycle;"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -273,30 +273,69 @@ pub(crate) async fn execute(
     }
 }
 
-/// Waits until each deleted object is gone (or replaced by a new uid).
-/// Returns the names still present when the timeout ran out.
+/// A deleted object still there while `--wait` waits (it terminates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Left {
+    pub(crate) uid: String,
+    /// `pod/name`.
+    pub(crate) name: String,
+    /// What holds it: its finalizers, as last read.
+    pub(crate) finalizers: Vec<String>,
+    /// When its deletion began (its deletionTimestamp), once read.
+    pub(crate) since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Waits until each deleted object is gone (or replaced by a new uid),
+/// calling `progress` with what is still there after each round of reads.
+/// Returns what was still there when the timeout ran out or a stop came.
 pub(crate) async fn wait_gone(
     client: &Client,
     items: &[&Candidate],
     timeout: Duration,
     stop: &Stop,
-) -> Vec<String> {
+    mut progress: impl FnMut(&[Left]),
+) -> Vec<Left> {
     let deadline = Instant::now() + timeout;
-    let mut remaining: Vec<&Candidate> = items.to_vec();
+    let mut remaining: Vec<Left> = items
+        .iter()
+        .map(|c| Left {
+            uid: c.uid.to_string(),
+            name: c.display_name(),
+            finalizers: vec![],
+            since: None,
+        })
+        .collect();
+    let by_uid: std::collections::HashMap<&str, &Candidate> =
+        items.iter().map(|c| (&*c.uid, *c)).collect();
+    let by_uid = &by_uid;
     while !remaining.is_empty() && Instant::now() < deadline && !stop.is_set() {
         let check = stream::iter(remaining.iter())
-            .map(|c| async move { exists(client, c).await })
+            .map(|l| async move {
+                match by_uid.get(l.uid.as_str()) {
+                    Some(c) => still_there(client, c).await,
+                    None => Seen::Gone,
+                }
+            })
             .buffered(16)
-            .collect::<Vec<bool>>();
-        let still = tokio::select! {
-            still = check => still,
+            .collect::<Vec<Seen>>();
+        let seen = tokio::select! {
+            seen = check => seen,
             _ = stop.wait() => break,
         };
         remaining = remaining
             .into_iter()
-            .zip(still)
-            .filter_map(|(c, s)| s.then_some(c))
+            .zip(seen)
+            .filter_map(|(mut l, s)| match s {
+                Seen::Gone => None,
+                Seen::Unknown => Some(l),
+                Seen::There { finalizers, since } => {
+                    l.finalizers = finalizers;
+                    l.since = since;
+                    Some(l)
+                }
+            })
             .collect();
+        progress(&remaining);
         if !remaining.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -304,23 +343,41 @@ pub(crate) async fn wait_gone(
             }
         }
     }
-    remaining.iter().map(|c| c.display_name()).collect()
+    remaining
 }
 
-async fn exists(client: &Client, c: &Candidate) -> bool {
+/// What a read of a deleted object found.
+enum Seen {
+    /// Gone, or its name taken by a new object.
+    Gone,
+    There {
+        finalizers: Vec<String>,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// The read failed: keep waiting until the deadline.
+    Unknown,
+}
+
+async fn still_there(client: &Client, c: &Candidate) -> Seen {
     let found = match c.kind {
         Kind::Pod => kube::Api::<Pod>::namespaced(client.clone(), &c.namespace)
             .get_metadata_opt(&c.name)
             .await
-            .map(|o| o.and_then(|m| m.metadata.uid)),
+            .map(|o| o.map(|m| m.metadata)),
         Kind::Job => kube::Api::<Job>::namespaced(client.clone(), &c.namespace)
             .get_metadata_opt(&c.name)
             .await
-            .map(|o| o.and_then(|m| m.metadata.uid)),
+            .map(|o| o.map(|m| m.metadata)),
     };
     match found {
-        Ok(uid) => uid.as_deref() == Some(&*c.uid),
-        Err(_) => true, // unknown: keep waiting until the deadline
+        Ok(Some(m)) if m.uid.as_deref() == Some(&*c.uid) => Seen::There {
+            finalizers: m.finalizers.unwrap_or_default(),
+            since: m.deletion_timestamp.map(|t| {
+                chrono::DateTime::from_timestamp(t.0.as_second(), 0).unwrap_or_default()
+            }),
+        },
+        Ok(_) => Seen::Gone,
+        Err(_) => Seen::Unknown,
     }
 }
 

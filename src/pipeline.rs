@@ -2,8 +2,6 @@
 //! select → plan → gate → execute → report, once or (`watch`) every
 //! interval. Nothing below this module imports it.
 
-use std::time::Duration;
-
 use crate::cli::{Cli, Output};
 use crate::error::{exit, Error, Result};
 use crate::execute::events::Events;
@@ -17,6 +15,7 @@ use crate::{client, execute, inventory, model, plan, quota, report, select};
 
 mod output;
 mod runs;
+mod waiting;
 mod watch;
 pub(crate) use output::print_report;
 use output::save_plan;
@@ -207,7 +206,7 @@ async fn cycle_once(
         until_stopped(stop, gate::permitted(client, &s.plan)).await?;
     }
     let show_preview = || {
-        let preview = report_for(
+        let mut preview = report_for(
             req,
             target,
             &s,
@@ -216,7 +215,13 @@ async fn cycle_once(
             &[],
             Mode::DryRunClient,
         );
-        eprint!("{}", report::render(&preview, Output::Table));
+        preview.shown = report::Shown::BeforeAsking;
+        let format = if req.output == Output::Wide {
+            Output::Wide
+        } else {
+            Output::Table
+        };
+        eprint!("{}", report::render(&preview, format));
     };
     let verdict = if req.interactive {
         let list = gate::pick::list_on_terminal;
@@ -230,7 +235,7 @@ async fn cycle_once(
             target,
             gate::is_interactive(),
             show_preview,
-            gate::ask,
+            gate::prompt::ask,
         )?
     };
     if stop.is_set() {
@@ -277,11 +282,15 @@ async fn cycle_once(
         );
         code = exit::CLUSTER;
     }
+    let mut left = vec![];
     if req.mode == Mode::Apply && code == exit::OK && !stop.is_set() {
         if let Some(timeout) = req.wait {
-            if !wait_for_deleted(client, &s.plan, results, timeout, stop).await {
+            let waited =
+                waiting::wait_for_deleted(client, &s.plan, results, timeout, stop).await;
+            if !waited.ok {
                 code = exit::FAILED;
             }
+            left = waited.left;
         }
     }
     let archives = if req.mode.is_dry_run() {
@@ -292,11 +301,10 @@ async fn cycle_once(
     let plan = std::mem::take(&mut s.plan);
     let mut rep = report_for(req, target, &s, plan, saved, results, req.mode);
     rep.cycle = number;
-    for item in &mut rep.items {
-        item.archive = archives
-            .get(&*item.candidate.uid)
-            .map(|d| d.as_str().into());
+    if verdict == (Verdict::Proceed { prompted: true }) {
+        rep.shown = report::Shown::AfterAsking;
     }
+    output::add_notes(&mut rep, &archives, &left);
     rep.events = events.map(|e| e.tally().into());
     if let Some(warning) = rep.events.as_ref().and_then(|e| e.warning()) {
         eprintln!("{warning}");
@@ -340,38 +348,6 @@ fn exit_code(results: &[execute::Deletion]) -> i32 {
     }
 }
 
-/// `--wait`: until every object this run deleted is gone. False (after
-/// saying which) when the timeout ran out first.
-async fn wait_for_deleted(
-    client: &kube::Client,
-    plan: &plan::Plan,
-    results: &[execute::Deletion],
-    timeout: Duration,
-    stop: &Stop,
-) -> bool {
-    let deleted: std::collections::HashSet<&str> = results
-        .iter()
-        .filter(|r| r.outcome == execute::Outcome::Deleted)
-        .map(|r| r.uid.as_str())
-        .collect();
-    let items: Vec<&model::Candidate> = plan
-        .to_delete()
-        .map(|i| &*i.candidate)
-        .filter(|c| deleted.contains(&*c.uid))
-        .collect();
-    let left = execute::wait_gone(client, &items, timeout, stop).await;
-    if left.is_empty() || stop.is_set() {
-        return true;
-    }
-    eprintln!(
-        "error: timed out after {}s waiting for {} objects to go: {}",
-        timeout.as_secs(),
-        left.len(),
-        left.join(", ")
-    );
-    false
-}
-
 fn report_for(
     req: &Request,
     target: &client::Endpoint,
@@ -408,8 +384,15 @@ fn report_for(
     rep.from_plan = saved.map(|p| p.path.display().to_string());
     if saved.is_none() && select::needs_quota(req) {
         let index = quota::Index::new(&s.inv, req.cascade);
-        let units: Vec<&model::Candidate> = rep.planned_deletes().collect();
-        let section = report::quota_section(&s.inv.quotas, &index, &units, s.decisions.clone());
+        // A run that deleted says what it freed; a plan, what it would free.
+        let done = mode == Mode::Apply;
+        let units: Vec<&model::Candidate> = if done {
+            rep.deleted().collect()
+        } else {
+            rep.planned_deletes().collect()
+        };
+        let decisions = s.decisions.clone();
+        let section = report::quota_section(&s.inv.quotas, &index, &units, decisions, done);
         rep.quota = Some(section);
     }
     rep
@@ -461,20 +444,19 @@ async fn execute_plan(
     events: Option<std::sync::Arc<Events>>,
 ) -> execute::Executed {
     let n = plan.delete_count();
-    let bar =
-        (n >= PROGRESS_FROM && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-            let b = indicatif::ProgressBar::with_draw_target(
-                Some(n as u64),
-                indicatif::ProgressDrawTarget::stderr(),
-            );
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b
-        });
+    let bar = (n >= PROGRESS_FROM && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let b = indicatif::ProgressBar::with_draw_target(
+            Some(n as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        crate::log::Progress::show(b)
+    });
     let opts = execute::Options {
         server_dry_run: req.mode == Mode::DryRunServer,
         cascade: req.cascade,
@@ -490,8 +472,6 @@ async fn execute_plan(
         }
     })
     .await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    drop(bar);
     results
 }

@@ -83,8 +83,8 @@ struct Inner {
     /// A job's pods go with it: archive them too.
     with_job_pods: bool,
     verbosity: u8,
-    /// uid → archive directory, for each archive written.
-    archived: Mutex<BTreeMap<String, String>>,
+    /// uid → each archive written.
+    archived: Mutex<BTreeMap<String, Archived>>,
     in_a_row: AtomicUsize,
     tripped: AtomicBool,
 }
@@ -132,8 +132,8 @@ impl BeforeDelete {
             .is_some_and(|i| i.tripped.load(Ordering::SeqCst))
     }
 
-    /// uid → archive directory of each archive written so far.
-    pub(crate) fn archived(&self) -> BTreeMap<String, String> {
+    /// uid → each archive written so far.
+    pub(crate) fn archived(&self) -> BTreeMap<String, Archived> {
         self.0
             .as_ref()
             .map(|i| i.archived.lock().map(|m| m.clone()).unwrap_or_default())
@@ -203,15 +203,20 @@ impl Inner {
         let mut path = None;
         if let Some(spec) = archive {
             match archive::write(client, spec, c, &object, self.with_job_pods).await {
-                Ok(dir) => {
-                    let dir = dir.display().to_string();
+                Ok(written) => {
+                    let dir = written.dir.display().to_string();
                     log(
                         self.verbosity,
                         2,
                         format!("archived {} to {dir}", c.display_name()),
                     );
                     if let Ok(mut m) = self.archived.lock() {
-                        m.insert(c.uid.to_string(), dir.clone());
+                        let logs_missing = written.logs_missing;
+                        let a = Archived {
+                            dir: dir.clone(),
+                            logs_missing,
+                        };
+                        m.insert(c.uid.to_string(), a);
                     }
                     path = Some(dir);
                 }
@@ -292,8 +297,16 @@ pub(crate) async fn dry_run_hooks(
         .await
 }
 
+/// An object's archive: where it is, and whether it lacks the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Archived {
+    pub(crate) dir: String,
+    /// No log could be fetched, and why.
+    pub(crate) logs_missing: Option<String>,
+}
+
 /// In a dry run: where each planned object's archive would go.
-pub(crate) fn would_archive(req: &Request, plan: &Plan) -> BTreeMap<String, String> {
+pub(crate) fn would_archive(req: &Request, plan: &Plan) -> BTreeMap<String, Archived> {
     let Some(spec) = &req.archive else {
         return BTreeMap::new();
     };
@@ -301,10 +314,12 @@ pub(crate) fn would_archive(req: &Request, plan: &Plan) -> BTreeMap<String, Stri
         .map(|i| &*i.candidate)
         .filter(|c: &&Candidate| archive::wanted(spec, c))
         .map(|c| {
-            (
-                c.uid.to_string(),
-                archive::dir_of(&spec.dir, c).display().to_string(),
-            )
+            let dir = archive::dir_of(&spec.dir, c).display().to_string();
+            let a = Archived {
+                dir,
+                logs_missing: None,
+            };
+            (c.uid.to_string(), a)
         })
         .collect()
 }

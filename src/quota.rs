@@ -318,6 +318,11 @@ pub(crate) struct Decision {
     pub(crate) targets: Vec<Target>,
     /// The decision in plain words.
     pub(crate) message: String,
+    /// What the table's quota block says before its table: the situation
+    /// that triggered, without what the plan will do (the block's last line
+    /// and the table say that, in the tense of the run); empty: `message`.
+    #[serde(skip)]
+    pub(crate) headline: String,
     /// The rule could not run here (no budget) and was left out.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) inactive: bool,
@@ -338,8 +343,28 @@ impl Decision {
             triggered: false,
             targets: vec![],
             message,
+            headline: String::new(),
             inactive: true,
         }
+    }
+
+    /// The line the quota block prints before its table.
+    pub(crate) fn headline(&self) -> &str {
+        if self.headline.is_empty() {
+            &self.message
+        } else {
+            &self.headline
+        }
+    }
+}
+
+/// Writes a quota figure as JSON: a count (or any whole amount) as an
+/// integer, a fraction (`3.5` cpus) as a number with its decimals.
+pub(crate) fn amount<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if (x - x.round()).abs() < 1e-6 && x.abs() < 9e15 {
+        s.serialize_i64(x.round() as i64)
+    } else {
+        s.serialize_f64(*x)
     }
 }
 
@@ -349,17 +374,23 @@ impl Decision {
 pub(crate) struct Target {
     pub(crate) quota: String,
     pub(crate) resource: String,
+    #[serde(serialize_with = "amount")]
     pub(crate) hard: f64,
     /// Usage, less what earlier policy rules already plan to free.
+    #[serde(serialize_with = "amount")]
     pub(crate) used: f64,
     /// The highest usage that meets the goal (below the threshold, or at or
     /// below the low watermark).
+    #[serde(serialize_with = "amount")]
     pub(crate) limit: f64,
     /// What must be freed to get there.
+    #[serde(serialize_with = "amount")]
     pub(crate) needed: f64,
     /// What the picked objects free.
+    #[serde(serialize_with = "amount")]
     pub(crate) planned: f64,
     /// What is still missing after every object that may go is planned.
+    #[serde(serialize_with = "amount")]
     pub(crate) shortfall: f64,
 }
 

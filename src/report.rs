@@ -18,9 +18,12 @@ use crate::select::Matched;
 
 mod namespaces;
 mod quota;
+mod summary;
 mod table;
 pub(crate) use namespaces::{EventsSection, NamespaceSummary};
 pub(crate) use quota::{section as quota_section, QuotaSection};
+pub(crate) use summary::failures;
+use summary::summary_line;
 pub(crate) use table::kubectl_table;
 use table::table;
 
@@ -62,6 +65,23 @@ pub(crate) struct CleanupReport {
     /// how many failed (a failed Event never fails its delete).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) events: Option<EventsSection>,
+    /// When the table is printed: how much of it a person has seen already.
+    #[serde(skip)]
+    pub(crate) shown: Shown,
+}
+
+/// Where a report stands towards a person at a terminal; changes only the
+/// table and its summary line, never JSON, YAML or `-o name`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Shown {
+    /// The report of a run (or dry run): every row.
+    #[default]
+    Whole,
+    /// The plan shown before the question: it will delete, once asked.
+    BeforeAsking,
+    /// The result after a person answered: the plan was shown, so only the
+    /// rows whose result differs from it, and the summary line.
+    AfterAsking,
 }
 
 /// The cluster a report was made on.
@@ -88,12 +108,52 @@ pub(crate) struct Item {
     pub(crate) reason: Box<str>,
     pub(crate) result: ItemResult,
     pub(crate) error: Option<Box<str>>,
-    /// `--archive`: the directory this object's archive was written to (in a
-    /// dry run: would be); null when it was not archived.
-    pub(crate) archive: Option<Box<str>>,
+    /// What else there is to say of the row (its archive, what `--wait`
+    /// saw); rare, so boxed: a row stays small.
+    pub(crate) notes: Option<Box<Notes>>,
+}
+
+/// What a row says besides its result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Notes {
+    /// `--archive`: the directory this object's archive was written to (in
+    /// a dry run: would be).
+    pub(crate) archive: Option<String>,
+    /// `--archive`: the archive holds no log at all, and why.
+    pub(crate) logs_missing: Option<String>,
+    /// `--wait`: still there (terminating) when the wait ended, held by
+    /// these finalizers.
+    pub(crate) still_terminating: Option<Vec<String>>,
+}
+
+impl Notes {
+    /// What the table's REASON adds after the result: `; archived without
+    /// logs: …`, `; still terminating (finalizers: …)`.
+    pub(crate) fn suffix(&self) -> String {
+        let mut out = String::new();
+        if let Some(why) = &self.logs_missing {
+            out.push_str(&format!("; archived without logs: {why}"));
+        }
+        if let Some(f) = &self.still_terminating {
+            if f.is_empty() {
+                out.push_str("; still terminating");
+            } else {
+                out.push_str(&format!("; still terminating (finalizers: {})", f.join(", ")));
+            }
+        }
+        out
+    }
 }
 
 impl CleanupReport {
+    /// The objects this run deleted, in the plan's order.
+    pub(crate) fn deleted(&self) -> impl Iterator<Item = &Candidate> {
+        self.items
+            .iter()
+            .filter(|i| i.result == ItemResult::Deleted)
+            .map(|i| &*i.candidate)
+    }
+
     /// The rows the plan deletes, in its order.
     pub(crate) fn planned_deletes(&self) -> impl Iterator<Item = &Candidate> {
         self.items
@@ -104,6 +164,24 @@ impl CleanupReport {
 }
 
 impl Item {
+    /// The row's notes, made on first use.
+    pub(crate) fn notes_mut(&mut self) -> &mut Notes {
+        self.notes.get_or_insert_with(Default::default)
+    }
+
+    /// Whether the row tells more than the plan shown before the question:
+    /// a planned delete that did not end `deleted`, or with a note (logs
+    /// missing, still terminating), or an object a person unticked.
+    pub(crate) fn differs_from_plan(&self) -> bool {
+        match self.action {
+            Action::Delete => {
+                self.result != ItemResult::Deleted
+                    || self.notes.as_ref().is_some_and(|n| !n.suffix().is_empty())
+            }
+            _ => &*self.reason == crate::plan::DESELECTED,
+        }
+    }
+
     /// `kind/name` as the API's owner reference names the controller.
     pub(crate) fn owner(&self) -> Option<String> {
         let o = self.candidate.owner.as_ref()?;
@@ -132,11 +210,22 @@ struct ItemJson<'a> {
     result: ItemResult,
     error: Option<&'a str>,
     archive: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logs_missing: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    still_terminating: Option<StillTerminating<'a>>,
+}
+
+/// `stillTerminating: {finalizers: […]}`.
+#[derive(Serialize)]
+struct StillTerminating<'a> {
+    finalizers: &'a [String],
 }
 
 impl Serialize for Item {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let c = &*self.candidate;
+        let notes = self.notes.as_deref();
         ItemJson {
             kind: c.kind,
             namespace: &c.namespace,
@@ -154,7 +243,11 @@ impl Serialize for Item {
             reason: &self.reason,
             result: self.result,
             error: self.error.as_deref(),
-            archive: self.archive.as_deref(),
+            archive: notes.and_then(|n| n.archive.as_deref()),
+            logs_missing: notes.and_then(|n| n.logs_missing.as_deref()),
+            still_terminating: notes
+                .and_then(|n| n.still_terminating.as_deref())
+                .map(|finalizers| StillTerminating { finalizers }),
         }
         .serialize(s)
     }
@@ -204,6 +297,10 @@ pub(crate) fn build(plan: Plan, results: &[execute::Deletion], ctx: &Context) ->
         .map(|i| {
             let c = &i.candidate;
             let mut reason = i.reason;
+            if i.action == Action::Delete && reason.is_empty() {
+                // The one wording of why a row is planned, for the table and JSON alike.
+                reason = planned_because(i.matched_by);
+            }
             let (result, error) = match i.action {
                 Action::Keep => {
                     summary.kept += 1;
@@ -247,7 +344,7 @@ pub(crate) fn build(plan: Plan, results: &[execute::Deletion], ctx: &Context) ->
                 reason: reason.into_boxed_str(),
                 result,
                 error: error.map(String::into_boxed_str),
-                archive: None,
+                notes: None,
             }
         })
         .collect::<Vec<Item>>();
@@ -270,6 +367,17 @@ pub(crate) fn build(plan: Plan, results: &[execute::Deletion], ctx: &Context) ->
         from_plan: None,
         namespaces,
         events: None,
+        shown: Shown::Whole,
+    }
+}
+
+/// Why a row is planned for deletion: `matched label`, `matched label+age`.
+fn planned_because(m: Matched) -> String {
+    let rules: Vec<&str> = m.iter().map(|r| r.name()).collect();
+    if rules.is_empty() {
+        "selected".into()
+    } else {
+        format!("matched {}", rules.join("+"))
     }
 }
 
@@ -377,75 +485,24 @@ pub(crate) fn write(out: &mut dyn Write, report: &CleanupReport, output: Output)
             Ok(())
         }
         Output::Table | Output::Wide => {
+            if let Some(n) = report.cycle {
+                // --watch: each cycle's table under its number and time; a
+                // cycle with nothing to delete is one line.
+                if report.summary.planned == 0 {
+                    return writeln!(
+                        out,
+                        "cycle {n} at {}: {}",
+                        report.generated_at,
+                        summary_line(report)
+                    );
+                }
+                writeln!(out, "cycle {n} at {}:", report.generated_at)?;
+            }
             if let Some(q) = &report.quota {
                 out.write_all(quota::block(q, report.namespace.is_none()).as_bytes())?;
             }
             table(out, report, output == Output::Wide)
         }
-    }
-}
-
-/// One line per planned deletion that did not happen (`failed`, `conflict`,
-/// `cancelled`): what `-o name` leaves out, for stderr.
-pub(crate) fn failures(report: &CleanupReport) -> Vec<String> {
-    report
-        .items
-        .iter()
-        .filter(|i| i.result.is_miss())
-        .map(|i| {
-            let why = i.error.as_deref().map_or_else(
-                || match i.result {
-                    ItemResult::Cancelled => "not deleted: interrupted".to_string(),
-                    other => other.to_string(),
-                },
-                str::to_string,
-            );
-            let c = &i.candidate;
-            format!("{}/{} ({}): {why}", c.kind.resource(), c.name, i.result)
-        })
-        .collect()
-}
-
-pub(crate) fn summary_line(r: &CleanupReport) -> String {
-    let s = &r.summary;
-    let scope = r
-        .namespace
-        .clone()
-        .map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
-    let guarded = format!("{} kept, {} skipped", s.kept, s.skipped);
-    if s.planned == 0 {
-        return format!(
-            "nothing to delete in {scope} ({} matched; {guarded})",
-            s.selected
-        );
-    }
-    match r.dry_run_mode {
-        Some(DryRun::Client) => format!(
-            "dry run: would delete {} in {scope}; {guarded}",
-            count(s.planned)
-        ),
-        Some(_) => format!(
-            "server dry run: {} accepted, {} conflict, {} failed in {scope}; {guarded}",
-            s.would_delete, s.conflict, s.failed
-        ),
-        None => {
-            let mut line = format!(
-                "deleted {}, {} already gone, {} conflict, {} failed in {scope}; {guarded}",
-                s.deleted, s.gone, s.conflict, s.failed
-            );
-            if s.cancelled > 0 {
-                line.push_str(&format!("; {} not started (interrupted)", s.cancelled));
-            }
-            line
-        }
-    }
-}
-
-fn count(n: usize) -> String {
-    if n == 1 {
-        "1 object".into()
-    } else {
-        format!("{n} objects")
     }
 }
 

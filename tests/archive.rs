@@ -255,6 +255,20 @@ async fn logs_are_capped_and_a_pod_without_logs_is_archived_without_them() {
     for name in ["talkative", "nodeless"] {
         assert_eq!(item(&report, name)["result"], "deleted", "{name}");
     }
+    // The missing logs are said once on stderr, and in the row.
+    assert_eq!(
+        stderr.matches("archived without logs").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.starts_with("warning: archived without logs: pod/nodeless ("),
+        "{stderr}"
+    );
+    let missing = item(&report, "nodeless")["logsMissing"].as_str().unwrap_or_default();
+    assert!(!missing.is_empty(), "{report}");
+    assert!(stderr.contains(missing), "{stderr}");
+    assert!(item(&report, "talkative").get("logsMissing").is_none());
     let dir = archive_of(&report, "talkative");
     let log = read(&dir.join("logs/main.log"));
     assert_eq!(log.len(), 1024);

@@ -475,7 +475,7 @@ async fn wait_gives_up_after_its_timeout_with_exit_1() {
     let err = stderr(&out);
     assert_eq!(
         err.trim(),
-        "error: timed out after 2s waiting for 1 objects to go: pod/held"
+        "error: timed out after 2s waiting for 1 of 1 objects to go: pod/held (finalizers: crucible.test/hold)"
     );
 
     let release = serde_json::json!({"metadata": {"finalizers": null}});

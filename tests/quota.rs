@@ -101,6 +101,14 @@ async fn preview_figures_for_count_pods_and_pods_with_finished_and_running_pods(
         ),
         (Some(10.0), Some(5.0), Some(2.0), Some(3.0))
     );
+    // Counts are integers in JSON.
+    for key in ["hard", "used", "frees", "projected"] {
+        assert!(cp[key].is_u64(), "{key}: {cp}");
+    }
+    let target = &r["quota"]["decisions"][0]["targets"][0];
+    for key in ["hard", "used", "limit", "needed", "planned", "shortfall"] {
+        assert!(target[key].is_u64(), "{key}: {target}");
+    }
     let pods = line(&r, "pods");
     assert_eq!(
         (
@@ -168,16 +176,26 @@ async fn preview_figures_for_count_pods_and_pods_with_finished_and_running_pods(
         ])
         .output();
     let text = stdout(&out);
+    // One line before the quota table (what triggered), one after (what
+    // the plan frees): each said once.
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
     assert!(
-        text.starts_with(
-            "QUOTA     RESOURCE     HARD   USED   RATIO   FREES   AFTER   AFTER-RATIO   COUNTS\n"
+        first.starts_with(
+            "pressure: count/pods of quota objects is 5/10 (50%): at or above the threshold (40%); pods of quota live is 2/4 (50%) counts non-terminal pods only"
         ),
+        "{text}"
+    );
+    assert_eq!(
+        lines.next(),
+        Some("QUOTA     RESOURCE     HARD   USED   RATIO   FREES   AFTER   AFTER-RATIO   COUNTS"),
         "{text}"
     );
     assert!(
         text.contains("\ndeleting 2 finished pods frees 2 of count/pods and 0 of pods\n"),
         "{text}"
     );
+    assert!(!text.contains("down to"), "{text}");
     assert_eq!(ns.pod_names().await.len(), 5, "a dry run deletes nothing");
 }
 
@@ -196,6 +214,11 @@ async fn pressure_cleanup_lowers_count_pods_and_leaves_running_pods() {
     assert_eq!(
         names_where(&r, |i| i["result"] == "deleted"),
         ["done00", "done01"]
+    );
+    // After the deletes the quota section says what was freed.
+    assert_eq!(
+        r["quota"]["summary"],
+        "deleted 2 finished pods: freed 2 of count/pods"
     );
     wait_used(&ns, "objects", "count/pods", "7").await;
     let mut expected: Vec<String> = done[2..].to_vec();
@@ -240,7 +263,7 @@ async fn deleting_jobs_frees_their_pods_in_count_pods() {
         names_where(&r, |i| i["result"] == "deleted"),
         ["evaluation-job-j1", "evaluation-job-j2"]
     );
-    assert_eq!(r["quota"]["summary"], "deleting 2 finished jobs (with their 2 pods) frees 2 of count/jobs.batch and 2 of count/pods");
+    assert_eq!(r["quota"]["summary"], "deleted 2 finished jobs (with their 2 pods): freed 2 of count/jobs.batch and 2 of count/pods");
     assert_eq!(line(&r, "count/pods")["projected"].as_f64(), Some(1.0));
     wait_used(&ns, "objects", "count/pods", "1").await;
     wait_used(&ns, "objects", "count/jobs.batch", "1").await;

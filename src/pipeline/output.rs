@@ -1,10 +1,50 @@
-//! Where a report goes: stdout, written as it is produced, or a plan file.
+//! Where a report goes: stdout, written as it is produced, or a plan file;
+//! and what the stages after the plan add to its rows (archives, what
+//! `--wait` left), said once on stderr where a person must know it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::cli::Output;
 use crate::error::{Error, Result};
+use crate::execute::Left;
+use crate::predelete::Archived;
 use crate::report;
+
+/// Adds to each row its archive (and whether its logs are missing) and
+/// what `--wait` saw still terminating. Archives without logs are said
+/// once on stderr: a row in a long table is easy to miss.
+pub(super) fn add_notes(
+    rep: &mut report::CleanupReport,
+    archives: &BTreeMap<String, Archived>,
+    left: &[Left],
+) {
+    let left: BTreeMap<&str, &Left> = left.iter().map(|l| (l.uid.as_str(), l)).collect();
+    let mut without_logs = vec![];
+    for item in &mut rep.items {
+        let candidate = std::sync::Arc::clone(&item.candidate);
+        let uid = &*candidate.uid;
+        if let Some(a) = archives.get(uid) {
+            let deleted = item.result == report::ItemResult::Deleted;
+            let notes = item.notes_mut();
+            notes.archive = Some(a.dir.clone());
+            if let (true, Some(why)) = (deleted, &a.logs_missing) {
+                notes.logs_missing = Some(why.clone());
+                without_logs.push(format!("{} ({why})", candidate.display_name()));
+            }
+        }
+        if let Some(l) = left.get(uid) {
+            item.notes_mut().still_terminating = Some(l.finalizers.clone());
+        }
+    }
+    if let Some(first) = without_logs.first() {
+        let more = match without_logs.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        eprintln!("warning: archived without logs: {first}{more}; the rows say why");
+    }
+}
 
 /// Prints the report on stdout as it is written (see `report::write`). A
 /// reader that went away (`| head`) ends the output quietly, as kubectl's.

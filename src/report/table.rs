@@ -5,7 +5,8 @@ use std::io::{self, Write};
 
 use comfy_table::{presets, Table};
 
-use super::{human, summary_line, ts, CleanupReport, Item, ItemResult};
+use super::summary::unfinished_line;
+use super::{human, summary_line, ts, CleanupReport, Item, ItemResult, Shown};
 use crate::plan::Action;
 
 /// A table as kubectl prints one: no borders, upper-case headers, columns
@@ -63,8 +64,19 @@ pub(crate) fn write_table(out: &mut dyn Write, header: &[&str], rows: &Rows<'_>)
     result
 }
 
+/// The report's table: the rows to delete (`wide`: every row), or after a
+/// question only those whose result differs from the plan shown; then the
+/// summary line, and in the default table the skipped unfinished objects
+/// folded into one line.
 pub(super) fn table(out: &mut dyn Write, report: &CleanupReport, wide: bool) -> io::Result<()> {
-    let shown = |i: &&Item| wide || i.action == Action::Delete;
+    let after_asking = report.shown == Shown::AfterAsking;
+    let shown = |i: &&Item| {
+        if after_asking {
+            i.differs_from_plan()
+        } else {
+            wide || i.action == Action::Delete
+        }
+    };
     if report.items.iter().any(|i| shown(&i)) {
         // As kubectl: a NAMESPACE column with -A (and in wide output).
         let with_ns = wide || report.namespace.is_none();
@@ -111,23 +123,24 @@ pub(super) fn table(out: &mut dyn Write, report: &CleanupReport, wide: bool) -> 
         };
         write_table(out, &header, &rows)?;
     }
-    writeln!(out, "{}", summary_line(report))
+    writeln!(out, "{}", summary_line(report))?;
+    if !wide && !after_asking {
+        if let Some(line) = unfinished_line(report) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
 }
 
+/// The REASON column: why a planned row is planned (the report's `reason`,
+/// as JSON says it), else what became of it, with its notes.
 fn reason_cell(i: &Item) -> String {
-    match i.action {
+    let mut cell = match i.action {
         // Kept by the archive or hook step: the reason says so.
         Action::Delete if i.result == ItemResult::Kept => i.reason.to_string(),
         Action::Delete => {
             let r = match i.result {
-                ItemResult::Planned => format!(
-                    "matched {}",
-                    i.matched_by
-                        .iter()
-                        .map(|r| r.name())
-                        .collect::<Vec<_>>()
-                        .join("+")
-                ),
+                ItemResult::Planned => i.reason.to_string(),
                 other => other.to_string(),
             };
             match &i.error {
@@ -136,5 +149,9 @@ fn reason_cell(i: &Item) -> String {
             }
         }
         _ => format!("{}: {}", i.result, i.reason),
+    };
+    if let Some(n) = &i.notes {
+        cell.push_str(&n.suffix());
     }
+    cell
 }

@@ -262,3 +262,168 @@ fn a_row_stays_small() {
     // A report may have tens of thousands of rows (see docs/benchmarks.md).
     assert!(std::mem::size_of::<Item>() <= 72);
 }
+
+#[test]
+fn a_planned_row_has_one_reason_for_the_table_and_json() {
+    let r = build(sample(), &[], &ctx(Mode::DryRunClient));
+    let v: serde_json::Value = serde_json::from_str(&render(&r, Output::Json)).unwrap();
+    assert_eq!(v["items"][0]["reason"], "matched label");
+    assert_eq!(v["items"][1]["reason"], "matched label");
+    assert_eq!(v["items"][2]["reason"], "crucible-clean/keep=true");
+    let table = render(&r, Output::Table);
+    assert_eq!(table.matches("matched label").count(), 2, "{table}");
+}
+
+#[test]
+fn the_plan_before_the_question_says_it_will_delete_after_asking() {
+    let mut r = build(sample(), &[], &ctx(Mode::DryRunClient));
+    r.shown = Shown::BeforeAsking;
+    let out = render(&r, Output::Table);
+    assert!(
+        out.ends_with("will delete 2 objects in namespace crucible (asking first); 1 kept, 0 skipped\n"),
+        "{out}"
+    );
+    assert!(!out.contains("dry run"), "{out}");
+}
+
+#[test]
+fn after_the_question_only_rows_that_differ_from_the_plan_are_printed() {
+    let results = |pod: Outcome| {
+        vec![
+            execute::Deletion {
+                uid: "uid-job-x".into(),
+                outcome: Outcome::Deleted,
+                error: None,
+                code: None,
+            },
+            execute::Deletion {
+                uid: "uid-pod-a".into(),
+                outcome: pod,
+                error: None,
+                code: None,
+            },
+        ]
+    };
+    let mut r = build(sample(), &results(Outcome::Deleted), &ctx(Mode::Apply));
+    r.shown = Shown::AfterAsking;
+    assert_eq!(
+        render(&r, Output::Table),
+        "deleted 2, 0 already gone, 0 conflict, 0 failed in namespace crucible; 1 kept, 0 skipped\n"
+    );
+    assert_eq!(render(&r, Output::Wide), render(&r, Output::Table));
+    // Scripts still get every row.
+    assert_eq!(render(&r, Output::Name), "job.batch/job-x\npod/pod-a\n");
+
+    let mut r = build(sample(), &results(Outcome::Gone), &ctx(Mode::Apply));
+    r.shown = Shown::AfterAsking;
+    let out = render(&r, Output::Table);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.contains("pod-a") && !out.contains("job-x"), "{out}");
+
+    // A note makes a deleted row differ too.
+    let mut r = build(sample(), &results(Outcome::Deleted), &ctx(Mode::Apply));
+    r.shown = Shown::AfterAsking;
+    r.items[1].notes_mut().still_terminating = Some(vec!["example.com/hold".into()]);
+    let out = render(&r, Output::Table);
+    assert!(
+        out.contains("deleted; still terminating (finalizers: example.com/hold)"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("; 1 still terminating when the wait ended\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn notes_show_in_the_row_and_in_json() {
+    let results = vec![execute::Deletion {
+        uid: "uid-pod-a".into(),
+        outcome: Outcome::Deleted,
+        error: None,
+        code: None,
+    }];
+    let mut r = build(sample(), &results, &ctx(Mode::Apply));
+    let notes = r.items[1].notes_mut();
+    notes.archive = Some("/a/crucible/pod/pod-a".into());
+    notes.logs_missing = Some("no logs found for container main (400)".into());
+    notes.still_terminating = Some(vec![]);
+    let table = render(&r, Output::Table);
+    assert!(
+        table.contains(
+            "deleted; archived without logs: no logs found for container main (400); still terminating\n"
+        ),
+        "{table}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&render(&r, Output::Json)).unwrap();
+    let row = &v["items"][1];
+    assert_eq!(row["archive"], "/a/crucible/pod/pod-a");
+    assert_eq!(row["logsMissing"], "no logs found for container main (400)");
+    assert_eq!(row["stillTerminating"], serde_json::json!({"finalizers": []}));
+    // Absent unless there is something to say.
+    assert!(v["items"][0].get("logsMissing").is_none());
+    assert!(v["items"][0].get("stillTerminating").is_none());
+    assert_eq!(v["items"][0]["archive"], serde_json::Value::Null);
+}
+
+#[test]
+fn unfinished_objects_are_skipped_rows_folded_into_one_line_of_the_table() {
+    let cands = [
+        with_test(pod("done", Phase::Succeeded, 0), "t1"),
+        with_test(pod("busy", Phase::Running, 1), "t1"),
+        with_test(pod("starting", Phase::Pending, 2), "t1"),
+        with_test(job("j", Phase::Active, 3), "t1"),
+    ];
+    let sel = cands
+        .iter()
+        .map(|c| Selected {
+            candidate: c,
+            matched_by: Matched::of(Criterion::Label),
+        })
+        .collect();
+    let r = build(
+        plan(sel, &Inventory::default(), false),
+        &[],
+        &ctx(Mode::DryRunClient),
+    );
+    assert_eq!(r.summary.skipped, 3);
+    let table = render(&r, Output::Table);
+    assert!(
+        table.ends_with(
+            "dry run: would delete 1 object in namespace crucible; 0 kept, 3 skipped\n\
+             1 active job, 1 running pod and 1 pending pod skipped: not finished (add --include-running)\n"
+        ),
+        "{table}"
+    );
+    let wide = render(&r, Output::Wide);
+    assert!(
+        wide.contains("skipped: not finished (add --include-running)"),
+        "{wide}"
+    );
+    assert!(!wide.contains("skipped: not finished (add --include-running)\n1 "), "{wide}");
+    let v: serde_json::Value = serde_json::from_str(&render(&r, Output::Json)).unwrap();
+    let busy = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "busy")
+        .unwrap();
+    assert_eq!(busy["result"], "skipped");
+    assert_eq!(busy["phase"], "Running");
+    assert_eq!(render(&r, Output::Name), "pod/done\n");
+}
+
+#[test]
+fn a_watch_cycle_has_a_timestamped_header_and_an_idle_one_is_one_line() {
+    let mut r = build(sample(), &[], &ctx(Mode::DryRunClient));
+    r.cycle = Some(3);
+    let out = render(&r, Output::Table);
+    assert!(out.starts_with("cycle 3 at 2027-01-15T09:00:00Z:\nKIND"), "{out}");
+    let mut idle = build(Plan::default(), &[], &ctx(Mode::Apply));
+    idle.cycle = Some(4);
+    assert_eq!(
+        render(&idle, Output::Table),
+        "cycle 4 at 2027-01-15T09:00:00Z: nothing to delete in namespace crucible (0 matched; 0 kept, 0 skipped)\n"
+    );
+    assert_eq!(render(&idle, Output::Wide), render(&idle, Output::Table));
+}

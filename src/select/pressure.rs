@@ -85,6 +85,7 @@ pub(crate) fn walk<'a>(
         triggered: false,
         targets: vec![],
         message: String::new(),
+        headline: String::new(),
         inactive: false,
     };
     let mut lines: Vec<Line> = vec![];
@@ -198,10 +199,16 @@ pub(crate) fn walk<'a>(
         objects(picked.len()),
         parts.join("; ")
     );
+    let mut headline = format!(
+        "pressure: {}: at or above the threshold ({th})",
+        lines.iter().map(Line::now).collect::<Vec<_>>().join("; ")
+    );
     for u in &unrelievable {
         msg.push_str(&format!("; {u}"));
+        headline.push_str(&format!("; {u}"));
     }
     decision.message = msg;
+    decision.headline = headline;
     Walk {
         picked,
         blocked,

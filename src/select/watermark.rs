@@ -96,6 +96,7 @@ pub(crate) fn walk<'a>(
         triggered: quota::reached(used, hard, high),
         targets: vec![],
         message: String::new(),
+        headline: String::new(),
         inactive: false,
     };
     if !decision.triggered {
@@ -133,6 +134,13 @@ pub(crate) fn walk<'a>(
     let after = start - planned;
     let reach = format!("{} ({})", figure(after), percent(quota::ratio(after, hard)));
     let lw = percent(Some(low));
+    if needed > 0.0 {
+        decision.headline = format!(
+            "watermark: {now}, at or above the high watermark ({}); the low watermark ({lw}) is {}",
+            percent(Some(high)),
+            figure(limit)
+        );
+    }
     decision.message = if needed == 0.0 {
         format!("watermark: {now}, at or above the high watermark ({}); earlier rules already bring it to {reach}, at or below the low watermark ({lw})", percent(Some(high)))
     } else if shortfall == 0.0 {
