@@ -223,11 +223,12 @@ async fn cycle_once(
         };
         eprint!("{}", report::render(&preview, format));
     };
-    let verdict = if req.interactive {
+    let asked = if req.interactive {
         let list = gate::pick::list_on_terminal;
-        let (verdict, unticked) = gate::pick::pick(&s.plan, req, target, show_preview, list)?;
-        plan::deselect(&mut s.plan, &unticked);
-        verdict
+        gate::pick::pick(&s.plan, req, target, show_preview, list).map(|(verdict, unticked)| {
+            plan::deselect(&mut s.plan, &unticked);
+            verdict
+        })
     } else {
         gate::decide(
             &s.plan,
@@ -236,7 +237,12 @@ async fn cycle_once(
             gate::is_interactive(),
             show_preview,
             gate::prompt::ask,
-        )?
+        )
+    };
+    let verdict = match asked {
+        // Interrupted while asking: nothing was deleted, and that is said once.
+        Err(Error::Interrupted) => stop::interrupted_at_the_prompt(),
+        other => other?,
     };
     if stop.is_set() {
         return Err(Error::Interrupted);
@@ -285,8 +291,7 @@ async fn cycle_once(
     let mut left = vec![];
     if req.mode == Mode::Apply && code == exit::OK && !stop.is_set() {
         if let Some(timeout) = req.wait {
-            let waited =
-                waiting::wait_for_deleted(client, &s.plan, results, timeout, stop).await;
+            let waited = waiting::wait_for_deleted(client, &s.plan, results, timeout, stop).await;
             if !waited.ok {
                 code = exit::FAILED;
             }
@@ -444,19 +449,20 @@ async fn execute_plan(
     events: Option<std::sync::Arc<Events>>,
 ) -> execute::Executed {
     let n = plan.delete_count();
-    let bar = (n >= PROGRESS_FROM && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-        let b = indicatif::ProgressBar::with_draw_target(
-            Some(n as u64),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        crate::log::Progress::show(b)
-    });
+    let bar =
+        (n >= PROGRESS_FROM && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(n as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            crate::log::Progress::show(b)
+        });
     let opts = execute::Options {
         server_dry_run: req.mode == Mode::DryRunServer,
         cascade: req.cascade,
