@@ -128,6 +128,7 @@ async fn level_all_deletes_finished_jobs_and_their_pods_go_with_them() {
     two_test_runs(&ns).await;
     let a1_pods = pods_of(&ns, "evaluation-job-a1").await;
     assert_eq!(a1_pods.len(), 1);
+    let a2_pods = pods_of(&ns, "evaluation-job-a2").await;
     let a3_pods = pods_of(&ns, "evaluation-job-a3").await;
     let b1_pods = pods_of(&ns, "evaluation-job-b1").await;
 
@@ -172,8 +173,9 @@ async fn level_all_deletes_finished_jobs_and_their_pods_go_with_them() {
         ]
     );
 
-    // Background propagation: the garbage collector removes the jobs' pods.
-    for p in &a1_pods {
+    // Background propagation: the garbage collector removes the jobs' pods
+    // (each job's in its own time: wait for both).
+    for p in a1_pods.iter().chain(&a2_pods) {
         ns.wait_pod_gone(p).await;
     }
     assert_eq!(
@@ -330,6 +332,68 @@ async fn include_running_deletes_running_bare_pods_but_never_pods_of_a_running_j
         .output();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(ns.pod_names().await, [job_pod]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_pod_of_the_test_is_a_skipped_row_and_is_never_deleted() {
+    let ns = TestNamespace::for_current_test().await;
+    ns.create_pod(&BarePod::succeeded("done").evaluation("e1").test_id("run-b"))
+        .await;
+    ns.create_pod(&BarePod::running("busy").evaluation("e2").test_id("run-b"))
+        .await;
+    // Another run's running pod is not part of the answer.
+    ns.create_pod(&BarePod::running("other").evaluation("e3").test_id("run-c"))
+        .await;
+    let (code, r, err) = ns.run_json(&["--test-id", "run-b", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    let busy = item(&r, "busy");
+    assert_eq!(
+        (
+            &busy["phase"],
+            &busy["action"],
+            &busy["result"],
+            &busy["reason"]
+        ),
+        (
+            &serde_json::json!("Running"),
+            &serde_json::json!("skip"),
+            &serde_json::json!("skipped"),
+            &serde_json::json!("not finished (add --include-running)")
+        ),
+        "{r}"
+    );
+    assert_eq!(r["summary"]["selected"], 2, "{r}");
+    assert_eq!(r["summary"]["skipped"], 1, "{r}");
+    assert!(r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["name"] != "other"));
+
+    let base = ["-n", ns.name(), "--test-id", "run-b"];
+    let wide = ns
+        .plugin()
+        .args([&base[..], &["--dry-run", "-o", "wide"]].concat())
+        .output();
+    let text = stdout(&wide);
+    assert!(
+        text.lines().any(|l| l.contains(" busy ")
+            && l.ends_with("skipped: not finished (add --include-running)")),
+        "{text}"
+    );
+    // Scripts that pipe -o name get only what goes.
+    let names = ns
+        .plugin()
+        .args([&base[..], &["--dry-run", "-o", "name"]].concat())
+        .output();
+    assert_eq!(stdout(&names), "pod/done\n");
+
+    let (code, r, err) = ns.run_json(&["--test-id", "run-b", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(names_where(&r, |i| i["result"] == "deleted"), ["done"]);
+    assert_eq!(ns.pod_names().await, ["busy", "other"]);
+    let deletes = ns.mutating_requests(&AuditFilter::plugin()).await;
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
