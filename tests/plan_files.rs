@@ -148,9 +148,9 @@ async fn a_plan_applied_later_deletes_exactly_what_still_qualifies() {
         )
     };
     let s = |a: &str, b: &str| (a.to_string(), b.to_string());
-    assert_eq!(result("go-1"), s("deleted", ""));
-    assert_eq!(result("go-2"), s("deleted", ""));
-    assert_eq!(result("evaluation-job-j1"), s("deleted", ""));
+    assert_eq!(result("go-1"), s("deleted", "matched label"));
+    assert_eq!(result("go-2"), s("deleted", "matched label"));
+    assert_eq!(result("evaluation-job-j1"), s("deleted", "matched label"));
     let (r, why) = result("recreated");
     assert!(
         r == "skipped" && why.starts_with("recreated since the plan"),
