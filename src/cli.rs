@@ -454,7 +454,9 @@ mod tests {
             .render_long_help()
             .to_string();
         assert!(
-            help.contains("- none: No object is selected or deleted: only the quota section is reported"),
+            help.contains(
+                "- none: No object is selected or deleted: only the quota section is reported"
+            ),
             "{help}"
         );
         assert!(

@@ -219,7 +219,12 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
 /// An error message without the client library's variant name in front
 /// (`ServiceError: `, `HyperError: `…): those name Rust types, not causes.
 fn plain(message: &str) -> String {
-    const WRAPPERS: [&str; 4] = ["ServiceError: ", "HyperError: ", "HttpError: ", "ApiError: "];
+    const WRAPPERS: [&str; 4] = [
+        "ServiceError: ",
+        "HyperError: ",
+        "HttpError: ",
+        "ApiError: ",
+    ];
     let mut m = message;
     while let Some(rest) = WRAPPERS.iter().find_map(|w| m.strip_prefix(w)) {
         m = rest;

@@ -372,9 +372,9 @@ async fn still_there(client: &Client, c: &Candidate) -> Seen {
     match found {
         Ok(Some(m)) if m.uid.as_deref() == Some(&*c.uid) => Seen::There {
             finalizers: m.finalizers.unwrap_or_default(),
-            since: m.deletion_timestamp.map(|t| {
-                chrono::DateTime::from_timestamp(t.0.as_second(), 0).unwrap_or_default()
-            }),
+            since: m
+                .deletion_timestamp
+                .map(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0).unwrap_or_default()),
         },
         Ok(_) => Seen::Gone,
         Err(_) => Seen::Unknown,

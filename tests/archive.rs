@@ -265,7 +265,9 @@ async fn logs_are_capped_and_a_pod_without_logs_is_archived_without_them() {
         stderr.starts_with("warning: archived without logs: pod/nodeless ("),
         "{stderr}"
     );
-    let missing = item(&report, "nodeless")["logsMissing"].as_str().unwrap_or_default();
+    let missing = item(&report, "nodeless")["logsMissing"]
+        .as_str()
+        .unwrap_or_default();
     assert!(!missing.is_empty(), "{report}");
     assert!(stderr.contains(missing), "{stderr}");
     assert!(item(&report, "talkative").get("logsMissing").is_none());

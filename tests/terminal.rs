@@ -69,7 +69,8 @@ async fn typing_before_the_question_or_after_the_answer_never_reaches_the_shell(
     let go = tempfile::tempdir().unwrap();
     let go = go.path().join("go");
     let mut cmd = ns.plugin();
-    cmd.args(["-n", ns.name(), "--test-id", "t1"]).env("GO", &go);
+    cmd.args(["-n", ns.name(), "--test-id", "t1"])
+        .env("GO", &go);
     // A shell that starts the plugin once told to, then reads what is left
     // of the typing, as an interactive shell would run it as a command.
     let script = r#"echo typeahead-now; while [ ! -e "$GO" ]; do sleep 0.1; done
@@ -115,12 +116,8 @@ async fn ctrl_c_at_the_question_says_once_that_nothing_was_deleted() {
 async fn the_plan_is_shown_once_as_a_plan_and_the_result_only_where_it_differs() {
     let ns = TestNamespace::for_current_test().await;
     three_finished(&ns).await;
-    ns.create_pod(
-        &BarePod::running("busy")
-            .evaluation("e-busy")
-            .test_id("t1"),
-    )
-    .await;
+    ns.create_pod(&BarePod::running("busy").evaluation("e-busy").test_id("t1"))
+        .await;
     let mut t = Terminal::plugin(&ns, &["-n", ns.name(), "--test-id", "t1"]);
     t.expect(QUESTION).await;
     t.type_text("y\r");
@@ -137,7 +134,10 @@ async fn the_plan_is_shown_once_as_a_plan_and_the_result_only_where_it_differs()
         screen.contains("1 running pod skipped: not finished (add --include-running)"),
         "{screen}"
     );
-    assert!(!screen.contains("dry run"), "no dry run was asked for: {screen}");
+    assert!(
+        !screen.contains("dry run"),
+        "no dry run was asked for: {screen}"
+    );
     for pod in ["f-1", "f-2", "f-3"] {
         assert_eq!(screen.matches(pod).count(), 1, "{pod} once: {screen}");
     }

@@ -59,8 +59,18 @@ mod tests {
             assert!(is_yes(yes), "{yes:?}");
         }
         for no in [
-            "", "y", "yes", "\n", "n\n", "no\n", "yes please\n", "yy\n", "ye\n", "yes\ny\n",
-            "oui\n", "\u{3}\n",
+            "",
+            "y",
+            "yes",
+            "\n",
+            "n\n",
+            "no\n",
+            "yes please\n",
+            "yy\n",
+            "ye\n",
+            "yes\ny\n",
+            "oui\n",
+            "\u{3}\n",
         ] {
             assert!(!is_yes(no), "{no:?}");
         }

@@ -263,10 +263,7 @@ fn only_the_planned_deletes_that_still_qualify_go() {
     away.uid = "uid-other".into();
     let read = vec![
         (unseen[0].clone(), None),
-        (
-            unseen[1].clone(),
-            Some(pod("relabelled", Phase::Failed, 0)),
-        ),
+        (unseen[1].clone(), Some(pod("relabelled", Phase::Failed, 0))),
         (unseen[2].clone(), Some(away)),
     ];
     let plan = recheck(&p, &inv, &read);
@@ -303,7 +300,11 @@ fn only_the_planned_deletes_that_still_qualify_go() {
     // A row the recheck skips shows the object as it was read again (the
     // plan said Succeeded), where it was read.
     let phase = |name: &str| {
-        let i = plan.items.iter().find(|i| &*i.candidate.name == name).unwrap();
+        let i = plan
+            .items
+            .iter()
+            .find(|i| &*i.candidate.name == name)
+            .unwrap();
         i.candidate.phase
     };
     assert_eq!(phase("relabelled"), Phase::Failed);

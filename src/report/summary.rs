@@ -76,9 +76,7 @@ pub(crate) fn summary_line(r: &CleanupReport) -> String {
                 })
                 .count();
             if left > 0 {
-                line.push_str(&format!(
-                    "; {left} still terminating when the wait ended"
-                ));
+                line.push_str(&format!("; {left} still terminating when the wait ended"));
             }
             line
         }

@@ -280,7 +280,9 @@ fn the_plan_before_the_question_says_it_will_delete_after_asking() {
     r.shown = Shown::BeforeAsking;
     let out = render(&r, Output::Table);
     assert!(
-        out.ends_with("will delete 2 objects in namespace crucible (asking first); 1 kept, 0 skipped\n"),
+        out.ends_with(
+            "will delete 2 objects in namespace crucible (asking first); 1 kept, 0 skipped\n"
+        ),
         "{out}"
     );
     assert!(!out.contains("dry run"), "{out}");
@@ -359,7 +361,10 @@ fn notes_show_in_the_row_and_in_json() {
     let row = &v["items"][1];
     assert_eq!(row["archive"], "/a/crucible/pod/pod-a");
     assert_eq!(row["logsMissing"], "no logs found for container main (400)");
-    assert_eq!(row["stillTerminating"], serde_json::json!({"finalizers": []}));
+    assert_eq!(
+        row["stillTerminating"],
+        serde_json::json!({"finalizers": []})
+    );
     // Absent unless there is something to say.
     assert!(v["items"][0].get("logsMissing").is_none());
     assert!(v["items"][0].get("stillTerminating").is_none());
@@ -400,7 +405,10 @@ fn unfinished_objects_are_skipped_rows_folded_into_one_line_of_the_table() {
         wide.contains("skipped: not finished (add --include-running)"),
         "{wide}"
     );
-    assert!(!wide.contains("skipped: not finished (add --include-running)\n1 "), "{wide}");
+    assert!(
+        !wide.contains("skipped: not finished (add --include-running)\n1 "),
+        "{wide}"
+    );
     let v: serde_json::Value = serde_json::from_str(&render(&r, Output::Json)).unwrap();
     let busy = v["items"]
         .as_array()
@@ -418,7 +426,10 @@ fn a_watch_cycle_has_a_timestamped_header_and_an_idle_one_is_one_line() {
     let mut r = build(sample(), &[], &ctx(Mode::DryRunClient));
     r.cycle = Some(3);
     let out = render(&r, Output::Table);
-    assert!(out.starts_with("cycle 3 at 2027-01-15T09:00:00Z:\nKIND"), "{out}");
+    assert!(
+        out.starts_with("cycle 3 at 2027-01-15T09:00:00Z:\nKIND"),
+        "{out}"
+    );
     let mut idle = build(Plan::default(), &[], &ctx(Mode::Apply));
     idle.cycle = Some(4);
     assert_eq!(

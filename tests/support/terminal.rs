@@ -44,12 +44,11 @@ impl Terminal {
             "--".into(),
         ];
         before.extend(shell.iter().map(Into::into));
-        let child = tokio::process::Command::from(
-            cmd.under("python3", before).env_remove("CI").command(),
-        )
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        let child =
+            tokio::process::Command::from(cmd.under("python3", before).env_remove("CI").command())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
         Terminal {
             dir,
             child,
