@@ -84,23 +84,53 @@ pub(crate) fn summary_line(r: &CleanupReport) -> String {
 }
 
 /// The rows skipped because they have not finished, in one line for the
-/// default table (which shows only what is deleted): `1 running pod and 1
-/// active job skipped: not finished (add --include-running)`. None when
-/// there are none.
+/// default table (which shows only what is deleted): `1 active job and 1
+/// running pod skipped: not finished (add --include-running)`, and the pods
+/// of jobs still running (`2 running pods skipped: their jobs have not
+/// finished`). None when there are none.
 pub(crate) fn unfinished_line(r: &CleanupReport) -> Option<String> {
     let not_finished = Protection::NotFinished.reason();
     let mut by: BTreeMap<(Kind, Phase), usize> = BTreeMap::new();
+    let mut of_running_jobs: BTreeMap<(Kind, Phase), usize> = BTreeMap::new();
     for i in &r.items {
-        if i.action == Action::Skip && *i.reason == *not_finished {
-            *by.entry((i.candidate.kind, i.candidate.phase)).or_default() += 1;
+        let c = &i.candidate;
+        if i.action != Action::Skip || c.phase.is_finished() || c.terminating {
+            continue;
+        }
+        if *i.reason == *not_finished {
+            *by.entry((c.kind, c.phase)).or_default() += 1;
+        } else if c.owner_job().is_some() {
+            // A pod kept for its job, which has not finished (see the guards).
+            *of_running_jobs.entry((c.kind, c.phase)).or_default() += 1;
         }
     }
-    if by.is_empty() {
-        return None;
+    let mut sentences = vec![];
+    if !by.is_empty() {
+        sentences.push(format!(
+            "{} skipped: not finished (add --include-running)",
+            counted(&by)
+        ));
     }
+    if !of_running_jobs.is_empty() {
+        let n: usize = of_running_jobs.values().sum();
+        let theirs = if n == 1 {
+            "its job has"
+        } else {
+            "their jobs have"
+        };
+        sentences.push(format!(
+            "{} skipped: {theirs} not finished",
+            counted(&of_running_jobs)
+        ));
+    }
+    (!sentences.is_empty()).then(|| sentences.join("; "))
+}
+
+/// `1 active job, 1 running pod and 2 pending pods`: jobs first, as in the table.
+fn counted(by: &BTreeMap<(Kind, Phase), usize>) -> String {
     let parts: Vec<String> = by
         .iter()
-        .rev() // jobs first, as in the table
+        .rev()
         .map(|((kind, phase), n)| {
             let state = match phase {
                 Phase::Active => "active".to_string(),
@@ -115,10 +145,7 @@ pub(crate) fn unfinished_line(r: &CleanupReport) -> Option<String> {
             format!("{n} {state} {noun}")
         })
         .collect();
-    Some(format!(
-        "{} skipped: not finished (add --include-running)",
-        super::quota::join(&parts)
-    ))
+    super::quota::join(&parts)
 }
 
 fn count(n: usize) -> String {

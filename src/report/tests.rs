@@ -373,11 +373,13 @@ fn notes_show_in_the_row_and_in_json() {
 
 #[test]
 fn unfinished_objects_are_skipped_rows_folded_into_one_line_of_the_table() {
+    let running_job = with_test(job("j", Phase::Active, 3), "t1");
     let cands = [
         with_test(pod("done", Phase::Succeeded, 0), "t1"),
         with_test(pod("busy", Phase::Running, 1), "t1"),
         with_test(pod("starting", Phase::Pending, 2), "t1"),
-        with_test(job("j", Phase::Active, 3), "t1"),
+        with_test(owned_by(pod("j-x", Phase::Running, 3), &running_job), "t1"),
+        running_job.clone(),
     ];
     let sel = cands
         .iter()
@@ -391,12 +393,13 @@ fn unfinished_objects_are_skipped_rows_folded_into_one_line_of_the_table() {
         &[],
         &ctx(Mode::DryRunClient),
     );
-    assert_eq!(r.summary.skipped, 3);
+    assert_eq!(r.summary.skipped, 4);
     let table = render(&r, Output::Table);
     assert!(
         table.ends_with(
-            "dry run: would delete 1 object in namespace crucible; 0 kept, 3 skipped\n\
-             1 active job, 1 running pod and 1 pending pod skipped: not finished (add --include-running)\n"
+            "dry run: would delete 1 object in namespace crucible; 0 kept, 4 skipped\n\
+             1 active job, 1 running pod and 1 pending pod skipped: not finished (add --include-running); \
+             1 running pod skipped: its job has not finished\n"
         ),
         "{table}"
     );
