@@ -49,8 +49,7 @@ static PROMPTING: AtomicBool = AtomicBool::new(false);
 static SAID_AT_PROMPT: AtomicBool = AtomicBool::new(false);
 
 /// What a signal mid-run says, before the run stops.
-pub(crate) const STOPPING: &str =
-    "interrupted: no new work starts; press Ctrl-C again to exit at once";
+const STOPPING: &str = "interrupted: no new work starts; press Ctrl-C again to exit at once";
 
 /// Ctrl-C at the prompt (or `-i`'s list): nothing was deleted; says so once
 /// and exits 130. Called by the signal listener and by the list, which reads

@@ -2,8 +2,8 @@
 //! yes/no question, a list of the planned deletes — all ticked, grouped by
 //! test run, each with its phase and age — from which a person unticks what
 //! they want to look at first. Enter deletes the ticked ones; Esc (or `q`)
-//! aborts the run, deleting nothing; Ctrl-C exits at once (130). The list itself is injected,
-//! so the rules are unit-tested without a terminal.
+//! aborts the run, deleting nothing; Ctrl-C exits at once (130). The list
+//! itself is injected, so the rules are unit-tested without a terminal.
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -19,6 +19,9 @@ pub(super) fn add_notes(
     archives: &BTreeMap<String, Archived>,
     left: &[Left],
 ) {
+    if archives.is_empty() && left.is_empty() {
+        return;
+    }
     let left: BTreeMap<&str, &Left> = left.iter().map(|l| (l.uid.as_str(), l)).collect();
     let mut without_logs = vec![];
     for item in &mut rep.items {
