@@ -8,7 +8,9 @@
 //!   serves them; a log that cannot be fetched is left out and `archive.json`
 //!   says why;
 //! - jobs (unless `--cascade orphan`): the archives of the pods the delete
-//!   takes with it, each in its own `DIR/<namespace>/pod/<name>/`;
+//!   takes with it (every pod with an ownerReference to the job, controller
+//!   or not: `inventory::JobPods`), each in its own
+//!   `DIR/<namespace>/pod/<name>/`;
 //! - `archive.json`: what the archive holds and what could not be fetched.
 //!
 //! Each archive is written to a hidden directory beside its place as its
@@ -29,13 +31,14 @@ use kube::Client;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use crate::model::{Candidate, Kind, Phase};
+use crate::inventory::PodRef;
+use crate::model::{Candidate, Inventory, Kind, Phase};
 use crate::request::predelete::ArchiveSpec;
 
 mod disk;
 mod fetch;
 
-pub(crate) use fetch::object;
+pub(crate) use fetch::{object, why};
 
 /// A log is copied to disk in pieces of this size.
 const LOG_CHUNK: usize = 64 * 1024;
@@ -49,9 +52,25 @@ fn dir_for(root: &Path, namespace: &str, kind: Kind, name: &str) -> PathBuf {
     root.join(namespace).join(kind_dir(kind)).join(name)
 }
 
-/// Whether `--archive-only` lets this object be archived.
+/// Whether `--archive-only` may let this object be archived: a failed one,
+/// or a job (whose failed pods are archived even when it succeeded; `write`
+/// decides once it has read them).
 pub(crate) fn wanted(spec: &ArchiveSpec, c: &Candidate) -> bool {
-    !spec.only_failed || c.phase == Phase::Failed
+    !spec.only_failed || c.phase == Phase::Failed || c.kind == Kind::Job
+}
+
+/// In a dry run: whether `c` would be archived, as far as the listing `inv`
+/// tells (`with_pods`: a job's pods go with it).
+pub(crate) fn would(spec: &ArchiveSpec, c: &Candidate, inv: &Inventory, with_pods: bool) -> bool {
+    if !spec.only_failed || c.phase == Phase::Failed {
+        return true;
+    }
+    c.kind == Kind::Job
+        && with_pods
+        && inv
+            .pods
+            .iter()
+            .any(|p| p.phase == Phase::Failed && p.job_owners().any(|o| *o.uid == *c.uid))
 }
 
 /// An archive written.
@@ -63,36 +82,50 @@ pub(crate) struct Written {
 }
 
 /// Writes the archive of `c`, whose current state is `object`, and returns
-/// its directory. `with_pods`: a job's pods go with it (not orphaned); each
-/// pod's archive is written before the next pod is read.
+/// where it went; None when `--archive-only failed` finds nothing failed (a
+/// job that succeeded without a failed attempt). `pods`: the pods a job's
+/// delete takes with it (None when they are orphaned); each one still there
+/// is archived, one after the other, each before the next is read, and if
+/// one cannot be, the job is not (nor deleted).
 pub(crate) async fn write(
     client: &Client,
     spec: &ArchiveSpec,
     c: &Candidate,
     object: &Value,
-    with_pods: bool,
-) -> Result<Written, String> {
+    pods: Option<&[PodRef]>,
+) -> Result<Option<Written>, String> {
     let mut extra = json!({});
     let mut logs_missing = None;
-    if c.kind == Kind::Job && with_pods {
-        let pods = fetch::job_pods(client, &c.namespace, &c.uid).await?;
+    if let (Kind::Job, Some(pods)) = (c.kind, pods) {
         let mut paths = vec![];
-        for pod in pods {
-            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-            let dir = dir_for(&spec.dir, &c.namespace, Kind::Pod, name);
+        for p in pods {
+            let Some(pod) = fetch::pod(client, &c.namespace, p).await? else {
+                continue; // gone since: the delete does not take it
+            };
+            let failed = pod["status"]["phase"].as_str() == Some("Failed");
+            if spec.only_failed && c.phase != Phase::Failed && !failed {
+                continue;
+            }
+            let dir = dir_for(&spec.dir, &c.namespace, Kind::Pod, &p.name);
             let missing = put(client, spec, Kind::Pod, &pod, json!({})).await?;
             if let (None, Some(why)) = (&logs_missing, missing) {
-                logs_missing = Some(format!("pod {name}: {why}"));
+                logs_missing = Some(format!("pod {}: {why}", p.name));
             }
             paths.push(dir.display().to_string());
         }
+        if spec.only_failed && c.phase != Phase::Failed && paths.is_empty() {
+            return Ok(None);
+        }
         extra["pods"] = json!(paths);
+    } else if spec.only_failed && c.phase != Phase::Failed {
+        // A job whose pods stay (orphaned): only a failed one is archived.
+        return Ok(None);
     }
     let own = put(client, spec, c.kind, object, extra).await?;
-    Ok(Written {
+    Ok(Some(Written {
         dir: dir_of(&spec.dir, c),
         logs_missing: own.or(logs_missing),
-    })
+    }))
 }
 
 /// Runs a blocking step of `disk` off the async threads.

@@ -1,35 +1,33 @@
-//! Execution: the only writes to the API. Bounded concurrency, adaptive by
-//! default (`concurrency`: one permit per request sent), a uid
-//! precondition on every delete, short retries for transient answers, a stop
-//! (Ctrl-C) that starts no more deletes and gives those in flight a moment to
-//! answer, and a breaker that stops starting deletes once the API server has
-//! stopped answering.
+//! Execution: the only writes to the API. Every delete goes through one
+//! chokepoint (`delete.rs`: the whole rule set on the freshest copy, uid and
+//! resourceVersion preconditions, a bounded re-read on conflict). Around it:
+//! bounded concurrency, adaptive by default (`concurrency`: one permit per
+//! request sent), short retries for transient answers, a stop (Ctrl-C) that
+//! starts no more deletes and gives those in flight a moment to answer, and
+//! a breaker that stops starting deletes once the API server has stopped
+//! answering.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
-use kube::{Client, Resource};
+use kube::Client;
 
 use crate::cli::{Cascade, Concurrency};
-use crate::concurrency::{Answer, Controller, Limiter, Permit, CAP};
-use crate::model::{Candidate, Kind};
+use crate::concurrency::{Controller, Limiter, CAP};
+use crate::model::{Candidate, Inventory, Kind};
 use crate::plan::Plan;
 use crate::predelete::{BeforeDelete, Verdict};
-use crate::retry::{request_text, with_retry};
+use crate::select::guard::Rules;
 use crate::stop::Stop;
 
+mod delete;
 pub(crate) mod events;
 pub(crate) mod lease;
+pub(crate) use delete::Deleter;
+use delete::{not_started, refused};
 
-/// After a stop, how long deletes already sent may still answer.
-const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
-/// This many deletes in a row without any answer from the server (timeouts,
-/// refused or dropped connections) and no more are started.
-const UNANSWERED_IN_A_ROW: usize = 8;
 /// The error of a delete the breaker did not start.
 pub(crate) const NOT_ATTEMPTED: &str = "not attempted: the API server stopped answering";
 
@@ -41,16 +39,21 @@ pub(crate) enum Outcome {
     WouldDelete,
     /// Already gone (404): success.
     Gone,
-    /// The uid precondition failed (409): a same-named replacement exists.
+    /// Replaced under its name since it was listed, or still changing after
+    /// the re-reads of the chokepoint (409).
     Conflict,
     Failed,
     /// Not started: interrupted first.
     Cancelled,
-    /// Not deleted: the archive or hook before it said keep (`failure`: the
-    /// archive or hook failed). The reason is the deletion's `error`.
+    /// Not deleted: a keep marker seen at the delete, or the archive or hook
+    /// before it said keep (`failure`: the archive or hook failed). The
+    /// reason is the deletion's `error`.
     Kept {
         failure: bool,
     },
+    /// Not deleted: at its delete a guard held it (terminating, no longer
+    /// finished or matching…). The reason is the deletion's `error`.
+    Skipped,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,100 +71,12 @@ pub(crate) struct Options {
     pub(crate) cascade: Cascade,
     pub(crate) grace_period: Option<u32>,
     pub(crate) concurrency: Concurrency,
-    /// Also a resourceVersion precondition (`--from-plan`): an object changed
-    /// since it was checked is a conflict, not a delete.
-    pub(crate) pin_resource_version: bool,
+    /// What every object must still be at its delete.
+    pub(crate) rules: Rules,
     /// Archive and hooks (`predelete`), before each delete.
     pub(crate) before_delete: BeforeDelete,
     /// Record an Event on each object before its delete (`--events`).
     pub(crate) events: Option<std::sync::Arc<events::Events>>,
-}
-
-pub(crate) fn delete_params(kind: Kind, uid: &str, opts: &Options) -> DeleteParams {
-    DeleteParams {
-        dry_run: opts.server_dry_run,
-        grace_period_seconds: opts.grace_period,
-        // batch/v1 defaults to orphaning a job's pods; a cleanup tool must not.
-        propagation_policy: (kind == Kind::Job).then_some(match opts.cascade {
-            Cascade::Background => PropagationPolicy::Background,
-            Cascade::Foreground => PropagationPolicy::Foreground,
-            Cascade::Orphan => PropagationPolicy::Orphan,
-        }),
-        preconditions: Some(Preconditions {
-            uid: Some(uid.to_string()),
-            resource_version: None,
-        }),
-    }
-}
-
-fn delete_request(
-    c: &Candidate,
-    opts: &Options,
-) -> std::result::Result<http::Request<Vec<u8>>, kube::Error> {
-    let path = match c.kind {
-        Kind::Pod => Pod::url_path(&(), Some(&c.namespace)),
-        Kind::Job => Job::url_path(&(), Some(&c.namespace)),
-    };
-    let mut params = delete_params(c.kind, &c.uid, opts);
-    if let Some(p) = params.preconditions.as_mut() {
-        p.resource_version = (opts.pin_resource_version && !c.resource_version.is_empty())
-            .then(|| c.resource_version.to_string());
-    }
-    let mut req = kube::core::Request::new(path)
-        .delete(&c.name, &params)
-        .map_err(kube::Error::BuildRequest)?;
-    if opts.server_dry_run {
-        // Also in the query string, so audit logs show the request was a dry run.
-        let uri = format!("{}dryRun=All", req.uri());
-        *req.uri_mut() = uri.parse().map_err(|e: http::uri::InvalidUri| {
-            kube::Error::BuildRequest(kube::core::request::Error::Validation(e.to_string()))
-        })?;
-    }
-    Ok(req)
-}
-
-/// Deletes one object: `first` is the permit to send the first attempt
-/// with; a retry waits for another.
-pub(crate) async fn delete_one(
-    client: &Client,
-    c: &Candidate,
-    opts: &Options,
-    limiter: &Limiter,
-    first: Permit<'_>,
-) -> Deletion {
-    let mut first = Some(first);
-    let sent = with_retry(|| {
-        let first = first.take();
-        async move {
-            let permit = match first {
-                Some(p) => p,
-                None => limiter.acquire().await,
-            };
-            let r = match delete_request(c, opts) {
-                Ok(req) => request_text(client, req).await,
-                Err(e) => Err(e),
-            };
-            permit.done(Answer::of(&r));
-            r
-        }
-    })
-    .await;
-    let (outcome, error, code) = match sent {
-        Ok(_) if opts.server_dry_run => (Outcome::WouldDelete, None, None),
-        Ok(_) => (Outcome::Deleted, None, None),
-        Err(kube::Error::Api(s)) if s.code == 404 => (Outcome::Gone, None, None),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            (Outcome::Conflict, Some(s.message.clone()), Some(409))
-        }
-        Err(kube::Error::Api(s)) => (Outcome::Failed, Some(s.message.clone()), Some(s.code)),
-        Err(e) => (Outcome::Failed, Some(crate::error::source_chain(&e)), None),
-    };
-    Deletion {
-        uid: c.uid.to_string(),
-        outcome,
-        error,
-        code,
-    }
 }
 
 /// What `execute` did.
@@ -173,48 +88,46 @@ pub(crate) struct Executed {
 }
 
 /// Deletes every `Delete` item of the plan, at most `concurrency` requests
-/// at once.
+/// at once; `inv` is the listing the plan was made from.
 pub(crate) async fn execute(
     client: &Client,
     plan: &Plan,
+    inv: &Inventory,
     opts: &Options,
     stop: &Stop,
     on_done: impl Fn(&Deletion) + Send + Sync,
 ) -> Executed {
-    let in_a_row = AtomicUsize::new(0);
-    let tripped = AtomicBool::new(false);
     let limiter = Limiter::new(match opts.concurrency {
         Concurrency::Auto => Controller::adaptive(CAP),
         Concurrency::Fixed(n) => Controller::fixed(n.into()),
     });
-    let before = tokio::sync::Semaphore::new(opts.concurrency.bound());
+    let deleter = Deleter::new(client, opts, inv, limiter, stop);
     let results = stream::iter(plan.to_delete())
         .map(|item| {
-            let (in_a_row, tripped, limiter, before) = (&in_a_row, &tripped, &limiter, &before);
+            let deleter = &deleter;
             let c = &item.candidate;
             async move {
-                let not_started = |error: Option<&str>| Deletion {
-                    uid: c.uid.to_string(),
-                    outcome: Outcome::Cancelled,
-                    error: error.map(str::to_string),
-                    code: None,
-                };
                 if stop.is_set() {
-                    return not_started(None);
+                    return not_started(c, None);
                 }
-                {
-                    // Archive reads, hooks and Events: `--concurrency N`
-                    // at a time (16 under auto), apart from the deletes.
+                let fresh = {
+                    // Archive reads and hooks: `--concurrency N` at a time.
                     let _slot = tokio::select! {
-                        s = before.acquire() => s,
-                        _ = stop.wait() => return not_started(None),
+                        s = deleter.before.acquire() => s,
+                        _ = stop.wait() => return not_started(c, None),
                     };
-                    if tripped.load(Ordering::SeqCst) {
-                        return not_started(Some(NOT_ATTEMPTED));
+                    if deleter.tripped() {
+                        return not_started(c, Some(NOT_ATTEMPTED));
                     }
-                    match opts.before_delete.check(client, item, stop).await {
-                        Verdict::Go => {}
-                        Verdict::Stopped => return not_started(None),
+                    let refusal = |c: &Candidate| deleter.refusal(c);
+                    match opts
+                        .before_delete
+                        .check(client, item, &refusal, &deleter.pods, stop)
+                        .await
+                    {
+                        Verdict::Go { fresh } => fresh,
+                        Verdict::Stopped => return not_started(c, None),
+                        Verdict::Refused(p) => return refused(c, &p),
                         Verdict::Keep { reason, failure } => {
                             return Deletion {
                                 uid: c.uid.to_string(),
@@ -224,52 +137,17 @@ pub(crate) async fn execute(
                             }
                         }
                     }
-                    if let Some(events) = &opts.events {
-                        events.before_delete(c, stop).await;
-                        if stop.is_set() {
-                            return not_started(None);
-                        }
-                    }
-                }
-                let permit = tokio::select! {
-                    p = limiter.acquire() => p,
-                    _ = stop.wait() => return not_started(None),
                 };
-                if stop.is_set() {
-                    return not_started(None);
-                }
-                if tripped.load(Ordering::SeqCst) {
-                    return not_started(Some(NOT_ATTEMPTED));
-                }
-                let r = tokio::select! {
-                    r = delete_one(client, c, opts, limiter, permit) => r,
-                    _ = async {
-                        stop.wait().await;
-                        tokio::time::sleep(IN_FLIGHT_GRACE).await;
-                    } => Deletion {
-                        uid: c.uid.to_string(),
-                        outcome: Outcome::Failed,
-                        error: Some("interrupted before the server answered: the object may or may not be deleted".into()),
-                        code: None,
-                    },
-                };
-                if r.outcome == Outcome::Failed && r.code.is_none() {
-                    if in_a_row.fetch_add(1, Ordering::SeqCst) + 1 >= UNANSWERED_IN_A_ROW {
-                        tripped.store(true, Ordering::SeqCst);
-                    }
-                } else {
-                    in_a_row.store(0, Ordering::SeqCst);
-                }
-                r
+                deleter.delete(c, fresh.as_deref()).await
             }
         })
-        .buffer_unordered(limiter.cap())
+        .buffer_unordered(deleter.cap())
         .inspect(|r| on_done(r))
         .collect()
         .await;
     Executed {
         results,
-        unanswered: tripped.load(Ordering::SeqCst),
+        unanswered: deleter.tripped(),
     }
 }
 
@@ -378,77 +256,5 @@ async fn still_there(client: &Client, c: &Candidate) -> Seen {
         },
         Ok(_) => Seen::Gone,
         Err(_) => Seen::Unknown,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::fixtures::*;
-    use crate::model::Phase;
-
-    fn opts(dry: bool, cascade: Cascade) -> Options {
-        Options {
-            server_dry_run: dry,
-            cascade,
-            grace_period: Some(5),
-            concurrency: Concurrency::Fixed(4),
-            pin_resource_version: false,
-            before_delete: Default::default(),
-            events: None,
-        }
-    }
-
-    #[test]
-    fn every_delete_carries_a_uid_precondition_and_jobs_cascade() {
-        let job_req = delete_request(
-            &job("j", Phase::Complete, 0),
-            &opts(false, Cascade::Background),
-        )
-        .unwrap();
-        assert_eq!(job_req.method(), http::Method::DELETE);
-        assert_eq!(
-            job_req.uri().path(),
-            "/apis/batch/v1/namespaces/crucible/jobs/j"
-        );
-        let body: serde_json::Value = serde_json::from_slice(job_req.body()).unwrap();
-        assert_eq!(body["preconditions"]["uid"], "uid-j");
-        assert_eq!(body["propagationPolicy"], "Background");
-        assert_eq!(body["gracePeriodSeconds"], 5);
-        assert!(body.get("dryRun").is_none());
-
-        let pod_req =
-            delete_request(&pod("p", Phase::Failed, 0), &opts(true, Cascade::Orphan)).unwrap();
-        assert_eq!(pod_req.uri().path(), "/api/v1/namespaces/crucible/pods/p");
-        assert!(pod_req
-            .uri()
-            .query()
-            .unwrap_or_default()
-            .contains("dryRun=All"));
-        let body: serde_json::Value = serde_json::from_slice(pod_req.body()).unwrap();
-        assert_eq!(body["dryRun"], serde_json::json!(["All"]));
-        assert!(body.get("propagationPolicy").is_none());
-
-        let orphan = delete_params(Kind::Job, "u", &opts(false, Cascade::Orphan));
-        assert_eq!(orphan.propagation_policy, Some(PropagationPolicy::Orphan));
-    }
-
-    #[test]
-    fn a_pinned_delete_carries_the_checked_resource_version() {
-        let mut p = pod("p", Phase::Failed, 0);
-        p.resource_version = "42".into();
-        let body = |pin: bool| {
-            let o = Options {
-                pin_resource_version: pin,
-                ..opts(false, Cascade::Background)
-            };
-            let r = delete_request(&p, &o).unwrap();
-            serde_json::from_slice::<serde_json::Value>(r.body()).unwrap()
-        };
-        assert_eq!(body(true)["preconditions"]["resourceVersion"], "42");
-        assert_eq!(body(true)["preconditions"]["uid"], "uid-p");
-        assert!(body(false)["preconditions"]
-            .get("resourceVersion")
-            .is_none());
     }
 }

@@ -24,11 +24,14 @@ mod lease;
 mod listed;
 mod lookup;
 mod needs;
+mod owned;
+pub(crate) use convert::candidate_of;
 use convert::{job_candidate, phase_name, pod_candidate, pod_finished_at, pod_phase, quota};
-pub(crate) use lease::{run_lease, stale_runs};
+pub(crate) use lease::{run_lease, run_leases, unreached};
 use listed::{ListedMeta, ListedPod};
-pub(crate) use lookup::{by_name, cluster_uid};
+pub(crate) use lookup::{by_name, can_delete, cluster_uid, current};
 pub(crate) use needs::Needs;
+pub(crate) use owned::{FreshPods, JobPods, PodRef};
 
 pub(crate) const PAGE_SIZE: u32 = 500;
 
@@ -101,7 +104,7 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
     }
 
     let mut jobs = Vec::new();
-    if needs.jobs || pods.iter().any(|p| p.owner_job().is_some()) {
+    if needs.jobs || pods.iter().any(|p| p.job_owners().next().is_some()) {
         let lp = list_params(&needs.label_selector, fields(None));
         list_full(&jobs_api, lp, &mut jobs, |j: Job| {
             Arc::new(job_candidate(&j))
@@ -131,8 +134,13 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
             &mut marked,
             |p| {
                 let pod = pod_candidate(&p.metadata, Phase::Unknown, None);
-                let job = pod.owner_job().filter(|_| pod.keep)?;
-                Some((job.uid.clone(), pod.name.to_string()))
+                if pod.keep {
+                    pod.job_owners()
+                        .map(|j| (j.uid.clone(), pod.name.to_string()))
+                        .collect()
+                } else {
+                    vec![]
+                }
             },
         )
         .await
@@ -279,7 +287,8 @@ where
     }
 }
 
-/// For each job that owns a listed pod: finished, unfinished, or gone; and
+/// For each job that owns a listed pod (by any reference): finished,
+/// unfinished, or gone; and
 /// those of the fetched owners that are marked keep (uid → name). Jobs
 /// already listed answer for themselves; the others are fetched by name
 /// (they may lack the base label) and compared by uid.
@@ -303,8 +312,8 @@ async fn owner_states(
         .collect();
     let missing: BTreeSet<(String, String, String)> = pods
         .iter()
-        .filter_map(|p| {
-            p.owner_job()
+        .flat_map(|p| {
+            p.job_owners()
                 .map(|o| (p.namespace.to_string(), o.name.clone(), o.uid.clone()))
         })
         .filter(|(_, _, uid)| !states.contains_key(uid))
@@ -343,39 +352,6 @@ async fn owner_states(
         states.insert(uid, state);
     }
     Ok((states, kept))
-}
-
-/// Asks the API server whether we may delete `resource` in `namespace`
-/// (a SelfSubjectAccessReview: nothing is stored). Lets a run without the
-/// permission stop before the first delete, naming what is missing.
-pub(crate) async fn can_delete(
-    client: &Client,
-    namespace: &str,
-    group: &str,
-    resource: &str,
-) -> Result<bool> {
-    use k8s_openapi::api::authorization::v1::{
-        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-    };
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                namespace: Some(namespace.to_string()),
-                verb: Some("delete".into()),
-                group: Some(group.to_string()),
-                resource: Some(resource.to_string()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let pp = kube::api::PostParams::default();
-    let answer = with_retry(|| api.create(&pp, &review))
-        .await
-        .map_err(|e| Error::from_kube("cannot check permissions", e))?;
-    Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
 #[cfg(test)]

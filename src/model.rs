@@ -7,8 +7,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Label and annotation that protect an object from any cleanup.
-pub(crate) const KEEP_KEY: &str = "crucible-clean/keep";
+pub(crate) mod keep;
+mod run;
+pub(crate) use keep::KEEP_KEY;
+pub(crate) use run::{lease_name, GuardId, RunLease, StaleRun};
+
 pub(crate) const TEST_ID: &str = "test-id";
 pub(crate) const EVAL_ID: &str = "eval-id";
 /// The label that ties an object to its test run (the pytest plugin adds it),
@@ -61,12 +64,31 @@ impl Phase {
     }
 }
 
-/// The controller that owns an object (ownerReferences[controller=true]).
+/// An owner reference: the owner's API version and kind, name and uid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Owner {
+    /// `batch/v1`, `v1`, `batch.volcano.sh/v1alpha1`…: with the kind, what
+    /// the owner is (a kind alone names no resource).
+    pub(crate) api_version: String,
     pub(crate) kind: String,
     pub(crate) name: String,
     pub(crate) uid: String,
+}
+
+impl Owner {
+    /// A Job of the `batch` API group (not another group's `Job`).
+    pub(crate) fn is_job(&self) -> bool {
+        self.kind == "Job" && self.api_version.split_once('/').map(|(g, _)| g) == Some("batch")
+    }
+}
+
+/// The owner references that matter here, as the garbage collector sees
+/// them: the controller (any kind), and every other reference to a batch
+/// Job (deleting that job takes the object with it all the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Owners {
+    pub(crate) controller: Option<Owner>,
+    pub(crate) other_jobs: Vec<Owner>,
 }
 
 /// An object's labels, compactly: one allocation holding `key=value` lines
@@ -162,7 +184,7 @@ pub(crate) struct Candidate {
     /// `deletionTimestamp` is set.
     pub(crate) terminating: bool,
     /// Boxed: most objects have none, and a record should stay small.
-    pub(crate) owner: Option<Box<Owner>>,
+    pub(crate) owners: Option<Box<Owners>>,
     /// What a non-terminal pod is charged in compute quota (`requests.cpu`,
     /// `limits.memory`…), in thousandths so the record stays `Eq`. Empty for
     /// finished pods and jobs: quota does not count them, so deleting them
@@ -189,9 +211,27 @@ impl Candidate {
         format!("{}/{}", self.kind.resource(), self.name)
     }
 
-    /// The job that controls this pod, if any.
+    /// The controller of this object, of any kind.
+    pub(crate) fn controller(&self) -> Option<&Owner> {
+        self.owners.as_deref()?.controller.as_ref()
+    }
+
+    /// The batch Job that controls this pod, if any: the job controller
+    /// would replace the pod while the job runs.
     pub(crate) fn owner_job(&self) -> Option<&Owner> {
-        self.owner.as_deref().filter(|o| o.kind == "Job")
+        self.controller().filter(|o| o.is_job())
+    }
+
+    /// Every batch Job among the owners, controller or not: the jobs whose
+    /// delete takes this pod with it. The one set of a job's pods, for the
+    /// keep marker, the archive and what a delete frees.
+    pub(crate) fn job_owners(&self) -> impl Iterator<Item = &Owner> {
+        let owners = self.owners.as_deref();
+        owners
+            .and_then(|o| o.controller.as_ref())
+            .filter(|o| o.is_job())
+            .into_iter()
+            .chain(owners.into_iter().flat_map(|o| &o.other_jobs))
     }
 }
 
@@ -249,25 +289,6 @@ pub(crate) struct Inventory {
     pub(crate) taken_at: DateTime<Utc>,
 }
 
-/// The guard Lease of a test run (`--guard`, `--stale-runs`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RunLease {
-    pub(crate) namespace: String,
-    pub(crate) name: String,
-    pub(crate) run: String,
-    pub(crate) uid: String,
-    pub(crate) resource_version: String,
-    pub(crate) holder: String,
-    /// The last renewal plus the lease duration.
-    pub(crate) expires_at: DateTime<Utc>,
-}
-
-/// The name of the guard Lease of run `run` (a valid DNS subdomain for the
-/// run ids `--guard` accepts).
-pub(crate) fn lease_name(run: &str) -> String {
-    format!("crucible-clean-run-{run}")
-}
-
 #[cfg(test)]
 pub(crate) mod fixtures {
     //! Hand-built candidates for unit tests of the pure stages.
@@ -299,7 +320,7 @@ pub(crate) mod fixtures {
             )])),
             keep: false,
             terminating: false,
-            owner: None,
+            owners: None,
             charges: Box::default(),
         }
     }
@@ -337,12 +358,21 @@ pub(crate) mod fixtures {
     }
 
     pub(crate) fn owned_by(mut c: Candidate, job: &Candidate) -> Candidate {
-        c.owner = Some(Box::new(Owner {
+        c.owners = Some(Box::new(Owners {
+            controller: Some(job_ref(job)),
+            other_jobs: vec![],
+        }));
+        c
+    }
+
+    /// A reference to `job` as a batch Job.
+    pub(crate) fn job_ref(job: &Candidate) -> Owner {
+        Owner {
+            api_version: "batch/v1".into(),
             kind: "Job".into(),
             name: job.name.to_string(),
             uid: job.uid.to_string(),
-        }));
-        c
+        }
     }
 }
 

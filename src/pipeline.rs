@@ -13,15 +13,14 @@ use crate::request::{Mode, Request};
 use crate::stop::{self, Stop};
 use crate::{client, execute, inventory, model, plan, quota, report, select};
 
+mod deletes;
 mod output;
 mod runs;
 mod waiting;
 mod watch;
+use deletes::{dry_run_hooks, execute_plan, Execution};
 pub(crate) use output::print_report;
 use output::save_plan;
-
-/// Show a progress bar from this many deletions on.
-const PROGRESS_FROM: usize = 6;
 
 /// Runs the pipeline once and returns the exit code.
 pub async fn run(cli: &Cli) -> Result<i32> {
@@ -164,7 +163,7 @@ async fn survey_plan(
     let unseen = planfile::unseen(saved, &inv);
     let read = until_stopped(stop, inventory::by_name(client, &unseen)).await?;
     let read: Vec<_> = unseen.into_iter().zip(read).collect();
-    let plan = planfile::recheck(saved, &inv, &read);
+    let plan = planfile::recheck(saved, &inv, &read, req.include_running);
     Ok(Survey {
         inv,
         plan,
@@ -261,13 +260,23 @@ async fn cycle_once(
 
     let before = BeforeDelete::new(req);
     let events = Events::for_run(client, req, &s.plan, number);
+    let rules = match saved {
+        Some(saved) => planfile::rules(saved, req),
+        None => select::rules(req),
+    };
     let executed = match verdict {
         Verdict::Nothing => Default::default(),
         Verdict::Preview if req.mode == Mode::DryRunClient => {
-            dry_run_hooks(client, req, &s.plan, &before, stop).await
+            dry_run_hooks(client, req, &s, &rules, &before, stop).await
         }
         Verdict::Preview | Verdict::Proceed { .. } => {
-            execute_plan(client, req, &s.plan, stop, &before, events.clone()).await
+            let run = Execution {
+                survey: &s,
+                rules,
+                before: &before,
+                events: events.clone(),
+            };
+            execute_plan(client, req, run, stop).await
         }
     };
     let results = &executed.results;
@@ -299,7 +308,7 @@ async fn cycle_once(
         }
     }
     let archives = if req.mode.is_dry_run() {
-        predelete::would_archive(req, &s.plan)
+        predelete::would_archive(req, &s.plan, &s.inv)
     } else {
         before.archived()
     };
@@ -401,83 +410,4 @@ fn report_for(
         rep.quota = Some(section);
     }
     rep
-}
-
-/// A client dry run with `--run-hooks-in-dry-run`: the hooks' verdicts, as
-/// deletions that keep their objects (the rest stay planned).
-async fn dry_run_hooks(
-    client: &kube::Client,
-    req: &Request,
-    plan: &plan::Plan,
-    before: &BeforeDelete,
-    stop: &Stop,
-) -> execute::Executed {
-    if !before.runs_hooks() {
-        return Default::default();
-    }
-    let verdicts =
-        predelete::dry_run_hooks(client, plan, before, req.concurrency.bound(), stop).await;
-    let results = verdicts
-        .into_iter()
-        .map(|(uid, v)| {
-            let (outcome, error) = match v {
-                predelete::Verdict::Keep { reason, failure } => {
-                    (execute::Outcome::Kept { failure }, Some(reason))
-                }
-                _ => (execute::Outcome::Cancelled, None),
-            };
-            execute::Deletion {
-                uid,
-                outcome,
-                error,
-                code: None,
-            }
-        })
-        .collect();
-    execute::Executed {
-        results,
-        unanswered: false,
-    }
-}
-
-async fn execute_plan(
-    client: &kube::Client,
-    req: &Request,
-    plan: &plan::Plan,
-    stop: &Stop,
-    before: &BeforeDelete,
-    events: Option<std::sync::Arc<Events>>,
-) -> execute::Executed {
-    let n = plan.delete_count();
-    let bar =
-        (n >= PROGRESS_FROM && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-            let b = indicatif::ProgressBar::with_draw_target(
-                Some(n as u64),
-                indicatif::ProgressDrawTarget::stderr(),
-            );
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} deleting {pos}/{len} [{bar:30}] {elapsed}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            crate::log::Progress::show(b)
-        });
-    let opts = execute::Options {
-        server_dry_run: req.mode == Mode::DryRunServer,
-        cascade: req.cascade,
-        grace_period: req.grace_period,
-        concurrency: req.concurrency,
-        pin_resource_version: req.from_plan.is_some(),
-        before_delete: before.clone(),
-        events,
-    };
-    let results = execute::execute(client, plan, &opts, stop, |_| {
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
-    })
-    .await;
-    drop(bar);
-    results
 }

@@ -28,11 +28,11 @@ use crate::cli::Output;
 use crate::client::Endpoint;
 use crate::error::{Error, Result};
 use crate::inventory::Needs;
-use crate::model::{Candidate, Inventory, Kind, Labels, Owner, Phase, EVAL_ID, TEST_ID};
+use crate::model::{Candidate, Inventory, Kind, Labels, Owner, Owners, Phase, EVAL_ID, TEST_ID};
 use crate::plan::{Action, Plan, PlanItem};
 use crate::request::plans::FromPlan;
 use crate::request::{Request, Scope};
-use crate::select::guard::{guard, Guards};
+use crate::select::guard::{guard, Guards, Rules};
 use crate::select::Matched;
 use crate::selector::Selector;
 
@@ -126,14 +126,12 @@ const REQUIRED: [&str; 10] = [
     "items",
 ];
 
+/// The largest plan file read: some 30,000 rows of JSON.
+pub(crate) const MAX_PLAN_BYTES: u64 = 16 << 20;
+
 /// Reads and parses `--from-plan FILE`.
 pub(crate) fn load(from: &FromPlan) -> Result<Saved> {
-    let text = std::fs::read_to_string(&from.path).map_err(|e| {
-        Error::usage(format!(
-            "cannot read plan file {}: {e}",
-            from.path.display()
-        ))
-    })?;
+    let text = crate::request::read_bounded(&from.path, MAX_PLAN_BYTES, "plan file")?;
     parse(&from.path, &text)
 }
 
@@ -249,10 +247,15 @@ fn row_item(row: Row) -> std::result::Result<PlanItem, String> {
         if let Some(first) = k.get_mut(0..1) {
             first.make_ascii_uppercase();
         }
-        Some(Box::new(Owner {
-            kind: k,
-            name: name.to_string(),
-            uid: String::new(),
+        Some(Box::new(Owners {
+            // What the row shows; the object's own references are read fresh.
+            controller: Some(Owner {
+                api_version: String::new(),
+                kind: k,
+                name: name.to_string(),
+                uid: String::new(),
+            }),
+            other_jobs: vec![],
         }))
     });
     Ok(PlanItem {
@@ -273,7 +276,7 @@ fn row_item(row: Row) -> std::result::Result<PlanItem, String> {
             ),
             keep: false,
             terminating: false,
-            owner,
+            owners: owner,
             charges: Box::default(),
         }),
         matched_by: row.matched_by,
@@ -370,6 +373,18 @@ pub(crate) fn needs(saved: &Saved, req: &Request) -> Needs {
     }
 }
 
+/// What every planned object must still be at its delete (the chokepoint's
+/// rules): matching the plan's selector, and finished unless this command
+/// line (not the file) says `--include-running`.
+pub(crate) fn rules(saved: &Saved, req: &Request) -> Rules {
+    Rules {
+        include_running: req.include_running,
+        selector: saved.selector.clone(),
+        policy: vec![],
+        stale: None,
+    }
+}
+
 /// Kind, namespace and name of an object.
 pub(crate) type Key = (Kind, String, String);
 
@@ -392,8 +407,15 @@ pub(crate) fn unseen(saved: &Saved, inv: &Inventory) -> Vec<Key> {
 
 /// The plan to execute: each row the plan deletes, checked against the
 /// fresh inventory `inv` (and `read`: what `unseen` rows are now, by name);
-/// the rows the plan keeps or skips stay as they were.
-pub(crate) fn recheck(saved: &Saved, inv: &Inventory, read: &[(Key, Option<Candidate>)]) -> Plan {
+/// the rows the plan keeps or skips stay as they were. `include_running`:
+/// the command line's `--include-running` (a plan file cannot say so: an
+/// edited row must not widen what goes).
+pub(crate) fn recheck(
+    saved: &Saved,
+    inv: &Inventory,
+    read: &[(Key, Option<Candidate>)],
+    include_running: bool,
+) -> Plan {
     let listed = || inv.pods.iter().chain(&inv.jobs);
     let by_uid: HashMap<&str, &Arc<Candidate>> = listed().map(|c| (&*c.uid, c)).collect();
     let mut by_name: HashMap<Key, &Candidate> = listed().map(|c| (key(c), &**c)).collect();
@@ -402,10 +424,8 @@ pub(crate) fn recheck(saved: &Saved, inv: &Inventory, read: &[(Key, Option<Candi
             by_name.insert(k.clone(), c);
         }
     }
-    // What the plan was approved with: a planned object that was not finished
-    // then (--include-running) may still be unfinished now.
     let guards = Guards {
-        include_running: true,
+        include_running,
         retained: BTreeMap::new(),
     };
     let items = saved

@@ -25,13 +25,19 @@ use kube::Client;
 use crate::archive;
 use crate::cli::Cascade;
 use crate::hooks::{self, Answer};
+use crate::inventory::{self, FreshPods};
 use crate::log::log;
-use crate::model::Candidate;
+use crate::model::{Candidate, Inventory};
 use crate::plan::{Plan, PlanItem};
 use crate::request::predelete::{ArchiveSpec, Hooks};
 use crate::request::Request;
+use crate::select::guard::Protection;
 use crate::selector::Selector;
 use crate::stop::Stop;
+
+/// The rules of the delete, asked of the copy this step reads (the
+/// chokepoint's, `execute::Deleter::refusal`).
+pub(crate) type Refusal<'a> = &'a (dyn Fn(&Candidate) -> Option<Protection> + Sync);
 
 /// After a stop, how long an archive or hook in progress may still finish.
 const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
@@ -45,8 +51,13 @@ const NOT_ATTEMPTED: &str = "not attempted: the API server stopped answering";
 /// What the step decided for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Delete it.
-    Go,
+    /// Delete it: `fresh` is the copy read for the archive or hook (None
+    /// when nothing was read, or the object is gone or replaced).
+    Go { fresh: Option<Box<Candidate>> },
+    /// The copy read for the archive or hook is one the delete would refuse
+    /// (a keep marker added since the listing…): nothing was archived and no
+    /// hook ran.
+    Refused(Protection),
     /// Do not delete it: why, and whether that counts as a failure (an
     /// archive that could not be written, a hook that failed) rather than a
     /// hook's veto.
@@ -140,20 +151,30 @@ impl BeforeDelete {
             .unwrap_or_default()
     }
 
-    /// Archives the object and runs its hook, unless a stop comes first.
-    pub(crate) async fn check(&self, client: &Client, item: &PlanItem, stop: &Stop) -> Verdict {
+    /// Reads the object again, asks `refusal` of that copy, archives the
+    /// object and runs its hook, unless a stop comes first. `pods`: the
+    /// fresh reads of a job's pods, for its archive.
+    pub(crate) async fn check(
+        &self,
+        client: &Client,
+        item: &PlanItem,
+        refusal: Refusal<'_>,
+        pods: &FreshPods,
+        stop: &Stop,
+    ) -> Verdict {
+        let go = Verdict::Go { fresh: None };
         let Some(inner) = &self.0 else {
-            return Verdict::Go;
+            return go;
         };
         let c = &item.candidate;
         let archive = inner.archive.as_ref().filter(|s| archive::wanted(s, c));
         let hook = inner.hooks.of(c.kind);
         if archive.is_none() && hook.is_none() {
-            return Verdict::Go;
+            return go;
         }
         tokio::select! {
-            v = inner.run(client, item, archive, hook.is_some()) => {
-                if v == Verdict::Go && stop.is_set() { Verdict::Stopped } else { v }
+            v = inner.run(client, item, archive, hook.is_some(), refusal, pods) => {
+                if matches!(v, Verdict::Go { .. }) && stop.is_set() { Verdict::Stopped } else { v }
             }
             _ = async {
                 stop.wait().await;
@@ -170,6 +191,8 @@ impl Inner {
         item: &PlanItem,
         archive: Option<&ArchiveSpec>,
         hook: bool,
+        refusal: Refusal<'_>,
+        pods: &FreshPods,
     ) -> Verdict {
         let c = &item.candidate;
         let failed = |reason: String| Verdict::Keep {
@@ -197,13 +220,37 @@ impl Inner {
             Ok(Some(o)) => o,
             // Gone, or its name taken by another object: the delete's uid
             // precondition reports which.
-            Ok(None) => return Verdict::Go,
+            Ok(None) => return Verdict::Go { fresh: None },
             Err(e) => return failed(format!("{what}: {}", e.message)),
         };
+        let Some(fresh) = inventory::candidate_of(c.kind, &object) else {
+            return failed(format!("{what}: cannot read {}", c.display_name()));
+        };
+        // The delete would refuse this copy: neither archive nor hook.
+        if let Some(p) = refusal(&fresh) {
+            return Verdict::Refused(p);
+        }
         let mut path = None;
         if let Some(spec) = archive {
-            match archive::write(client, spec, c, &object, self.with_job_pods).await {
-                Ok(written) => {
+            let job_pods = if c.kind == crate::model::Kind::Job && self.with_job_pods {
+                match pods
+                    .read_after(client, &c.namespace, std::time::Instant::now())
+                    .await
+                {
+                    Ok(p) => Some(p.of(&c.uid).to_vec()),
+                    Err(e) => {
+                        return failed(format!(
+                            "archive failed: cannot list the job's pods: {}",
+                            archive::why(&e)
+                        ))
+                    }
+                }
+            } else {
+                None
+            };
+            match archive::write(client, spec, &fresh, &object, job_pods.as_deref()).await {
+                Ok(None) => {}
+                Ok(Some(written)) => {
                     let dir = written.dir.display().to_string();
                     log(
                         self.verbosity,
@@ -223,13 +270,16 @@ impl Inner {
                 Err(e) => return failed(format!("archive failed: {e}")),
             }
         }
+        let go = Verdict::Go {
+            fresh: Some(Box::new(fresh)),
+        };
         let Some(hook) = hook.then(|| self.hooks.of(c.kind)).flatten() else {
-            return Verdict::Go;
+            return go;
         };
         let env = self.env(item, path.as_deref());
         let stdin = serde_json::to_vec(&object).unwrap_or_default();
         match hooks::run(hook, &env, stdin).await {
-            Answer::Proceed => Verdict::Go,
+            Answer::Proceed => go,
             Answer::Veto(line) => Verdict::Keep {
                 reason: format!("kept by hook: {line}"),
                 failure: false,
@@ -274,25 +324,29 @@ impl Inner {
 }
 
 /// A dry run with `--run-hooks-in-dry-run`: each object's hook, at most
-/// `concurrency` at once; the objects a hook would keep, by uid.
+/// `concurrency` at once; the objects a hook would keep (or the rules would
+/// refuse, read again), by uid.
 pub(crate) async fn dry_run_hooks(
     client: &Client,
     plan: &Plan,
     before: &BeforeDelete,
+    refusal: Refusal<'_>,
     concurrency: usize,
     stop: &Stop,
 ) -> Vec<(String, Verdict)> {
+    let pods = FreshPods::default();
+    let pods = &pods;
     stream::iter(plan.to_delete())
         .map(|item| async move {
             let v = if stop.is_set() {
                 Verdict::Stopped
             } else {
-                before.check(client, item, stop).await
+                before.check(client, item, refusal, pods, stop).await
             };
             (item.candidate.uid.to_string(), v)
         })
         .buffer_unordered(concurrency.max(1))
-        .filter(|(_, v)| std::future::ready(*v != Verdict::Go))
+        .filter(|(_, v)| std::future::ready(!matches!(v, Verdict::Go { .. })))
         .collect()
         .await
 }
@@ -305,14 +359,20 @@ pub(crate) struct Archived {
     pub(crate) logs_missing: Option<String>,
 }
 
-/// In a dry run: where each planned object's archive would go.
-pub(crate) fn would_archive(req: &Request, plan: &Plan) -> BTreeMap<String, Archived> {
+/// In a dry run: where each planned object's archive would go (`inv`: the
+/// listing, for the failed pods of jobs under `--archive-only failed`).
+pub(crate) fn would_archive(
+    req: &Request,
+    plan: &Plan,
+    inv: &Inventory,
+) -> BTreeMap<String, Archived> {
     let Some(spec) = &req.archive else {
         return BTreeMap::new();
     };
+    let with_pods = req.cascade != Cascade::Orphan;
     plan.to_delete()
         .map(|i| &*i.candidate)
-        .filter(|c: &&Candidate| archive::wanted(spec, c))
+        .filter(|c: &&Candidate| archive::would(spec, c, inv, with_pods))
         .map(|c| {
             let dir = archive::dir_of(&spec.dir, c).display().to_string();
             let a = Archived {

@@ -124,7 +124,7 @@ impl<'a> Index<'a> {
     pub(crate) fn new(inv: &'a Inventory, cascade: Cascade) -> Self {
         let mut pods_of: HashMap<&str, Vec<&Candidate>> = HashMap::new();
         for p in &inv.pods {
-            if let Some(o) = p.owner_job() {
+            for o in p.job_owners() {
                 pods_of.entry(o.uid.as_str()).or_default().push(p);
             }
         }

@@ -189,7 +189,7 @@ impl Item {
 
     /// `kind/name` as the API's owner reference names the controller.
     pub(crate) fn owner(&self) -> Option<String> {
-        let o = self.candidate.owner.as_ref()?;
+        let o = self.candidate.controller()?;
         Some(format!("{}/{}", o.kind.to_lowercase(), o.name))
     }
 }
@@ -320,10 +320,17 @@ pub(crate) fn build(plan: Plan, results: &[execute::Deletion], ctx: &Context) ->
                     match by_uid.get(&*c.uid) {
                         None => (ItemResult::Planned, None),
                         Some(r) if matches!(r.outcome, Outcome::Kept { .. }) => {
-                            // Kept by the archive or hook step: its reason.
+                            // Kept at the delete (a keep marker seen then,
+                            // the archive or the hook): its reason.
                             summary.kept += 1;
                             reason = r.error.clone().unwrap_or_default();
                             (ItemResult::Kept, None)
+                        }
+                        Some(r) if r.outcome == Outcome::Skipped => {
+                            // Held by a guard at the delete: its reason.
+                            summary.skipped += 1;
+                            reason = r.error.clone().unwrap_or_default();
+                            (ItemResult::Skipped, None)
                         }
                         Some(r) => {
                             let counter = match r.outcome {
@@ -334,6 +341,7 @@ pub(crate) fn build(plan: Plan, results: &[execute::Deletion], ctx: &Context) ->
                                 Outcome::Failed => &mut summary.failed,
                                 Outcome::Cancelled => &mut summary.cancelled,
                                 Outcome::Kept { .. } => &mut summary.kept,
+                                Outcome::Skipped => &mut summary.skipped,
                             };
                             *counter += 1;
                             (ItemResult::from(r.outcome), r.error.clone())

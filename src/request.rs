@@ -57,6 +57,9 @@ pub(crate) struct Criteria {
     pub(crate) run_ids: Vec<String>,
     /// `--stale-runs`: the runs are those whose guard Lease expired.
     pub(crate) stale_runs: bool,
+    /// With `--stale-runs`, each cycle's dead runs: where and since when
+    /// their objects are theirs (`run_ids` holds their ids).
+    pub(crate) stale: Vec<crate::model::StaleRun>,
     pub(crate) older_than: Option<Duration>,
     pub(crate) age_from: Option<AgeFrom>,
     pub(crate) all: bool,
@@ -191,6 +194,13 @@ impl Request {
         let selector = cli.selector.as_deref().unwrap_or(DEFAULT_SELECTOR);
         let base =
             Selector::parse(selector).map_err(|e| Error::usage(format!("-l/--selector: {e}")))?;
+        if let Some(r) = base.empty_negation() {
+            // `app!=$X` with X unset: "app is not empty" matches nearly
+            // every object, never what was meant.
+            return Err(Error::usage(format!(
+                "-l/--selector {selector:?}: {r} has an empty value and would match nearly every object (is a shell variable unset?)"
+            )));
+        }
         if base.is_empty() {
             // An empty selector matches every object: an unset shell variable
             // must never widen a cleanup to the whole namespace.
@@ -224,6 +234,7 @@ impl Request {
                 None => cli.run_id.clone(),
             },
             stale_runs: cli.stale_runs,
+            stale: vec![],
             older_than: cli.older_than,
             age_from: cli.age_from.or(cli.older_than.map(|_| AgeFrom::Created)),
             all: cli.all,
@@ -389,6 +400,29 @@ fn validate_namespace(ns: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Reads the text file `path` (`what`: "plan file", "policy file"), at most
+/// `limit` bytes: a longer one (or `/dev/zero`) is a usage error at once,
+/// never a read without end.
+pub(crate) fn read_bounded(path: &std::path::Path, limit: u64, what: &str) -> Result<String> {
+    use std::io::Read;
+    let file = path.display();
+    let cannot = |e: std::io::Error| Error::usage(format!("cannot read {what} {file}: {e}"));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::usage(format!(
+            "{what} {file} is larger than {} MiB; no {what} is that large",
+            limit >> 20
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::usage(format!("cannot read {what} {file}: it is not UTF-8 text")))
 }
 
 /// `--interval` without a value.

@@ -52,6 +52,18 @@ impl Selector {
         self.0.is_empty()
     }
 
+    /// The first requirement that negates an empty value (`k!=`, `k notin
+    /// (a,)`), as written: it matches nearly every object.
+    pub(crate) fn empty_negation(&self) -> Option<String> {
+        self.0.iter().find_map(|r| match r {
+            Requirement::NotEquals(k, v) if v.is_empty() => Some(format!("{k}!=")),
+            Requirement::NotIn(k, vs) if vs.iter().any(String::is_empty) => {
+                Some(format!("{k} notin ({})", vs.join(",")))
+            }
+            _ => None,
+        })
+    }
+
     /// Adds `key in (values)`; no-op for an empty list.
     pub(crate) fn with_in(mut self, key: &str, values: &[String]) -> Self {
         if !values.is_empty() {
@@ -282,5 +294,28 @@ mod tests {
             .with_in("test-id", &["x".into()])
             .with_in("eval-id", &[]);
         assert_eq!(s.to_string(), "app=evaluation,test-id in (x)");
+    }
+}
+#[cfg(test)]
+mod empty_negation {
+    use super::Selector;
+
+    #[test]
+    fn a_negation_of_an_empty_value_is_named() {
+        let neg = |s: &str| Selector::parse(s).unwrap().empty_negation();
+        assert_eq!(neg("app!="), Some("app!=".into()));
+        assert_eq!(neg("team=red,app!="), Some("app!=".into()));
+        assert_eq!(neg("app notin ()"), Some("app notin ()".into()));
+        assert_eq!(neg("app notin (a,)"), Some("app notin (a,)".into()));
+        for fine in [
+            "app=",
+            "app!=x",
+            "app notin (a,b)",
+            "app in ()",
+            "!app",
+            "app",
+        ] {
+            assert_eq!(neg(fine), None, "{fine}");
+        }
     }
 }

@@ -156,3 +156,78 @@ fn no_source_file_is_over_500_lines_without_a_reason() {
         "split these or state why at the top: {long:?}"
     );
 }
+
+/// The code of a source file without its unit tests (a `#[cfg(test)]` module
+/// at the end, or a file of tests) and without comments.
+fn code_of(file: &Path) -> String {
+    let name = file.file_name().unwrap().to_string_lossy();
+    if name == "tests.rs" || name.ends_with("_tests.rs") {
+        return String::new();
+    }
+    let text = std::fs::read_to_string(file).unwrap();
+    let end = text.find("#[cfg(test)]\nmod tests").unwrap_or(text.len());
+    text[..end]
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every delete of a pod or job goes through one chokepoint (issue 19):
+/// `execute::Deleter::delete` applies the whole rule set to the freshest copy
+/// and sends the delete with uid and resourceVersion preconditions. So the
+/// crate has exactly one place that builds a delete request of a pod or job
+/// (`delete_request`), called from one place (`Deleter::send`), itself called
+/// from one place (`Deleter::delete`); the only other deletes are of the
+/// guard's own Leases. A second call site fails here.
+#[test]
+fn one_call_site_sends_the_delete_of_a_pod_or_job() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    rust_files(&src, &mut files);
+    let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in &files {
+        let rel = file.strip_prefix(&src).unwrap().display().to_string();
+        // A call of the chokepoint itself is no delete request.
+        let code = code_of(file).replace("deleter.delete(", "deleter.chokepoint(");
+        for needle in [
+            ".delete(",
+            ".delete_opt(",
+            "delete_collection(",
+            "Method::DELETE",
+            "delete_request(",
+            "self.send(",
+        ] {
+            let n = code.matches(needle).count();
+            if n > 0 {
+                found
+                    .entry(rel.clone())
+                    .or_default()
+                    .push(format!("{needle} x{n}"));
+            }
+        }
+    }
+    let expected: BTreeMap<String, Vec<String>> = [
+        (
+            // `fn delete_request(` defines it, `.delete(` is its one request,
+            // `delete_request(` its one call (in `send`), `.send(` the one call
+            // of `send` (in `delete`).
+            "execute/delete.rs",
+            vec![".delete( x1", "delete_request( x2", "self.send( x1"],
+        ),
+        // The guard's Lease: released by the guard, removed after a stale run.
+        ("execute/lease.rs", vec![".delete( x2"]),
+    ]
+    .into_iter()
+    .map(|(f, v)| (f.to_string(), v.into_iter().map(String::from).collect()))
+    .collect();
+    assert_eq!(
+        found, expected,
+        "a delete request outside the chokepoint (execute/delete.rs)?"
+    );
+    let lease = code_of(&src.join("execute/lease.rs"));
+    assert!(
+        lease.contains("Api<Lease>") && !lease.contains("Api<Pod>") && !lease.contains("Api<Job>"),
+        "execute/lease.rs deletes Leases only"
+    );
+}

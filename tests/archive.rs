@@ -475,3 +475,138 @@ async fn a_stop_mid_run_leaves_a_whole_archive_for_every_deleted_object() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Adds a controller ownerReference to `job` to pod `pod`: a pod the job owns
+/// that the job controller did not make (a failed attempt, an adopted pod).
+async fn own(
+    ns: &TestNamespace,
+    pod: &str,
+    job: &k8s_openapi::api::batch::v1::Job,
+    controller: bool,
+) {
+    use kube::api::{Patch, PatchParams};
+    let patch = serde_json::json!({"metadata": {"ownerReferences": [{
+        "apiVersion": "batch/v1", "kind": "Job",
+        "name": job.metadata.name.clone().unwrap(), "uid": job.metadata.uid.clone().unwrap(),
+        "controller": controller,
+    }]}});
+    ns.pods()
+        .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+/// Finding 4 of issue 19: a job's pods were looked up by the
+/// `batch.kubernetes.io/controller-uid` label, which the pods of a job with
+/// `manualSelector: true` do not carry: its archive held no pod, and the
+/// cascade removed the failed pod unarchived.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_selector_jobs_archive_holds_its_pods() {
+    let ns = TestNamespace::for_current_test().await;
+    let archive = tempfile::tempdir().unwrap();
+    let tid = unique_name("manual");
+    let eval = unique_name("m");
+    let name = format!("evaluation-job-{eval}");
+    let labels = serde_json::json!({
+        "app": "evaluation", "eval-id": eval, "test-id": tid, "manual-selector": eval,
+    });
+    let mut pod_labels = labels.clone();
+    pod_labels[KWOK_FAIL_LABEL] = "true".into();
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "manualSelector": true,
+            "selector": {"matchLabels": {"manual-selector": eval}},
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "evaluation", "image": "crucible.invalid/evaluation:test"}],
+                },
+            },
+        },
+    }))
+    .unwrap();
+    ns.jobs().create(&Default::default(), &job).await.unwrap();
+    ns.wait_job_failed(&name).await;
+    let pods = ns.pod_names().await;
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    let pod = ns.pods().get(&pods[0]).await.unwrap();
+    assert!(
+        !pod.metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("batch.kubernetes.io/controller-uid"),
+        "a manual selector's pod carries no controller-uid label"
+    );
+
+    let (code, report, stderr) = ns.run_json(&[
+        "--test-id",
+        &tid,
+        "--level",
+        "jobs",
+        "--archive",
+        archive.path().to_str().unwrap(),
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(item(&report, &name)["result"], "deleted", "{report}");
+    let record = json_file(&archive_of(&report, &name).join("archive.json"));
+    let pod_dir = archive.path().join(ns.name()).join("pod").join(&pods[0]);
+    assert_eq!(
+        record["pods"],
+        serde_json::json!([pod_dir.display().to_string()]),
+        "{record}"
+    );
+    assert_archive_of(&pod_dir, "Pod", pod.metadata.uid.as_deref().unwrap());
+}
+
+/// Finding 6 of issue 19: `--archive-only failed` looked only at a job's own
+/// phase, so the failed attempts of a job that later succeeded went with its
+/// cascade unarchived (with `--level pods` they were archived).
+#[tokio::test(flavor = "multi_thread")]
+async fn archive_only_failed_archives_the_failed_attempts_of_a_job_that_succeeded() {
+    let ns = TestNamespace::for_current_test().await;
+    let archive = tempfile::tempdir().unwrap();
+    let tid = unique_name("retried");
+    let ej = EvalJob::succeeding(&unique_name("r")).test_id(&tid);
+    ns.create_job(&ej).await;
+    let job = ns.wait_job_complete(&ej.name()).await;
+    // Its first attempt, which failed.
+    let attempt_uid = ns
+        .create_pod(
+            &BarePod::failed("attempt-1")
+                .evaluation(&ej.eval_id)
+                .test_id(&tid),
+        )
+        .await
+        .metadata
+        .uid
+        .unwrap();
+    own(&ns, "attempt-1", &job, true).await;
+
+    let (code, report, stderr) = ns.run_json(&[
+        "--test-id",
+        &tid,
+        "--level",
+        "all",
+        "--archive",
+        archive.path().to_str().unwrap(),
+        "--archive-only",
+        "failed",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(item(&report, &ej.name())["result"], "deleted", "{report}");
+    let root = archive.path().join(ns.name());
+    let attempt = root.join("pod/attempt-1");
+    let record = json_file(&root.join("job").join(ej.name()).join("archive.json"));
+    assert_eq!(
+        record["pods"],
+        serde_json::json!([attempt.display().to_string()]),
+        "only the failed attempt: {record}"
+    );
+    assert_archive_of(&attempt, "Pod", &attempt_uid);
+}

@@ -620,3 +620,112 @@ exec "$@""#;
     // The mount was private: nothing of it is left outside.
     assert!(!Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists());
 }
+
+/// A token of a new ServiceAccount `name` in `ns` bound to a Role of `rules`.
+fn account_with(ns: &str, name: &str, rules: Value) -> String {
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": name, "namespace": ns}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": name, "namespace": ns},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+    ]});
+    admin_kubectl(&["apply", "-f", "-"], Some(&objects.to_string()));
+    admin_kubectl(
+        &["create", "token", name, "-n", ns, "--duration", "1h"],
+        None,
+    )
+    .trim()
+    .to_string()
+}
+
+/// Finding 1 of issue 19: a user whose only right is to create Leases (it may
+/// not delete the job) got an Active job deleted through the `--stale-runs`
+/// CronJob, by writing a Lease that says the job's run is dead. A Lease can
+/// declare dead only what was created after it: the objects a guard's run
+/// makes after its guard took the Lease.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lease_writer_cannot_get_a_running_job_deleted_by_the_stale_runs_cronjob() {
+    let ns = TestNamespace::for_current_test().await;
+    let rbac = std::fs::read_to_string(repo_root().join("deploy/rbac.yaml"))
+        .unwrap()
+        .replace("namespace: crucible", &format!("namespace: {}", ns.name()));
+    admin_kubectl(&["apply", "-f", "-"], Some(&rbac));
+    let home = tempfile::tempdir().unwrap();
+    let cleaner = admin_kubectl(
+        &[
+            "create",
+            "token",
+            "crucible-clean",
+            "-n",
+            ns.name(),
+            "--duration",
+            "1h",
+        ],
+        None,
+    );
+    let cleaner = token_kubeconfig(home.path(), cleaner.trim(), ns.name());
+    let writer_dir = tempfile::tempdir().unwrap();
+    let writer = account_with(
+        ns.name(),
+        "lease-writer",
+        json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get"]}]),
+    );
+    let writer = token_kubeconfig(writer_dir.path(), &writer, ns.name());
+
+    // The victim: a running job of run "rv", whose guard is long gone.
+    ns.create_job(&EvalJob::running("victim").label("crucible-clean/run", "rv"))
+        .await;
+    ns.wait_job_pods_phase("evaluation-job-victim", "Running")
+        .await;
+    let as_writer = |args: &[&str], stdin: Option<&str>| {
+        let mut cmd = std::process::Command::new(kubectl());
+        cmd.args(["--kubeconfig", writer.to_str().unwrap()])
+            .args(args);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(s) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = as_writer(
+        &["delete", "job", "evaluation-job-victim", "--wait=false"],
+        None,
+    );
+    assert!(!out.status.success(), "the writer may not delete the job");
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+    // The Lease a guard of run rv would have left, renewed an hour ago.
+    let hour_ago = rfc3339(std::time::SystemTime::now() - Duration::from_secs(3600));
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "crucible-clean-run-rv", "labels": {"crucible-clean/run": "rv"}},
+        "spec": {"holderIdentity": format!("laptop/4242/{hour_ago}"), "leaseDurationSeconds": 30,
+                 "acquireTime": hour_ago.replace('Z', ".000000Z"),
+                 "renewTime": hour_ago.replace('Z', ".000000Z")},
+    });
+    let out = as_writer(&["create", "-f", "-"], Some(&lease.to_string()));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Every CronJob of deploy/ that cleans stale runs, as the cleaner.
+    let stale: Vec<Vec<String>> = all_args_of("CronJob")
+        .into_iter()
+        .filter(|a| a.iter().any(|x| x == "--stale-runs"))
+        .collect();
+    assert!(!stale.is_empty());
+    for args in stale {
+        let args = localised(args, ns.name(), &[]);
+        let (code, report, err) = PluginCmd::with_home(home.path())
+            .kubeconfig(&cleaner)
+            .args(&args)
+            .output_json();
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert_eq!(report["summary"]["deleted"], 0, "{report}\n{err}");
+    }
+    assert_eq!(ns.job_names().await, ["evaluation-job-victim"]);
+}

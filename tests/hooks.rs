@@ -397,3 +397,133 @@ async fn no_more_hooks_run_at_once_than_the_concurrency() {
     assert_eq!(counts.len(), 6);
     assert!(counts.iter().all(|&c| (1..=2).contains(&c)), "{counts:?}");
 }
+
+/// Marks `name` (a pod or, with `job`, a job) `crucible-clean/keep=true` as a label.
+async fn mark_keep(ns: &TestNamespace, name: &str, job: bool) {
+    use kube::api::{Patch, PatchParams};
+    let patch = serde_json::json!({"metadata": {"labels": {"crucible-clean/keep": "true"}}});
+    let pp = PatchParams::default();
+    if job {
+        ns.jobs()
+            .patch(name, &pp, &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    } else {
+        ns.pods()
+            .patch(name, &pp, &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+}
+
+/// The names a hook wrote to `file` as it started, one a line.
+async fn started(file: &Path, at_least: usize) -> Vec<String> {
+    support::wait::poll_until(
+        "a hook to start",
+        std::time::Duration::from_secs(60),
+        || async {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let names: Vec<String> = text.lines().map(str::to_string).collect();
+            if names.len() >= at_least {
+                Ok(names)
+            } else {
+                Err(format!("{names:?}"))
+            }
+        },
+    )
+    .await
+}
+
+/// Finding 3 of issue 19: the step before the delete read each object again
+/// for its hook but never checked the keep marker on that copy, and the delete
+/// carried only a uid precondition: a pod marked keep while an earlier pod's
+/// slow hook ran was deleted all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keep_marker_added_while_deletes_are_queued_is_honoured() {
+    let ns = TestNamespace::for_current_test().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let tid = unique_name("late");
+    for name in ["a-first", "b-second"] {
+        ns.create_pod(&BarePod::failed(name).evaluation(name).test_id(&tid))
+            .await;
+    }
+    let log = tmp.path().join("started");
+    let hook = script(
+        tmp.path(),
+        "slow.sh",
+        &format!("echo \"$CRUCIBLE_NAME\" >> {}\nsleep 3\n", log.display()),
+    );
+    let hooks = format!("  pod:\n    beforeDelete: ['{hook}']\n    timeoutSeconds: 30\n");
+    let policy = policy(tmp.path(), &tid, "all: true", &hooks);
+    let plugin = ns
+        .plugin()
+        .args(["-n", ns.name(), "-o", "json", "--concurrency", "1", "--yes"])
+        .arg("--policy")
+        .arg(&policy)
+        .spawn();
+    // While the first hook sleeps, the other pod is marked keep.
+    let first = started(&log, 1).await.remove(0);
+    let other = if first == "a-first" {
+        "b-second"
+    } else {
+        "a-first"
+    };
+    mark_keep(&ns, other, false).await;
+    let done = plugin.wait(std::time::Duration::from_secs(60));
+    let report = done.report();
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(item(&report, &first)["result"], "deleted", "{report}");
+    let kept = item(&report, other);
+    assert_eq!(kept["result"], "kept", "{report}");
+    assert!(
+        kept["reason"]
+            .as_str()
+            .unwrap()
+            .contains("crucible-clean/keep=true"),
+        "{kept}"
+    );
+    assert_eq!(ns.pod_names().await, [other]);
+    // No hook ran for the object that was kept.
+    assert_eq!(started(&log, 1).await, [first]);
+}
+
+/// A job's preconditions do not cover its pods: a pod marked keep while the
+/// job's hook runs keeps the job (the cascade would have taken the pod).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_marked_keep_before_its_jobs_delete_keeps_the_job() {
+    let ns = TestNamespace::for_current_test().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let tid = unique_name("late-job");
+    let ej = EvalJob::succeeding(&unique_name("j")).test_id(&tid);
+    ns.create_job(&ej).await;
+    ns.wait_job_complete(&ej.name()).await;
+    let pod = ns
+        .wait_job_pods_phase(&ej.name(), "Succeeded")
+        .await
+        .remove(0);
+    let pod = pod.metadata.name.unwrap();
+    let log = tmp.path().join("started");
+    let hook = script(
+        tmp.path(),
+        "slow.sh",
+        &format!("echo \"$CRUCIBLE_NAME\" >> {}\nsleep 2\n", log.display()),
+    );
+    let hooks = format!("  job:\n    beforeDelete: ['{hook}']\n    timeoutSeconds: 30\n");
+    let policy = policy(tmp.path(), &tid, "all: true", &hooks);
+    let plugin = ns
+        .plugin()
+        .args(["-n", ns.name(), "-o", "json", "--level", "jobs", "--yes"])
+        .arg("--policy")
+        .arg(&policy)
+        .spawn();
+    started(&log, 1).await;
+    mark_keep(&ns, &pod, false).await;
+    let done = plugin.wait(std::time::Duration::from_secs(60));
+    let report = done.report();
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    let row = item(&report, &ej.name());
+    assert_eq!(row["result"], "kept", "{report}");
+    assert!(row["reason"].as_str().unwrap().contains(&pod), "{row}");
+    assert_eq!(ns.job_names().await, [ej.name()]);
+    assert_eq!(ns.pod_names().await, [pod]);
+}

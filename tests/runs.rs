@@ -430,17 +430,13 @@ async fn stale_runs_cleans_exactly_the_runs_whose_lease_expired() {
 
 /// A Lease for `run` as a guard leaves it: last renewed `ago` before now.
 async fn expired_lease(ns: &TestNamespace, run: &str, ago: Duration) {
-    let api: Api<Lease> = Api::namespaced(ns.client(), ns.name());
-    let renewed = rfc3339_micro(std::time::SystemTime::now() - ago);
-    let lease: Lease = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": format!("crucible-clean-run-{run}"), "labels": {RUN: run}},
-        "spec": {"holderIdentity": "gone/1", "leaseDurationSeconds": 30,
-                 "acquireTime": renewed, "renewTime": renewed},
-    }))
-    .unwrap();
-    api.create(&Default::default(), &lease)
-        .await
-        .expect("create lease");
+    forge_lease(
+        ns.name(),
+        &format!("crucible-clean-run-{run}"),
+        serde_json::json!({RUN: run}),
+        guard_spec(ago),
+    )
+    .await;
 }
 
 fn rfc3339_micro(t: std::time::SystemTime) -> String {
@@ -462,15 +458,21 @@ async fn watch_reaps_stale_runs_as_they_appear() {
     let first: serde_json::Value = serde_json::from_str(&watch.stdout_line().unwrap()).unwrap();
     assert_eq!(first["summary"]["selected"], 0, "{first}");
 
-    // A run dies while the watch runs: its Lease expired an hour ago.
+    // A run dies while the watch runs: its Lease (taken before the run made
+    // its pod) expired an hour ago.
+    expired_lease(&ns, "r6", Duration::from_secs(3600)).await;
     ns.create_pod(
         &BarePod::succeeded("r6-pod")
             .evaluation("r6")
             .label(RUN, "r6"),
     )
     .await;
-    expired_lease(&ns, "r6", Duration::from_secs(3600)).await;
+    let t0 = Instant::now();
     let reaped = loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no cycle reaped run r6 within 2 minutes"
+        );
         let line = watch.stdout_line().expect("a report per cycle");
         let r: serde_json::Value = serde_json::from_str(&line).unwrap();
         if r["summary"]["deleted"] != 0 {
@@ -486,4 +488,209 @@ async fn watch_reaps_stale_runs_as_they_appear() {
     assert_only_decoys_left(&ns, "r6").await;
     live.say("release");
     let _ = live.finish(Duration::from_secs(30));
+}
+
+// ------------------------------------------------------------------------------------------
+// Leases that are not a guard's, and a guard's input that is not a line it knows
+// ------------------------------------------------------------------------------------------
+
+/// A Lease named `name` in `ns` with `labels` and `spec` (null: none), as anyone
+/// allowed to create Leases could write it.
+async fn forge_lease(ns: &str, name: &str, labels: serde_json::Value, spec: serde_json::Value) {
+    let api: Api<Lease> = Api::namespaced(support::cluster::admin_client().await, ns);
+    let mut lease = serde_json::json!({"metadata": {"name": name, "labels": labels}});
+    if !spec.is_null() {
+        lease["spec"] = spec;
+    }
+    api.create(&Default::default(), &serde_json::from_value(lease).unwrap())
+        .await
+        .expect("create lease");
+}
+
+/// A guard's spec, as the guard writes it, last renewed `ago` before now.
+fn guard_spec(ago: Duration) -> serde_json::Value {
+    let renewed = rfc3339_micro(std::time::SystemTime::now() - ago);
+    serde_json::json!({
+        "holderIdentity": format!("gone-host/4242/{}Z", &renewed[..19]),
+        "leaseDurationSeconds": 30, "acquireTime": renewed, "renewTime": renewed,
+    })
+}
+
+/// Finding 1 of issue 19: any Lease carrying the run label counted as a dead
+/// guard, so a Lease of another name made `--stale-runs` delete a live run's
+/// running job.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_lease_never_reaps_a_live_run() {
+    let ns = TestNamespace::for_current_test().await;
+    let mut g = Guard::start(&ns, "r1", &[]);
+    g.ready();
+    ns.create_job(&EvalJob::running("r1-live").label(RUN, "r1"))
+        .await;
+    ns.wait_job_pods_phase("evaluation-job-r1-live", "Running")
+        .await;
+    let hour = Duration::from_secs(3600);
+    forge_lease(
+        ns.name(),
+        "unrelated-lease",
+        serde_json::json!({RUN: "r1"}),
+        guard_spec(hour),
+    )
+    .await;
+    // A run without a guard: a Lease of its name but no spec at all.
+    ns.create_pod(&BarePod::running("r8-pod").evaluation("r8").label(RUN, "r8"))
+        .await;
+    forge_lease(
+        ns.name(),
+        "crucible-clean-run-r8",
+        serde_json::json!({RUN: "r8"}),
+        serde_json::Value::Null,
+    )
+    .await;
+
+    let (code, r, err) = ns.run_json(&["--stale-runs", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r["summary"]["selected"], 0, "{r}\n{err}");
+    assert_eq!(
+        ns.job_names().await,
+        ["evaluation-job-r1-live"],
+        "the live run's running job stays"
+    );
+    assert!(ns.pod_names().await.contains(&"r8-pod".to_string()));
+    for lease in ["unrelated-lease", "crucible-clean-run-r8"] {
+        assert!(
+            err.contains(&format!("ignoring Lease {}/{lease}", ns.name())),
+            "{lease}: {err}"
+        );
+    }
+    g.say("release");
+    let (code, _, err) = g.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// Finding 1 of issue 19: a stale run was cleaned across the whole scope, so a
+/// Lease in one namespace reaped the run's objects in another (even a live one).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_run_is_cleaned_only_in_its_leases_namespace_and_never_while_live_elsewhere() {
+    let team_a = TestNamespace::new("stale-team-a").await;
+    let ns = TestNamespace::for_current_test().await;
+    let suite = support::objects::unique_name("suite");
+    // Run r2 is alive in `ns`; a Lease of r2 without spec in team-a.
+    let mut g = Guard::start(&ns, "r2", &[]);
+    g.ready();
+    ns.create_job(
+        &EvalJob::running("r2-live")
+            .label(RUN, "r2")
+            .label("suite", &suite),
+    )
+    .await;
+    forge_lease(
+        team_a.name(),
+        "crucible-clean-run-r2",
+        serde_json::json!({RUN: "r2"}),
+        serde_json::Value::Null,
+    )
+    .await;
+    // Run r9 died: its Lease is in team-a, expired an hour ago; it has objects
+    // in both namespaces (created after its Lease).
+    forge_lease(
+        team_a.name(),
+        "crucible-clean-run-r9",
+        serde_json::json!({RUN: "r9"}),
+        guard_spec(Duration::from_secs(3600)),
+    )
+    .await;
+    for n in [&team_a, &ns] {
+        n.create_pod(
+            &BarePod::succeeded("r9-pod")
+                .evaluation("r9")
+                .label(RUN, "r9")
+                .label("suite", &suite),
+        )
+        .await;
+    }
+    ns.wait_job_pods_phase("evaluation-job-r2-live", "Running")
+        .await;
+
+    let (code, r, err) = ns
+        .plugin()
+        .args(["-A", "-o", "json", "-l", &format!("suite={suite}")])
+        .args(["--stale-runs", "--yes"])
+        .output_json();
+    assert_eq!(code, 0, "{err}");
+    let gone: Vec<String> = r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["result"] == "deleted")
+        .map(|i| {
+            format!(
+                "{}/{}",
+                i["namespace"].as_str().unwrap(),
+                i["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(gone, [format!("{}/r9-pod", team_a.name())], "{r}\n{err}");
+    assert_eq!(ns.job_names().await, ["evaluation-job-r2-live"]);
+    assert!(ns.pod_names().await.contains(&"r9-pod".to_string()));
+    g.say("release");
+    let (code, _, err) = g.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// Finding 2 of issue 19: a read error on the guard's input (invalid UTF-8)
+/// was taken for the end of input, and the guard reaped a live run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guard_ignores_input_it_cannot_read_and_keeps_renewing() {
+    let ns = TestNamespace::for_current_test().await;
+    let mut g = Guard::start(&ns, "r3", &["--lease-duration", "3s"]);
+    g.ready();
+    ns.create_job(&EvalJob::running("live-r3").label(RUN, "r3"))
+        .await;
+    ns.wait_job_pods_phase("evaluation-job-live-r3", "Running")
+        .await;
+    {
+        let stdin = g.stdin.as_mut().unwrap();
+        stdin.write_all(b"\xff\xfe hello\n").unwrap();
+        stdin.flush().unwrap();
+    }
+    g.say("what is this");
+    // Two renewals later (every second) the guard still holds the run.
+    let written = std::time::SystemTime::now();
+    let api: Api<Lease> = Api::namespaced(ns.client(), ns.name());
+    support::wait::poll_until(
+        "two renewals after the bad input",
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            let exited = g.child.try_wait().unwrap().is_some();
+            async move {
+                if exited {
+                    return Ok(());
+                }
+                let l = api
+                    .get("crucible-clean-run-r3")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let renewed = l.spec.and_then(|s| s.renew_time).ok_or("no renewTime")?;
+                let renewed = std::time::SystemTime::from(renewed.0);
+                match renewed.duration_since(written) {
+                    Ok(d) if d > Duration::from_millis(1500) => Ok(()),
+                    _ => Err(format!("renewed {renewed:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    assert!(
+        g.child.try_wait().unwrap().is_none(),
+        "the guard exited on input it could not read"
+    );
+    assert_eq!(ns.job_names().await, ["evaluation-job-live-r3"]);
+    g.say("release");
+    let (code, out, err) = g.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.is_empty(), "nothing cleaned: {out}");
+    assert!(err.contains("guard: ignoring a line"), "{err}");
+    assert_eq!(ns.job_names().await, ["evaluation-job-live-r3"]);
 }

@@ -1,5 +1,6 @@
 //! The reads an archive needs: the object as the API server has it now, its
-//! Events, a job's pods and a container's log (capped with `limitBytes`).
+//! Events, a job's pods (named by `inventory::JobPods`) and a container's
+//! log (capped with `limitBytes`).
 
 use futures::AsyncReadExt;
 use k8s_openapi::api::batch::v1::Job;
@@ -8,11 +9,12 @@ use kube::api::{ListParams, LogParams};
 use kube::{Api, Client};
 use serde_json::Value;
 
+use crate::inventory::PodRef;
 use crate::model::{Candidate, Kind};
 use crate::retry::with_retry;
 
 /// A read that failed, as one line.
-fn why(e: &kube::Error) -> String {
+pub(crate) fn why(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
         other => crate::error::source_chain(other),
@@ -94,29 +96,20 @@ fn when(e: &Value) -> String {
         .to_string()
 }
 
-/// The pods of the job with `uid` (the job controller labels them with it).
-pub(crate) async fn job_pods(
+/// The pod `p` names, whole, as JSON; None when it is gone (or its name
+/// now belongs to another pod).
+pub(crate) async fn pod(
     client: &Client,
     namespace: &str,
-    uid: &str,
-) -> Result<Vec<Value>, String> {
+    p: &PodRef,
+) -> Result<Option<Value>, String> {
     let api = Api::<Pod>::namespaced(client.clone(), namespace);
-    let lp = ListParams::default().labels(&format!("batch.kubernetes.io/controller-uid={uid}"));
-    let list = with_retry(|| api.list(&lp))
+    let found = with_retry(|| api.get_opt(&p.name))
         .await
-        .map_err(|e| format!("cannot list the job's pods: {}", why(&e)))?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|p| {
-            p.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.uid == uid)
-        })
-        .map(|p| serde_json::to_value(p).unwrap_or_default())
-        .collect())
+        .map_err(|e| format!("cannot read the job's pod {}: {}", p.name, why(&e)))?;
+    Ok(found
+        .filter(|pod| pod.metadata.uid.as_deref() == Some(p.uid.as_str()))
+        .map(|pod| serde_json::to_value(pod).unwrap_or_default()))
 }
 
 /// One container's log as it arrives, at most `limit` bytes (one attempt:

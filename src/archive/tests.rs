@@ -24,9 +24,32 @@ fn archive_only_failed_takes_failed_pods_and_jobs() {
     assert!(wanted(&spec, &pod("p", Phase::Succeeded, 0)));
     spec.only_failed = true;
     assert!(!wanted(&spec, &pod("p", Phase::Succeeded, 0)));
-    assert!(!wanted(&spec, &job("j", Phase::Complete, 0)));
     assert!(wanted(&spec, &pod("p", Phase::Failed, 0)));
     assert!(wanted(&spec, &job("j", Phase::Failed, 0)));
+    // A job that succeeded may have failed attempts: `write` decides.
+    assert!(wanted(&spec, &job("j", Phase::Complete, 0)));
+}
+
+#[test]
+fn a_dry_run_says_a_succeeded_job_is_archived_when_it_has_a_failed_pod() {
+    let spec = ArchiveSpec {
+        dir: "a".into(),
+        only_failed: true,
+        log_bytes: 10,
+    };
+    let done = job("j", Phase::Complete, 0);
+    let clean = job("k", Phase::Complete, 0);
+    let retried = owned_by(pod("j-1", Phase::Failed, 0), &done);
+    let fine = owned_by(pod("k-1", Phase::Succeeded, 0), &clean);
+    let inv = Inventory {
+        pods: shared(vec![retried, fine]),
+        jobs: shared(vec![done.clone(), clean.clone()]),
+        ..Default::default()
+    };
+    assert!(would(&spec, &done, &inv, true));
+    assert!(!would(&spec, &done, &inv, false), "orphaned pods stay");
+    assert!(!would(&spec, &clean, &inv, true));
+    assert!(would(&spec, &pod("p", Phase::Failed, 0), &inv, true));
 }
 
 #[test]

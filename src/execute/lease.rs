@@ -86,7 +86,9 @@ pub(crate) async fn acquire(
             let current = with_retry(|| api.get(&name))
                 .await
                 .map_err(|e| api_error(&what, e))?;
-            let seen = crate::inventory::run_lease(&current);
+            // A live guard's Lease is refused; an expired one, or one no
+            // guard wrote, is taken over.
+            let seen = crate::inventory::run_lease(&current).ok();
             if let Some(live) = seen.filter(|l| l.expires_at >= Utc::now()) {
                 return Err(Error::Aborted(format!(
                     "run {run} already has a live guard: Lease {namespace}/{name} held by {:?}, valid until {}",

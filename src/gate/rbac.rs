@@ -15,7 +15,9 @@ pub(crate) fn minimal_role(req: &Request) -> String {
     // also lists its Events (and a job's pods) and reads its pods' logs.
     let archives = req.archive.is_some() && !req.mode.is_dry_run();
     let hooks = !req.hooks.is_empty() && (!req.mode.is_dry_run() || req.hooks_in_dry_run);
-    if req.wait.is_some() || archives || hooks {
+    // A delete that meets a conflict reads its object again (`get`); a
+    // job's delete first lists its pods (`list`, always granted).
+    if req.wait.is_some() || archives || hooks || deletes {
         pod_verbs.insert(0, "get");
     }
     if deletes && matches!(req.level, Level::Pods | Level::All) {
@@ -103,7 +105,7 @@ mod tests {
             "{r}"
         );
         assert!(
-            r.contains("resources: [\"pods\"]\n  verbs: [\"list\", \"delete\"]"),
+            r.contains("resources: [\"pods\"]\n  verbs: [\"get\", \"list\", \"delete\"]"),
             "{r}"
         );
         assert!(

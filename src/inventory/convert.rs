@@ -9,9 +9,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
-use crate::model::{Candidate, Kind, Labels, Owner, Phase, Quota, KEEP_KEY};
+use crate::model::{keep, Candidate, Kind, Labels, Owner, Owners, Phase, Quota};
 
 pub(crate) fn phase_name(p: Phase) -> &'static str {
     match p {
@@ -39,13 +39,34 @@ pub(crate) fn time(t: &Time) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// The keep rule (`model::keep`) on an object's metadata.
 pub(crate) fn marked_keep(meta: &ObjectMeta) -> bool {
-    let yes = |m: &Option<BTreeMap<String, String>>| {
-        m.as_ref()
-            .and_then(|m| m.get(KEEP_KEY))
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    keep::kept(meta.labels.as_ref(), meta.annotations.as_ref())
+}
+
+/// The owner references that matter (`model::Owners`): the controller, and
+/// every other reference to a batch Job. None when there are neither.
+pub(crate) fn owners(meta: &ObjectMeta) -> Option<Box<Owners>> {
+    let refs = meta.owner_references.as_deref().unwrap_or_default();
+    let owner = |r: &OwnerReference| Owner {
+        api_version: r.api_version.clone(),
+        kind: r.kind.clone(),
+        name: r.name.clone(),
+        uid: r.uid.clone(),
     };
-    yes(&meta.labels) || yes(&meta.annotations)
+    let controller = refs.iter().find(|r| r.controller == Some(true)).map(owner);
+    let other_jobs: Vec<Owner> = refs
+        .iter()
+        .filter(|r| r.controller != Some(true))
+        .map(owner)
+        .filter(Owner::is_job)
+        .collect();
+    (controller.is_some() || !other_jobs.is_empty()).then(|| {
+        Box::new(Owners {
+            controller,
+            other_jobs,
+        })
+    })
 }
 
 /// A list returns objects namespace by namespace: consecutive records share
@@ -83,15 +104,7 @@ pub(crate) fn base_candidate(
         finished_at,
         keep: marked_keep(meta),
         terminating: meta.deletion_timestamp.is_some(),
-        owner: meta.owner_references.as_ref().and_then(|refs| {
-            refs.iter().find(|r| r.controller == Some(true)).map(|r| {
-                Box::new(Owner {
-                    kind: r.kind.clone(),
-                    name: r.name.clone(),
-                    uid: r.uid.clone(),
-                })
-            })
-        }),
+        owners: owners(meta),
         labels,
         charges: Box::default(),
     }
@@ -103,6 +116,25 @@ pub(crate) fn pod_candidate(
     finished_at: Option<DateTime<Utc>>,
 ) -> Candidate {
     base_candidate(Kind::Pod, meta, phase, finished_at)
+}
+
+/// The record of a pod or job read whole (as JSON, e.g. for an archive or
+/// a hook); None when it is not an object of that kind.
+pub(crate) fn candidate_of(kind: Kind, object: &serde_json::Value) -> Option<Candidate> {
+    match kind {
+        Kind::Pod => {
+            let p: Pod = serde_json::from_value(object.clone()).ok()?;
+            Some(pod_candidate(
+                &p.metadata,
+                pod_phase(&p),
+                pod_finished_at(&p),
+            ))
+        }
+        Kind::Job => {
+            let j: Job = serde_json::from_value(object.clone()).ok()?;
+            Some(job_candidate(&j))
+        }
+    }
 }
 
 /// When the last container stopped.

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::model::KEEP_KEY;
+use crate::model::keep;
 
 /// A listed pod: `into_pod` gives the API's type with only these fields set.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -108,8 +108,8 @@ fn meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     })
 }
 
-/// Of the annotations, only the keep marker (others can be large, such as
-/// kubectl's last-applied-configuration).
+/// Of the annotations, only those the keep rule reads (others can be large,
+/// such as kubectl's last-applied-configuration).
 fn keep_marker<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
@@ -131,7 +131,7 @@ fn keep_marker<'de, D: Deserializer<'de>>(
         fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
             let mut kept = BTreeMap::new();
             while let Some(key) = m.next_key::<String>()? {
-                if key == KEEP_KEY {
+                if keep::ANNOTATIONS.contains(&key.as_str()) {
                     kept.insert(key, m.next_value::<String>()?);
                 } else {
                     m.next_value::<IgnoredAny>()?;

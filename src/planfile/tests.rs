@@ -266,7 +266,7 @@ fn only_the_planned_deletes_that_still_qualify_go() {
         (unseen[1].clone(), Some(pod("relabelled", Phase::Failed, 0))),
         (unseen[2].clone(), Some(away)),
     ];
-    let plan = recheck(&p, &inv, &read);
+    let plan = recheck(&p, &inv, &read, false);
     let s = |x: &str| x.to_string();
     assert_eq!(
         outcome(&plan),
@@ -342,24 +342,31 @@ fn guards_of_the_moment_still_hold() {
         kept_pods: [(j.uid.to_string(), "p-of-j".to_string())].into(),
         ..Default::default()
     };
-    let plan = recheck(&p, &inv, &[]);
     let s = |x: &str| x.to_string();
-    assert_eq!(
-        outcome(&plan),
-        [
+    let expect = |running: (Action, &str)| {
+        vec![
             (
                 s("j"),
                 Action::Keep,
-                s("its pod p-of-j is marked crucible-clean/keep=true")
+                s("its pod p-of-j is marked crucible-clean/keep=true"),
             ),
             (
                 s("of-running-job"),
                 Action::Skip,
-                s("job other has not finished")
+                s("job other has not finished"),
             ),
-            // Planned while running (--include-running): may still be running.
-            (s("was-running"), Action::Delete, s("")),
+            (s("was-running"), running.0, s(running.1)),
         ]
+    };
+    // A running object goes only when the command line says --include-running:
+    // the file (made with it, or edited) cannot say so.
+    assert_eq!(
+        outcome(&recheck(&p, &inv, &[], false)),
+        expect((Action::Skip, "not finished (add --include-running)"))
+    );
+    assert_eq!(
+        outcome(&recheck(&p, &inv, &[], true)),
+        expect((Action::Delete, ""))
     );
 }
 

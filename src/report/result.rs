@@ -61,6 +61,7 @@ impl From<Outcome> for ItemResult {
             Outcome::Failed => ItemResult::Failed,
             Outcome::Cancelled => ItemResult::Cancelled,
             Outcome::Kept { .. } => ItemResult::Kept,
+            Outcome::Skipped => ItemResult::Skipped,
         }
     }
 }

@@ -21,7 +21,9 @@ pub(crate) struct FromPlan {
 }
 
 /// The selection flags given on the command line. With `--from-plan` the
-/// plan file is the selection, so each of them is refused.
+/// plan file is the selection, so each of them is refused. (Not
+/// `--include-running`: a plan's unfinished objects go only when the command
+/// line that applies it says so; the file alone cannot.)
 fn selection_flags(cli: &Cli) -> Vec<&'static str> {
     [
         ("-l/--selector", cli.selector.is_some()),
@@ -35,7 +37,6 @@ fn selection_flags(cli: &Cli) -> Vec<&'static str> {
         ("--age-from", cli.age_from.is_some()),
         ("--all", cli.all),
         ("--level", cli.level.is_some()),
-        ("--include-running", cli.include_running),
         ("--strategy", cli.strategy.is_some()),
         ("--policy", cli.policy.is_some()),
         ("--threshold", cli.threshold.is_some()),

@@ -169,10 +169,12 @@ impl Policy {
 }
 
 /// Reads and checks a policy file; `flags` override every rule.
+/// The largest policy file read (a policy is a few rules and hooks).
+pub(crate) const MAX_POLICY_BYTES: u64 = 1 << 20;
+
 pub(crate) fn load(path: &Path, flags: &Partial) -> Result<Policy> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::usage(format!("cannot read policy file {file}: {e}")))?;
+    let text = super::read_bounded(path, MAX_POLICY_BYTES, "policy file")?;
     parse(&file, &text, flags)
 }
 

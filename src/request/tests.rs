@@ -155,6 +155,11 @@ fn watch_needs_yes_and_interval_needs_watch() {
 #[test]
 fn plan_files_and_picking_refuse_what_would_do_nothing_or_contradict() {
     let r = req(&["--from-plan", "p.json", "--yes", "-n", "team-a"]).unwrap();
+    assert!(!r.include_running);
+    // The one selection flag a plan takes: its unfinished objects go only
+    // when the command line applying it says so.
+    let running = req(&["--from-plan", "p.json", "--include-running"]).unwrap();
+    assert!(running.include_running);
     let from = r.from_plan.unwrap();
     assert_eq!(from.max_age, plans::DEFAULT_PLAN_MAX_AGE);
     assert_eq!(r.scope, Scope::Namespace("team-a".into()));
@@ -165,7 +170,6 @@ fn plan_files_and_picking_refuse_what_would_do_nothing_or_contradict() {
         &["--level", "pods"],
         &["--older-than", "1h"],
         &["--strategy", "label"],
-        &["--include-running"],
         &["--keep-last", "1"],
     ] {
         let mut args = vec!["--from-plan", "p.json"];

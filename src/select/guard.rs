@@ -2,11 +2,16 @@
 //! ownership), terminating objects, pods of unfinished jobs, unfinished
 //! objects without `--include-running`, protected namespaces, retention.
 //! Budgeted strategies ask them to count only what may really go; the plan
-//! applies them to every selected object. Pure.
+//! applies them to every selected object; and at the moment of each delete,
+//! `execute`'s chokepoint applies them again, with [`Rules`], to the freshest
+//! copy of the object it holds. Pure.
 
 use std::collections::BTreeMap;
 
-use crate::model::{Candidate, Inventory, Kind, OwnerState, KEEP_KEY, PROTECTED_NAMESPACES};
+use crate::model::{
+    Candidate, Inventory, Kind, OwnerState, StaleRun, KEEP_KEY, PROTECTED_NAMESPACES,
+};
+use crate::selector::Selector;
 
 /// Why a guard stopped an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +27,8 @@ pub(crate) enum Protection {
     ProtectedNamespace,
     /// Held back by retention (`--keep-last`, `--keep-succeeded-for`…), with the reason.
     Retained(String),
+    /// Changed since it was selected: it no longer matches what selected it.
+    NoLongerMatches(String),
 }
 
 impl Protection {
@@ -42,8 +49,33 @@ impl Protection {
             Protection::OwnerRunning(job) => format!("job {job} has not finished"),
             Protection::NotFinished => "not finished (add --include-running)".into(),
             Protection::ProtectedNamespace => "protected namespace".into(),
-            Protection::Retained(why) => why.clone(),
+            Protection::Retained(why) | Protection::NoLongerMatches(why) => why.clone(),
         }
+    }
+}
+
+/// What the guards need to know of an object's ties to others: the state of
+/// the jobs that own pods, the jobs marked keep, and the kept pods of jobs.
+/// The inventory answers from its listing; the chokepoint answers a job's
+/// kept pods from a fresh read.
+pub(crate) trait Ties {
+    /// The state of job `uid` (None: unknown).
+    fn owner_state(&self, job_uid: &str) -> Option<OwnerState>;
+    /// The name of job `uid` if it is marked keep.
+    fn kept_job(&self, job_uid: &str) -> Option<&str>;
+    /// The name of a pod of job `uid` that is marked keep, if any.
+    fn kept_pod(&self, job_uid: &str) -> Option<&str>;
+}
+
+impl Ties for Inventory {
+    fn owner_state(&self, job_uid: &str) -> Option<OwnerState> {
+        self.owners.get(job_uid).copied()
+    }
+    fn kept_job(&self, job_uid: &str) -> Option<&str> {
+        self.kept_jobs.get(job_uid).map(String::as_str)
+    }
+    fn kept_pod(&self, job_uid: &str) -> Option<&str> {
+        self.kept_pods.get(job_uid).map(String::as_str)
     }
 }
 
@@ -51,7 +83,7 @@ impl Protection {
 /// deletions (watermark) call this to count only what may really go.
 pub(crate) fn protection(
     c: &Candidate,
-    inv: &Inventory,
+    inv: &(impl Ties + ?Sized),
     include_running: bool,
 ) -> Option<Protection> {
     if PROTECTED_NAMESPACES.contains(&&*c.namespace) {
@@ -65,22 +97,24 @@ pub(crate) fn protection(
     }
     match c.kind {
         Kind::Job => {
-            if let Some(pod) = inv.kept_pods.get(&*c.uid) {
-                return Some(Protection::KeptPod(pod.clone()));
+            if let Some(pod) = inv.kept_pod(&c.uid) {
+                return Some(Protection::KeptPod(pod.to_string()));
             }
         }
         Kind::Pod => {
-            if let Some(job) = c.owner_job().and_then(|o| inv.kept_jobs.get(&o.uid)) {
-                return Some(Protection::KeptJob(job.clone()));
+            // Any job the pod goes with, controller or not.
+            if let Some(job) = c.job_owners().find_map(|o| inv.kept_job(&o.uid)) {
+                return Some(Protection::KeptJob(job.to_string()));
             }
         }
     }
     if c.kind == Kind::Pod {
         if let Some(owner) = c.owner_job() {
             // Unknown owner state counts as running: the safe side.
-            if inv.owners.get(&owner.uid) != Some(&OwnerState::Finished)
-                && inv.owners.get(&owner.uid) != Some(&OwnerState::Gone)
-            {
+            if !matches!(
+                inv.owner_state(&owner.uid),
+                Some(OwnerState::Finished | OwnerState::Gone)
+            ) {
                 return Some(Protection::OwnerRunning(owner.name.clone()));
             }
         }
@@ -117,4 +151,185 @@ pub(crate) fn guard(c: &Candidate, inv: &Inventory, guards: &Guards) -> Option<P
             .get(&*c.uid)
             .map(|why| Protection::Retained(why.clone()))
     })
+}
+
+/// The whole rule set at the moment of a delete: `protection`, and that the
+/// object still matches what selected it. `execute`'s chokepoint applies it
+/// to the freshest copy it holds of each object, whatever path chose it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Rules {
+    pub(crate) include_running: bool,
+    /// The labels the selection asked for: the selector sent to the API
+    /// server (`-l` and, where they narrow, the ids), or a plan's selector.
+    pub(crate) selector: Selector,
+    /// A policy file's rule selectors: one must match (empty: no policy).
+    pub(crate) policy: Vec<Selector>,
+    /// `--stale-runs`: each dead run, only in its Lease's namespace and for
+    /// the objects created since that Lease.
+    pub(crate) stale: Option<Vec<StaleRun>>,
+}
+
+impl Rules {
+    /// Why `c` must not be deleted now, if it must not.
+    pub(crate) fn refusal(&self, c: &Candidate, ties: &(impl Ties + ?Sized)) -> Option<Protection> {
+        if let Some(p) = protection(c, ties, self.include_running) {
+            return Some(p);
+        }
+        if !self.selector.matches(&c.labels) {
+            return Some(Protection::NoLongerMatches(format!(
+                "no longer matches {}",
+                self.selector
+            )));
+        }
+        if !self.policy.is_empty() && !self.policy.iter().any(|s| s.matches(&c.labels)) {
+            return Some(Protection::NoLongerMatches(
+                "no longer matches a rule of the policy".into(),
+            ));
+        }
+        if let Some(stale) = &self.stale {
+            if !stale.iter().any(|s| s.covers(c)) {
+                return Some(Protection::NoLongerMatches(
+                    "not an object of a stale run (its Lease's namespace, created since the Lease)"
+                        .into(),
+                ));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures::*;
+    use crate::model::{Owner, Owners, Phase};
+
+    fn rules(selector: &str) -> Rules {
+        Rules {
+            selector: Selector::parse(selector).unwrap(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_rules_hold_a_copy_that_changed_since_the_listing() {
+        let inv = Inventory::default();
+        let r = rules("app=evaluation");
+        let p = pod("p", Phase::Failed, 0);
+        assert_eq!(r.refusal(&p, &inv), None);
+        let kept = labelled(p.clone(), KEEP_KEY, "true");
+        let kept = Candidate { keep: true, ..kept };
+        assert_eq!(r.refusal(&kept, &inv), Some(Protection::Kept));
+        let moved = labelled(p.clone(), "app", "other");
+        assert_eq!(
+            r.refusal(&moved, &inv),
+            Some(Protection::NoLongerMatches(
+                "no longer matches app=evaluation".into()
+            ))
+        );
+        let running = pod("p", Phase::Running, 0);
+        assert_eq!(r.refusal(&running, &inv), Some(Protection::NotFinished));
+        let with_running = Rules {
+            include_running: true,
+            ..r.clone()
+        };
+        assert_eq!(with_running.refusal(&running, &inv), None);
+        let going = Candidate {
+            terminating: true,
+            ..p.clone()
+        };
+        assert_eq!(r.refusal(&going, &inv), Some(Protection::Terminating));
+        // With a policy, one of its rules must still match.
+        let policy = Rules {
+            policy: vec![Selector::parse("team=red").unwrap()],
+            ..r.clone()
+        };
+        assert!(policy.refusal(&p, &inv).is_some());
+        assert_eq!(policy.refusal(&labelled(p, "team", "red"), &inv), None);
+    }
+
+    #[test]
+    fn a_stale_run_reaches_only_its_leases_namespace_and_what_came_after_it() {
+        let inv = Inventory::default();
+        let r = Rules {
+            include_running: true,
+            stale: Some(vec![StaleRun {
+                run: "r1".into(),
+                namespace: "crucible".into(),
+                since: t(100),
+            }]),
+            ..rules("app=evaluation")
+        };
+        let of_run = |created: i64| {
+            labelled(
+                pod("p", Phase::Running, created),
+                "crucible-clean/run",
+                "r1",
+            )
+        };
+        assert_eq!(r.refusal(&of_run(100), &inv), None);
+        assert_eq!(r.refusal(&of_run(200), &inv), None);
+        assert!(matches!(
+            r.refusal(&of_run(99), &inv),
+            Some(Protection::NoLongerMatches(_))
+        ));
+        let elsewhere = Candidate {
+            namespace: "team-a".into(),
+            ..of_run(200)
+        };
+        assert!(r.refusal(&elsewhere, &inv).is_some());
+        let other_run = labelled(of_run(200), "crucible-clean/run", "r2");
+        assert!(r.refusal(&other_run, &inv).is_some());
+        let none = Rules {
+            stale: Some(vec![]),
+            ..r.clone()
+        };
+        assert!(none.refusal(&of_run(200), &inv).is_some());
+    }
+
+    #[test]
+    fn every_job_owner_counts_for_the_keep_marker_but_only_the_controller_for_running() {
+        let kept_job = job("kept", Phase::Complete, 0);
+        let running = job("running", Phase::Active, 0);
+        let inv = Inventory {
+            owners: [
+                (kept_job.uid.to_string(), OwnerState::Finished),
+                (running.uid.to_string(), OwnerState::Unfinished),
+            ]
+            .into(),
+            kept_jobs: [(kept_job.uid.to_string(), "kept".to_string())].into(),
+            ..Default::default()
+        };
+        let tied = |controller: Option<Owner>, others: Vec<Owner>| Candidate {
+            owners: Some(Box::new(Owners {
+                controller,
+                other_jobs: others,
+            })),
+            ..pod("p", Phase::Failed, 0)
+        };
+        // A kept job keeps a pod it owns without being its controller.
+        let p = tied(None, vec![job_ref(&kept_job)]);
+        assert_eq!(
+            protection(&p, &inv, false),
+            Some(Protection::KeptJob("kept".into()))
+        );
+        // A running job that does not control the pod does not hold it.
+        let p = tied(None, vec![job_ref(&running)]);
+        assert_eq!(protection(&p, &inv, false), None);
+        let p = tied(Some(job_ref(&running)), vec![]);
+        assert_eq!(
+            protection(&p, &inv, false),
+            Some(Protection::OwnerRunning("running".into()))
+        );
+        // Another group's Job is no job at all: neither kept nor running.
+        let volcano = Owner {
+            api_version: "batch.volcano.sh/v1alpha1".into(),
+            ..job_ref(&running)
+        };
+        assert!(!volcano.is_job());
+        let p = tied(Some(volcano), vec![]);
+        assert_eq!(p.owner_job(), None);
+        assert_eq!(p.job_owners().count(), 0);
+        assert_eq!(protection(&p, &inv, false), None);
+    }
 }

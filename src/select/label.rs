@@ -34,15 +34,15 @@ impl SelectionStrategy for Label {
 }
 
 /// The label rule: every id list that is given must contain the object's id.
-/// With `--stale-runs` the run list is always given, even when no run is
-/// stale: then nothing matches.
+/// With `--stale-runs` the object must be one of a dead run's (its Lease's
+/// namespace, created since the Lease), even when no run is stale: then
+/// nothing matches.
 pub(crate) fn matches(c: &Candidate, criteria: &Criteria) -> bool {
     let hit = |ids: &[String], v: Option<&str>| {
         ids.is_empty() || v.is_some_and(|v| ids.iter().any(|i| i == v))
     };
-    let run = c.labels.get(RUN_ID);
     hit(&criteria.test_ids, c.test_id())
         && hit(&criteria.eval_ids, c.eval_id())
-        && hit(&criteria.run_ids, run)
-        && (!criteria.stale_runs || run.is_some_and(|r| criteria.run_ids.iter().any(|i| i == r)))
+        && hit(&criteria.run_ids, c.labels.get(RUN_ID))
+        && (!criteria.stale_runs || criteria.stale.iter().any(|s| s.covers(c)))
 }

@@ -106,6 +106,24 @@ pub(crate) fn server_selector(req: &Request) -> Selector {
         .with_in(crate::model::RUN_ID, &req.criteria.run_ids)
 }
 
+/// What every object of this request must still be at its delete (the
+/// chokepoint's rules): finished unless `--include-running`, matching the
+/// selector sent to the API server and, with a policy, one of its rules;
+/// with `--stale-runs`, an object of a dead run where and since its Lease.
+pub(crate) fn rules(req: &Request) -> guard::Rules {
+    guard::Rules {
+        include_running: req.include_running,
+        selector: server_selector(req),
+        policy: req
+            .policy
+            .iter()
+            .flat_map(|p| &p.rules)
+            .map(|r| r.selector.clone())
+            .collect(),
+        stale: req.criteria.stale_runs.then(|| req.criteria.stale.clone()),
+    }
+}
+
 /// Whether any strategy run reads ResourceQuotas.
 pub(crate) fn needs_quota(req: &Request) -> bool {
     in_use(req).iter().any(|s| s.needs_quota())

@@ -329,7 +329,7 @@ mod tests {
         let members: Vec<&Candidate> = inv
             .jobs
             .iter()
-            .chain(inv.pods.iter().filter(|p| p.owner.is_none()))
+            .chain(inv.pods.iter().filter(|p| p.owners.is_none()))
             .map(|c| &**c)
             .collect();
         let p = pool(&members, &inv, &Guards::new(false), &ix, Prefer::Oldest);

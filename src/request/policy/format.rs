@@ -202,6 +202,11 @@ fn selector<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Selector, D:
                     .into(),
             );
         }
+        if let Some(r) = sel.empty_negation() {
+            return Err(format!(
+                "{r} has an empty value and would match nearly every object"
+            ));
+        }
         Ok(sel)
     })
 }
