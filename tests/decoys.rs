@@ -4,11 +4,19 @@
 //! lines, each checked against a model of what may be deleted written here,
 //! independently of `src/` (from the product contract, design.md §3–4).
 //!
+//! Also (issue 19): objects of test runs with guard Leases, forged Leases and
+//! Leases of other namespaces, and `--stale-runs` and `--guard` command
+//! lines; pods tied to a job by a non-controller ownerReference, and jobs
+//! with a manual selector; jobs whose failed attempt preceded success; and
+//! keep markers added while deletes are held in admission (`decoys/runs.rs`).
+//!
 //! Seeded and reproducible: the seed is printed, and `CRUCIBLE_DECOY_SEED=N`
 //! runs the same objects and command lines again (only the random suffixes
 //! of namespace names and the creation times, which the cluster sets, differ;
 //! so do the `--older-than` seconds derived from them).
 
+#[path = "decoys/runs.rs"]
+mod runs;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,7 +44,7 @@ const RUN_LABEL: &str = "decoy-run";
 const NAMESPACES: usize = 3;
 const BARE_PODS: usize = 910;
 const JOBS: usize = 60;
-const COMMANDS: usize = 30;
+const COMMANDS: usize = 40;
 /// Creation times of the two waves are at least this far apart (seconds).
 const WAVE_GAP: i64 = 16;
 /// A gap in creation times wide enough to place an `--older-than` cut in.
@@ -103,6 +111,13 @@ struct PodSpec {
     hold: bool,
 }
 
+/// Labels a bare pod's deletes are held in admission by (`runs::SlowDeletes`).
+fn slow_label(rng: &mut fastrand::Rng, controlled: bool, labels: &mut BTreeMap<String, String>) {
+    if !controlled && rng.u32(..100) < 6 {
+        labels.insert(runs::SLOW.into(), "true".into());
+    }
+}
+
 #[derive(Clone, Debug)]
 struct JobSpec {
     ns: usize,
@@ -111,10 +126,16 @@ struct JobSpec {
     hold: bool,
     /// Finalizer + delete of its pod once finished: a terminating pod of a Job.
     hold_pod: bool,
+    /// Once it succeeded, a failed pod it controls: an attempt that failed
+    /// before the success (its own labels and keep mark).
+    failed_attempt: Option<(BTreeMap<String, String>, BTreeMap<String, String>)>,
 }
 
 fn common_labels(rng: &mut fastrand::Rng, run: &str, l: &mut BTreeMap<String, String>) {
     l.insert(RUN_LABEL.into(), run.into());
+    if rng.u32(..100) < 35 {
+        l.insert(runs::RUN_KEY.into(), pick(rng, &runs::run_ids(run)).clone());
+    }
     if let Some(t) = weighted(
         rng,
         &[
@@ -176,6 +197,8 @@ fn random_pod(rng: &mut fastrand::Rng, run: &str, ns: usize, name: &str) -> PodS
         }
     } // else: no labels at all
     keep_mark(rng, &mut labels, &mut annotations);
+    let controlled = rng.u32(..100) < 10;
+    slow_label(rng, controlled, &mut labels);
     PodSpec {
         ns,
         name: name.to_string(),
@@ -191,7 +214,7 @@ fn random_pod(rng: &mut fastrand::Rng, run: &str, ns: usize, name: &str) -> PodS
             ],
         ),
         finished_ago: Duration::from_secs(*pick(rng, &FINISHED_AGO)),
-        controlled: rng.u32(..100) < 10,
+        controlled,
         hold: rng.u32(..100) < 4,
     }
 }
@@ -226,11 +249,33 @@ fn random_job(rng: &mut fastrand::Rng, run: &str, ns: usize, eval_id: &str) -> J
         _ => job,
     };
     let finishes = outcome != Outcome::KeepRunning;
+    // Its pods carry no job-name label: never a held pod (found by that label).
+    let manual = finishes && rng.u32(..100) < 12;
+    if manual {
+        job = job.manual_selector();
+    }
+    let hold = finishes && rng.u32(..100) < 8;
+    let failed_attempt = (outcome == Outcome::Succeed && !hold && rng.u32(..100) < 25).then(|| {
+        let mut labels = job
+            .to_job()
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap();
+        labels.remove("manual-selector");
+        let mut annotations = BTreeMap::new();
+        keep_mark(rng, &mut labels, &mut annotations);
+        (labels, annotations)
+    });
     JobSpec {
         ns,
         job,
-        hold: finishes && rng.u32(..100) < 8,
-        hold_pod: finishes && rng.u32(..100) < 8,
+        hold,
+        hold_pod: finishes && !manual && rng.u32(..100) < 8,
+        failed_attempt,
     }
 }
 
@@ -348,6 +393,34 @@ async fn create_pods(
         .await;
 }
 
+/// The failed attempt of `job` (see `JobSpec::failed_attempt`): a Failed pod
+/// on the static node, controlled by the job.
+async fn create_attempt(client: &Client, ns: &str, job: &Job, spec: &JobSpec) {
+    let Some((labels, annotations)) = &spec.failed_attempt else {
+        return;
+    };
+    let name = format!("{}-attempt", spec.job.name());
+    let p = PodSpec {
+        ns: spec.ns,
+        name: name.clone(),
+        labels: labels.clone(),
+        annotations: annotations.clone(),
+        phase: PodPhase::Failed,
+        finished_ago: Duration::from_secs(600),
+        controlled: false,
+        hold: false,
+    };
+    create_pod(client, ns, &(String::new(), String::new()), &p).await;
+    let owner = json!({"metadata": {"ownerReferences": [{
+        "apiVersion": "batch/v1", "kind": "Job", "controller": true,
+        "name": job.metadata.name.clone().unwrap(), "uid": job.metadata.uid.clone().unwrap(),
+    }]}});
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&owner))
+        .await
+        .unwrap_or_else(|e| panic!("cannot own pod {ns}/{name}: {e}"));
+}
+
 /// Creates the jobs, waits until each settled (finished, or its pod running),
 /// then makes the held ones (or their pods) terminating.
 async fn create_jobs(client: &Client, namespaces: &[String], jobs: &[JobSpec]) {
@@ -359,7 +432,8 @@ async fn create_jobs(client: &Client, namespaces: &[String], jobs: &[JobSpec]) {
             let t = Duration::from_secs(120);
             match j.job.outcome {
                 Outcome::Succeed => {
-                    wait_job_condition(client, ns, &name, "Complete", t).await;
+                    let done = wait_job_condition(client, ns, &name, "Complete", t).await;
+                    create_attempt(client, ns, &done, j).await;
                 }
                 Outcome::Fail => {
                     wait_job_condition(client, ns, &name, "Failed", t).await;
@@ -419,6 +493,8 @@ struct Obj {
     terminating: bool,
     /// The controller ownerReference: kind and uid.
     controller: Option<(String, String)>,
+    /// The uids of every batch Job among the ownerReferences, controller or not.
+    job_owners: Vec<String>,
 }
 
 impl Obj {
@@ -534,11 +610,22 @@ fn obj(
         created: m.creation_timestamp.as_ref().map(secs).unwrap_or_default(),
         finished_at,
         terminating: m.deletion_timestamp.is_some(),
-        controller: m
+        controller: m.owner_references.iter().flatten().find_map(|r| {
+            let batch = r.api_version.starts_with("batch/");
+            let kind = if r.kind == "Job" && !batch {
+                format!("{}.{}", r.kind, r.api_version)
+            } else {
+                r.kind.clone()
+            };
+            (r.controller == Some(true)).then(|| (kind, r.uid.clone()))
+        }),
+        job_owners: m
             .owner_references
             .iter()
             .flatten()
-            .find_map(|r| (r.controller == Some(true)).then(|| (r.kind.clone(), r.uid.clone()))),
+            .filter(|r| r.kind == "Job" && r.api_version.starts_with("batch/"))
+            .map(|r| r.uid.clone())
+            .collect(),
     }
 }
 
@@ -643,6 +730,15 @@ struct Cmd {
     older: Option<Older>,
     level: Level,
     include_running: bool,
+    /// A test run's command line: `--stale-runs`, or `--guard RUN`.
+    runs: Runs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Runs {
+    None,
+    Stale,
+    Guard(String),
 }
 
 impl Cmd {
@@ -690,7 +786,75 @@ fn created_cuts(state: &BTreeMap<String, Obj>, now: i64) -> Vec<i64> {
     cuts
 }
 
+/// Command line number `k`: every eighth (from the fourth) cleans stale
+/// runs, every eighth (from the seventh) is a guard whose parent is gone at
+/// once; the others clean by labels, ids, age and levels.
 fn random_command(
+    k: usize,
+    rng: &mut fastrand::Rng,
+    state: &BTreeMap<String, Obj>,
+    namespaces: &[String],
+    run: &str,
+) -> Cmd {
+    match k % 8 {
+        3 => run_command(rng, namespaces, run, Runs::Stale),
+        6 => {
+            let r = pick(rng, &runs::run_ids(run)).clone();
+            run_command(rng, namespaces, run, Runs::Guard(r))
+        }
+        _ => plain_command(rng, state, namespaces, run),
+    }
+}
+
+/// `--stale-runs` (in one namespace or all) or `--guard RUN -n NS`, with the
+/// default selector or one of `selector_choices`.
+fn run_command(rng: &mut fastrand::Rng, namespaces: &[String], run: &str, mode: Runs) -> Cmd {
+    let mut args: Vec<String> = vec![];
+    let all_namespaces = mode == Runs::Stale && rng.u32(..100) < 40;
+    let chosen = if rng.bool() {
+        None
+    } else {
+        pick(rng, &selector_choices()).clone()
+    };
+    let (scope, base) = if all_namespaces {
+        args.push("-A".into());
+        let mut base = chosen.unwrap_or_else(|| vec![app_evaluation()]);
+        base.retain(|r| !matches!(r, Req::Exists(RUN_LABEL)));
+        base.push(Req::Eq(RUN_LABEL, run.to_string()));
+        args.extend(["-l".into(), selector_text(&base)]);
+        (namespaces.to_vec(), base)
+    } else {
+        let ns = pick(rng, namespaces).clone();
+        args.extend(["-n".into(), ns.clone()]);
+        let base = match chosen {
+            Some(sel) => {
+                args.extend(["-l".into(), selector_text(&sel)]);
+                sel
+            }
+            None => vec![app_evaluation()],
+        };
+        (vec![ns], base)
+    };
+    match &mode {
+        Runs::Stale => args.extend(["--stale-runs".into(), "--yes".into()]),
+        Runs::Guard(r) => args.extend(["--guard".into(), r.clone()]),
+        Runs::None => unreachable!(),
+    }
+    args.extend(["-o".into(), "json".into()]);
+    Cmd {
+        args,
+        namespaces: scope,
+        base,
+        test_ids: vec![],
+        eval_ids: vec![],
+        older: None,
+        level: Level::All,
+        include_running: true,
+        runs: mode,
+    }
+}
+
+fn plain_command(
     rng: &mut fastrand::Rng,
     state: &BTreeMap<String, Obj>,
     namespaces: &[String],
@@ -830,6 +994,7 @@ fn random_command(
         older,
         level,
         include_running,
+        runs: Runs::None,
     }
 }
 
@@ -847,7 +1012,41 @@ struct Expected {
     guards: BTreeMap<&'static str, usize>,
 }
 
-fn expected_gone(state: &BTreeMap<String, Obj>, cmd: &Cmd) -> Expected {
+/// What a command line does to `state`, with the run Leases `leases` as
+/// they stand at `now` (seconds): the exit code it must end with, and what
+/// must go.
+fn expected(
+    state: &BTreeMap<String, Obj>,
+    leases: &[runs::SeenLease],
+    now: i64,
+    cmd: &Cmd,
+) -> (i32, Expected) {
+    match &cmd.runs {
+        // A second guard of a live run is refused; nothing is deleted.
+        Runs::Guard(r) if runs::guarded(leases, &cmd.namespaces[0], r, now) => {
+            (3, Expected::default())
+        }
+        Runs::Guard(r) => {
+            let ns = cmd.namespaces[0].clone();
+            let runs = [((ns, r.clone()), i64::MIN)].into_iter().collect();
+            (0, expected_gone(state, cmd, Some(&runs)))
+        }
+        Runs::Stale => {
+            let runs = runs::stale(leases, &cmd.namespaces, now);
+            (0, expected_gone(state, cmd, Some(&runs)))
+        }
+        Runs::None => (0, expected_gone(state, cmd, None)),
+    }
+}
+
+/// `runs`: for a test run's command line, the (namespace, run) pairs it
+/// cleans and since when (the second of the Lease's creation) objects are
+/// the run's.
+fn expected_gone(
+    state: &BTreeMap<String, Obj>,
+    cmd: &Cmd,
+    runs: Option<&BTreeMap<(String, String), i64>>,
+) -> Expected {
     let jobs: BTreeMap<&str, &Obj> = state
         .values()
         .filter(|o| o.kind == Kind::Job)
@@ -862,9 +1061,11 @@ fn expected_gone(state: &BTreeMap<String, Obj>, cmd: &Cmd) -> Expected {
         }
         jobs.get(uid.as_str()).copied()
     };
+    // A job's pods: every pod with an ownerReference to it, controller or
+    // not (the garbage collector takes each with the job).
     let mut pods_of: BTreeMap<&str, Vec<&Obj>> = BTreeMap::new();
     for p in state.values().filter(|o| o.kind == Kind::Pod) {
-        if let Some(j) = owner_job(p) {
+        for j in p.job_owners.iter().filter_map(|u| jobs.get(u.as_str())) {
             pods_of.entry(j.uid.as_str()).or_default().push(p);
         }
     }
@@ -892,6 +1093,12 @@ fn expected_gone(state: &BTreeMap<String, Obj>, cmd: &Cmd) -> Expected {
                 Some(Older::Created { cut }) => o.created <= *cut,
                 Some(Older::Finished { cut }) => o.finished_at.is_some_and(|f| f <= *cut),
             }
+            && runs.is_none_or(|runs| {
+                o.labels.get(runs::RUN_KEY).is_some_and(|r| {
+                    runs.get(&(o.ns.clone(), r.clone()))
+                        .is_some_and(|since| o.created >= *since)
+                })
+            })
     };
     // Ok, or the guard that keeps a selected object.
     let may_go = |o: &Obj| -> Result<(), &'static str> {
@@ -907,16 +1114,15 @@ fn expected_gone(state: &BTreeMap<String, Obj>, cmd: &Cmd) -> Expected {
         // Last, so that the tally counts them only where they alone decide.
         match o.kind {
             Kind::Pod => {
-                if let Some(j) = owner_job(o) {
-                    // Never a pod of a job that has not finished, not even
-                    // with --include-running.
-                    if !j.finished() {
-                        return Err("pod of an unfinished job");
-                    }
-                    // A kept job keeps its pods.
-                    if j.kept() {
-                        return Err("pod of a kept job");
-                    }
+                // Never a pod of a job that has not finished, not even with
+                // --include-running (the job controller would replace it).
+                if owner_job(o).is_some_and(|j| !j.finished()) {
+                    return Err("pod of an unfinished job");
+                }
+                // A kept job keeps its pods, controller or not.
+                let owners = o.job_owners.iter().filter_map(|u| jobs.get(u.as_str()));
+                if owners.clone().any(|j| j.kept()) {
+                    return Err("pod of a kept job");
                 }
             }
             Kind::Job => {
@@ -954,6 +1160,40 @@ fn expected_gone(state: &BTreeMap<String, Obj>, cmd: &Cmd) -> Expected {
 // ------------------------------------------------------------------------------------------
 // The test
 // ------------------------------------------------------------------------------------------
+
+/// Ties about 20 bare pods (no controller, deletes not held) each to a job of
+/// its namespace by a non-controller ownerReference: the garbage collector
+/// takes them with the job all the same.
+async fn tie_to_jobs(client: &Client, rng: &mut fastrand::Rng, state: &BTreeMap<String, Obj>) {
+    let jobs: Vec<&Obj> = state.values().filter(|o| o.kind == Kind::Job).collect();
+    let bare: Vec<&Obj> = state
+        .values()
+        .filter(|o| {
+            o.kind == Kind::Pod
+                && o.controller.is_none()
+                && o.job_owners.is_empty()
+                && !o.terminating
+                && !o.labels.contains_key(runs::SLOW)
+        })
+        .collect();
+    let mut tied = 0;
+    while tied < 20 {
+        let p = pick(rng, &bare);
+        let mine: Vec<&&Obj> = jobs.iter().filter(|j| j.ns == p.ns).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let j = pick(rng, &mine);
+        let patch = json!({"metadata": {"ownerReferences": [{
+            "apiVersion": "batch/v1", "kind": "Job", "name": j.name, "uid": j.uid,
+        }]}});
+        Api::<Pod>::namespaced(client.clone(), &p.ns)
+            .patch(&p.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        tied += 1;
+    }
+}
 
 async fn wait_pods_gone(client: &Client, ns: &str, names: &[String]) {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -1050,6 +1290,8 @@ async fn random_cleanups_delete_exactly_what_the_model_allows() {
         wave1.len(),
         t0.elapsed()
     );
+    // The runs' Leases: wave-1 objects of a run predate them.
+    runs::make_leases(&client, &namespaces, &run).await;
     let wait = (newest + WAVE_GAP + 1 - now_secs()).max(0);
     tokio::time::sleep(Duration::from_secs(wait as u64)).await;
 
@@ -1078,7 +1320,12 @@ async fn random_cleanups_delete_exactly_what_the_model_allows() {
     }
     let recreate_jobs: Vec<JobSpec> = jobs[..split_jobs]
         .iter()
-        .filter(|j| !j.hold && !j.hold_pod && j.job.outcome != Outcome::KeepRunning)
+        .filter(|j| {
+            !j.hold
+                && !j.hold_pod
+                && j.failed_attempt.is_none()
+                && j.job.outcome != Outcome::KeepRunning
+        })
         .take(2)
         .map(|j| random_job(&mut rng, &run, j.ns, &j.job.eval_id))
         .collect();
@@ -1097,6 +1344,8 @@ async fn random_cleanups_delete_exactly_what_the_model_allows() {
         create_pods(&client, &namespaces, &owners, &wave2_pods),
         create_jobs(&client, &namespaces, &wave2_jobs),
     );
+    tie_to_jobs(&client, &mut rng, &snapshot(&client, &namespaces).await).await;
+    let slow = runs::SlowDeletes::install(&client, &namespaces, &namespaces[0]).await;
     let mut state = snapshot(&client, &namespaces).await;
     eprintln!(
         "decoys: wave 2 in {:.1?} ({} pods and {} jobs recreated under the same name)",
@@ -1108,13 +1357,26 @@ async fn random_cleanups_delete_exactly_what_the_model_allows() {
     let total = state.len();
     eprintln!(
         "decoys: {total} objects ({} pods, {} jobs) in {} namespaces, run label {RUN_LABEL}={run}; \
-         {} terminating, {} kept, {} unfinished; set up in {:.1?}",
+         {} terminating, {} kept, {} unfinished; {} of test runs, {} tied to a job without \
+         being its controller's, {} of manual-selector jobs, {} failed attempts of jobs that \
+         succeeded, {} whose deletes are held in admission; set up in {:.1?}",
         count(&state, Kind::Pod),
         count(&state, Kind::Job),
         NAMESPACES,
         state.values().filter(|o| o.terminating).count(),
         state.values().filter(|o| o.kept()).count(),
         state.values().filter(|o| !o.finished()).count(),
+        state.values().filter(|o| o.labels.contains_key(runs::RUN_KEY)).count(),
+        state
+            .values()
+            .filter(|o| !o.job_owners.is_empty() && o.controller.is_none())
+            .count(),
+        state
+            .values()
+            .filter(|o| o.labels.contains_key("manual-selector"))
+            .count(),
+        state.values().filter(|o| o.name.ends_with("-attempt")).count(),
+        state.values().filter(|o| o.labels.contains_key(runs::SLOW)).count(),
         t_start.elapsed()
     );
     assert!(total >= 1000, "only {total} objects");
@@ -1124,20 +1386,57 @@ async fn random_cleanups_delete_exactly_what_the_model_allows() {
     let mut lost_total = 0;
     let mut guard_totals: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut deleted_total = 0;
+    let mut marked_total = 0;
+    let mut kinds: BTreeMap<&'static str, usize> = BTreeMap::new();
     for k in 0..COMMANDS {
-        let cmd = random_command(&mut rng, &state, &namespaces, &run);
-        let model = expected_gone(&state, &cmd);
+        let cmd = random_command(k, &mut rng, &state, &namespaces, &run);
+        *kinds
+            .entry(match cmd.runs {
+                Runs::None => "selection",
+                Runs::Stale => "--stale-runs",
+                Runs::Guard(_) => "--guard",
+            })
+            .or_default() += 1;
+        let leases = runs::leases(&client, &namespaces).await;
+        let now = now_secs();
+        // While the command runs: once one of its deletes is held in
+        // admission, about half the held pods of its scope are marked keep.
+        slow.drain();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let marking = runs::mark_while_held(
+            &client,
+            &slow,
+            &state,
+            &cmd.namespaces,
+            rng.u64(..),
+            done.clone(),
+        );
+        let t0 = Instant::now();
+        let mut plugin = PluginCmd::with_home(home.path());
+        plugin
+            .on_cluster()
+            .args(&cmd.args)
+            .timeout(Duration::from_secs(120));
+        let running = tokio::task::spawn_blocking(move || {
+            let out = plugin.output();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            out
+        });
+        let (marked, out) = tokio::join!(marking, running);
+        let out = out.unwrap();
+        let took = t0.elapsed();
+        marked_total += marked.len();
+        let mut marked_state = state.clone();
+        for uid in &marked {
+            if let Some(o) = marked_state.get_mut(uid) {
+                o.labels.insert(KEEP.into(), "true".into());
+            }
+        }
+        let (code, model) = expected(&marked_state, &leases, now, &cmd);
         let expected = &model.gone;
         for (g, n) in &model.guards {
             *guard_totals.entry(*g).or_default() += n;
         }
-        let t0 = Instant::now();
-        let out = PluginCmd::with_home(home.path())
-            .on_cluster()
-            .args(&cmd.args)
-            .timeout(Duration::from_secs(120))
-            .output();
-        let took = t0.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         let report: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
 
@@ -1164,10 +1463,10 @@ async fn random_cleanups_delete_exactly_what_the_model_allows() {
         let missed: Vec<&String> = expected.difference(&went).collect();
         lost_total += lost.len();
         deleted_total += went.len();
-        let ok = out.status.code() == Some(0) && lost.is_empty() && missed.is_empty();
+        let ok = out.status.code() == Some(code) && lost.is_empty() && missed.is_empty();
         eprintln!(
-            "decoys: [{}] #{k:02} {} -> exit {:?} in {took:.1?}; expected {} gone, {} went, {} lost, {} missed; \
-             guards held {:?}",
+            "decoys: [{}] #{k:02} {} -> exit {:?} (expected {code}) in {took:.1?}; expected {} gone, {} went, {} lost, {} missed; \
+             {} marked keep while held; guards held {:?}",
             if ok { "ok" } else { "FAIL" },
             cmd.line(),
             out.status.code(),
@@ -1175,6 +1474,7 @@ async fn random_cleanups_delete_exactly_what_the_model_allows() {
             went.len(),
             lost.len(),
             missed.len(),
+            marked.len(),
             model.guards
         );
         if !ok {
@@ -1242,12 +1542,14 @@ async fn random_cleanups_delete_exactly_what_the_model_allows() {
         }
     }
     eprintln!(
-        "decoys: seed {seed}, {total} objects, {COMMANDS} command lines, {deleted_total} objects went, \
+        "decoys: seed {seed}, {total} objects, {COMMANDS} command lines ({kinds:?}), {deleted_total} objects went, \
+         {marked_total} marked keep while their deletes were held, \
          {lost_total} decoys lost, {} command lines disagreed with the model; {:.1?} in all; \
          selected objects held by each guard over all command lines: {guard_totals:?}",
         failures.len(),
         t_start.elapsed()
     );
+    drop(slow);
     clean_up(&client, &namespaces).await;
     assert_eq!(
         lost_total,

@@ -281,6 +281,9 @@ pub struct EvalJob {
     /// Annotations of the pod template (e.g. kwok delays).
     pub pod_annotations: BTreeMap<String, String>,
     pub ttl_seconds_after_finished: Option<i32>,
+    /// `manualSelector: true`, selecting on a label of its own: its pods carry
+    /// no `controller-uid` (nor `job-name`) label.
+    pub manual_selector: bool,
 }
 
 impl EvalJob {
@@ -293,6 +296,7 @@ impl EvalJob {
             annotations: BTreeMap::new(),
             pod_annotations: BTreeMap::new(),
             ttl_seconds_after_finished: None,
+            manual_selector: false,
         }
     }
     pub fn succeeding(eval_id: &str) -> Self {
@@ -319,6 +323,10 @@ impl EvalJob {
     pub fn pod_annotation(mut self, key: &str, value: &str) -> Self {
         self.pod_annotations
             .insert(key.to_string(), value.to_string());
+        self
+    }
+    pub fn manual_selector(mut self) -> Self {
+        self.manual_selector = true;
         self
     }
     pub fn ttl_seconds_after_finished(mut self, seconds: i32) -> Self {
@@ -370,6 +378,11 @@ impl EvalJob {
         });
         if let Some(ttl) = self.ttl_seconds_after_finished {
             spec["ttlSecondsAfterFinished"] = json!(ttl);
+        }
+        if self.manual_selector {
+            spec["manualSelector"] = json!(true);
+            spec["selector"] = json!({"matchLabels": {"manual-selector": self.name()}});
+            spec["template"]["metadata"]["labels"]["manual-selector"] = json!(self.name());
         }
         serde_json::from_value(json!({
             "apiVersion": "batch/v1",
