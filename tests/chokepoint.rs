@@ -201,3 +201,143 @@ fn input_files_are_read_with_a_bound() {
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("MiB"), "{}", stderr(&out));
 }
+
+/// While alive, a DELETE of a pod labelled `held=<tag>` in `ns` waits
+/// `seconds` in admission (a webhook that accepts the connection and never
+/// answers; failurePolicy Ignore lets the delete go on after it). `arrived`
+/// says when the first such delete reached it.
+struct HeldDeletes {
+    name: String,
+    arrivals: std::sync::mpsc::Receiver<()>,
+}
+
+impl HeldDeletes {
+    async fn install(ns: &TestNamespace, tag: &str, seconds: i32) -> Self {
+        use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, arrivals) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut held = vec![];
+            for c in listener.incoming().flatten() {
+                held.push(c);
+                if tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        let name = format!("held-{}", ns.name());
+        let config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "webhooks": [{
+                "name": "held.crucible.test",
+                "clientConfig": {"url": format!("https://127.0.0.1:{port}/held")},
+                "rules": [{"operations": ["DELETE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name()}},
+                "objectSelector": {"matchLabels": {"held": tag}},
+                "failurePolicy": "Ignore",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": seconds,
+            }]
+        }))
+        .unwrap();
+        kube::Api::<ValidatingWebhookConfiguration>::all(ns.client())
+            .create(&Default::default(), &config)
+            .await
+            .unwrap();
+        let held = HeldDeletes { name, arrivals };
+        // In effect once a dry-run delete of a held probe reaches it.
+        ns.create_pod(&BarePod::succeeded("held-probe").label("held", tag))
+            .await;
+        support::wait::poll_until(
+            "the webhook to take effect",
+            Duration::from_secs(60),
+            || {
+                let pods = ns.pods();
+                let arrived = held.arrivals.try_recv().is_ok();
+                async move {
+                    if arrived {
+                        return Ok(());
+                    }
+                    let dp = kube::api::DeleteParams {
+                        dry_run: true,
+                        ..Default::default()
+                    };
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(500),
+                        pods.delete("held-probe", &dp),
+                    )
+                    .await;
+                    Err("no call yet".to_string())
+                }
+            },
+        )
+        .await;
+        while held.arrivals.try_recv().is_ok() {}
+        held
+    }
+}
+
+impl Drop for HeldDeletes {
+    fn drop(&mut self) {
+        let _ = support::cluster::kubectl_as(
+            support::cluster::ADMIN_CONTEXT,
+            &[
+                "delete",
+                "validatingwebhookconfiguration",
+                &self.name,
+                "--wait=false",
+            ],
+            None,
+        );
+    }
+}
+
+/// The delete carries the resourceVersion of the copy its rules were checked
+/// on: while deletes wait in admission, a pod marked keep is kept (the delete
+/// meets a conflict, the pod is read again and the marker seen), and a pod
+/// changed in another way is read again and deleted, not reported a conflict.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_while_the_delete_waits_in_admission_is_read_and_checked_again() {
+    let ns = TestNamespace::for_current_test().await;
+    let tid = unique_name("held");
+    for name in ["to-keep", "touched"] {
+        ns.create_pod(
+            &BarePod::failed(name)
+                .evaluation(name)
+                .test_id(&tid)
+                .label("held", &tid),
+        )
+        .await;
+    }
+    let held = HeldDeletes::install(&ns, &tid, 4).await;
+    let plugin = ns
+        .plugin()
+        .args(["-n", ns.name(), "-o", "json", "--test-id", &tid, "--yes"])
+        .spawn();
+    held.arrivals
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a delete held in admission");
+    let pp = PatchParams::default();
+    let keep = json!({"metadata": {"labels": {"crucible-clean/keep": "true"}}});
+    let touch = json!({"metadata": {"annotations": {"touched-by": "a person"}}});
+    ns.pods()
+        .patch("to-keep", &pp, &Patch::Merge(&keep))
+        .await
+        .unwrap();
+    ns.pods()
+        .patch("touched", &pp, &Patch::Merge(&touch))
+        .await
+        .unwrap();
+    let done = plugin.wait(Duration::from_secs(120));
+    let r = done.report();
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    let kept = item(&r, "to-keep");
+    assert_eq!(kept["result"], "kept", "{r}");
+    assert_eq!(kept["reason"], "crucible-clean/keep=true");
+    assert_eq!(item(&r, "touched")["result"], "deleted", "{r}");
+    assert_eq!(r["summary"]["conflict"], 0, "{r}");
+    assert!(ns.pod_names().await.contains(&"to-keep".to_string()));
+    drop(held);
+}
