@@ -649,24 +649,8 @@ fn account_with(ns: &str, name: &str, rules: Value) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lease_writer_cannot_get_a_running_job_deleted_by_the_stale_runs_cronjob() {
     let ns = TestNamespace::for_current_test().await;
-    let rbac = std::fs::read_to_string(repo_root().join("deploy/rbac.yaml"))
-        .unwrap()
-        .replace("namespace: crucible", &format!("namespace: {}", ns.name()));
-    admin_kubectl(&["apply", "-f", "-"], Some(&rbac));
+    apply_rbac(ns.name());
     let home = tempfile::tempdir().unwrap();
-    let cleaner = admin_kubectl(
-        &[
-            "create",
-            "token",
-            "crucible-clean",
-            "-n",
-            ns.name(),
-            "--duration",
-            "1h",
-        ],
-        None,
-    );
-    let cleaner = token_kubeconfig(home.path(), cleaner.trim(), ns.name());
     let writer_dir = tempfile::tempdir().unwrap();
     let writer = account_with(
         ns.name(),
@@ -712,14 +696,18 @@ async fn a_lease_writer_cannot_get_a_running_job_deleted_by_the_stale_runs_cronj
     let out = as_writer(&["create", "-f", "-"], Some(&lease.to_string()));
     assert!(out.status.success(), "{}", stderr(&out));
 
-    // Every CronJob of deploy/ that cleans stale runs, as the cleaner.
-    let stale: Vec<Vec<String>> = all_args_of("CronJob")
+    // Every CronJob of deploy/ that cleans stale runs, as its ServiceAccount.
+    let stale: Vec<(usize, Vec<String>)> = all_args_of("CronJob")
         .into_iter()
-        .filter(|a| a.iter().any(|x| x == "--stale-runs"))
+        .enumerate()
+        .filter(|(_, a)| a.iter().any(|x| x == "--stale-runs"))
         .collect();
     assert!(!stale.is_empty());
-    for args in stale {
+    for (nth, args) in stale {
         let args = localised(args, ns.name(), &[]);
+        let sa = service_account_of("CronJob", nth);
+        let dir = tempfile::tempdir().unwrap();
+        let cleaner = token_kubeconfig(dir.path(), &token_of(ns.name(), &sa), ns.name());
         let (code, report, err) = PluginCmd::with_home(home.path())
             .kubeconfig(&cleaner)
             .args(&args)
