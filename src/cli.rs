@@ -86,7 +86,8 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "LEVEL", help_heading = "Selection")]
     pub level: Option<Level>,
 
-    /// Also pending/running pods and active jobs (never pods of a running job)
+    /// Also pending/running pods and active jobs (never pods of a running job); with --from-plan, the plan's
+    /// unfinished objects may go
     #[arg(long, help_heading = "Selection")]
     pub include_running: bool,
 
@@ -144,7 +145,8 @@ pub struct Cli {
 
     /// Guard test run RUN: hold a Lease for it while standard input stays open; when input ends (the parent
     /// process died), delete every object of the run (--run-id RUN, all levels, running ones too), then the Lease.
-    /// A line `release` ends the guard without deleting. Prints `ready` once the Lease is held
+    /// A line `release` ends the guard without deleting; other input is ignored. Prints `ready` once the Lease
+    /// is held
     #[arg(long, value_name = "RUN", help_heading = "Test runs")]
     pub guard: Option<String>,
 
@@ -157,8 +159,9 @@ pub struct Cli {
     #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Test runs")]
     pub lease_duration: Option<Duration>,
 
-    /// Delete the objects of test runs whose --guard Lease expired (the guard and its test run died), then
-    /// those Leases; runs with a live Lease are never touched
+    /// Delete the objects of test runs whose --guard Lease expired (the guard and its test run died), each in
+    /// its Lease's namespace and created since the Lease, then those Leases; runs with a live Lease are never
+    /// touched, and Leases a guard did not write are ignored
     #[arg(long, help_heading = "Test runs")]
     pub stale_runs: bool,
     /// Serve Prometheus metrics on http://HOST:PORT/metrics, and /healthz and /readyz, while --watch runs
