@@ -116,11 +116,19 @@ async fn a_plan_row_edited_to_a_running_pod_deletes_nothing_without_include_runn
         .await;
     let (code, mut plan, err) = ns.run_json(&["--test-id", &tid, "--dry-run"]);
     assert_eq!(code, 0, "{err}");
-    // The edit: the planned row now names the running pod.
-    let row = &mut plan["items"][0];
+    // The edit: the planned delete now names the running pod (and is the
+    // plan's only row: the running pod's own row, skipped, goes).
+    let mut row = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["action"] == "delete")
+        .unwrap_or_else(|| panic!("no planned delete: {plan}"))
+        .clone();
     row["name"] = json!("busy");
     row["uid"] = json!(running.metadata.uid.clone().unwrap());
     row["phase"] = json!("Running");
+    plan["items"] = json!([row]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plan.json");
     std::fs::write(&file, plan.to_string()).unwrap();
