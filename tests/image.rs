@@ -259,7 +259,8 @@ fn the_kustomization_lists_every_manifest_and_names_the_image_once() {
         env!("CARGO_PKG_VERSION"),
         "newTag is Cargo.toml's version"
     );
-    assert!(new_name.ends_with("/OWNER/crucible-clean"), "{new_name}");
+    // Placeholders only: no registry host is written in the repository.
+    assert_eq!(new_name, "REGISTRY/OWNER/crucible-clean");
 
     // The manifests name the image by its short name only: the full name is here.
     for f in manifest_files() {
@@ -270,14 +271,21 @@ fn the_kustomization_lists_every_manifest_and_names_the_image_once() {
     }
     // The name the release workflow publishes to is read from here.
     let out = Command::new(repo_root().join("scripts/image-name"))
-        .args(["--owner", "Some-Org"])
+        .args(["--registry", "registry.example", "--owner", "Some-Org"])
         .output()
         .unwrap();
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        format!("{}\n", new_name.replace("/OWNER/", "/some-org/"))
+        "registry.example/some-org/crucible-clean\n"
     );
+    // An empty repository variable is an error, not an image without a registry.
+    let out = Command::new(repo_root().join("scripts/image-name"))
+        .args(["--registry", "", "--owner", "Some-Org"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
