@@ -56,9 +56,13 @@ impl Guard {
         Guard::spawn(cmd)
     }
 
-    fn spawn(mut cmd: std::process::Command) -> Guard {
+    fn spawn(cmd: std::process::Command) -> Guard {
+        Guard::spawn_with_stdin(cmd, Stdio::piped())
+    }
+
+    fn spawn_with_stdin(mut cmd: std::process::Command, stdin: Stdio) -> Guard {
         let mut child = cmd
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -693,4 +697,106 @@ async fn a_guard_ignores_input_it_cannot_read_and_keeps_renewing() {
     assert!(out.is_empty(), "nothing cleaned: {out}");
     assert!(err.contains("guard: ignoring a line"), "{err}");
     assert_eq!(ns.job_names().await, ["evaluation-job-live-r3"]);
+}
+
+/// Waits until run `run`'s Lease was renewed `after` past `since` while the
+/// guard still runs: the guard held on that long.
+async fn wait_renewed_past(
+    g: &mut Guard,
+    ns: &TestNamespace,
+    run: &str,
+    since: std::time::SystemTime,
+    after: Duration,
+) {
+    let api: Api<Lease> = Api::namespaced(ns.client(), ns.name());
+    let name = format!("crucible-clean-run-{run}");
+    support::wait::poll_until("the Lease renewed", Duration::from_secs(90), || {
+        let api = api.clone();
+        let name = name.clone();
+        let exited = g.child.try_wait().unwrap();
+        async move {
+            if let Some(status) = exited {
+                panic!("the guard exited ({status}) before the Lease was renewed");
+            }
+            let l = api.get(&name).await.map_err(|e| e.to_string())?;
+            let renewed = l.spec.and_then(|s| s.renew_time).ok_or("no renewTime")?;
+            match std::time::SystemTime::from(renewed.0).duration_since(since) {
+                Ok(d) if d > after => Ok(()),
+                _ => Err(format!("renewed {:?}", renewed.0)),
+            }
+        }
+    })
+    .await;
+}
+
+/// A standard input that can never be read (a directory: every read fails)
+/// must neither reap the run nor hold it for ever: after ten failures in a
+/// row the guard stops, deleting nothing, and leaves the Lease to expire
+/// for `--stale-runs`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guard_whose_input_keeps_failing_stops_without_deleting_and_leaves_the_lease() {
+    let ns = TestNamespace::for_current_test().await;
+    let cmd = ns
+        .plugin()
+        .args(["-n", ns.name(), "-o", "json", "--guard", "r9"])
+        .command();
+    let dir = std::fs::File::open(std::env::temp_dir()).expect("open a directory");
+    let mut g = Guard::spawn_with_stdin(cmd, Stdio::from(dir));
+    g.ready();
+    ns.create_job(&EvalJob::running("live-r9").label(RUN, "r9"))
+        .await;
+    let (code, out, err) = g.finish(Duration::from_secs(90));
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(out.is_empty(), "nothing cleaned: {out}");
+    assert!(
+        err.contains("standard input failed 10 times in a row"),
+        "{err}"
+    );
+    assert!(err.contains("is left to expire"), "{err}");
+    assert_eq!(
+        err.matches("cannot read standard input").count(),
+        1,
+        "the failure is said once: {err}"
+    );
+    assert_eq!(ns.job_names().await, ["evaluation-job-live-r9"]);
+    assert!(
+        lease(&ns, "r9").await.is_some(),
+        "the Lease is not released"
+    );
+}
+
+/// With `--parent-pid`, input that keeps failing leaves the parent to watch:
+/// the guard keeps the run while the parent lives and reaps it when it dies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guard_whose_input_keeps_failing_still_watches_its_parent() {
+    let ns = TestNamespace::for_current_test().await;
+    let plugin = ns
+        .plugin()
+        .args(["-n", ns.name(), "-o", "json", "--guard", "r10"])
+        .command();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#""$0" --parent-pid $$ "$@" </ & wait"#)
+        .arg(plugin.get_program())
+        .args(plugin.get_args());
+    for (k, v) in plugin.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut g = Guard::spawn(cmd);
+    g.ready();
+    let since = std::time::SystemTime::now();
+    ns.create_job(&EvalJob::running("live-r10").label(RUN, "r10"))
+        .await;
+    // Past the ten failed reads (one a second), the guard still holds the run.
+    wait_renewed_past(&mut g, &ns, "r10", since, Duration::from_secs(13)).await;
+    assert_eq!(ns.job_names().await, ["evaluation-job-live-r10"]);
+    let _ = g.child.kill(); // the shell, the guard's parent
+    let _ = g.child.wait();
+    ns.wait_job_gone("evaluation-job-live-r10").await;
+    let err = g.stderr.join().unwrap();
+    assert!(err.contains("watching the parent"), "{err}");
+    assert!(err.contains("the parent of run r10 is gone"), "{err}");
 }

@@ -28,6 +28,11 @@ const RELEASE: &str = "release";
 const MAX_LINE: usize = 4096;
 /// After a read error, the guard waits this long before reading again.
 const READ_RETRY: Duration = Duration::from_secs(1);
+/// Read errors in a row (about this many seconds) after which standard input
+/// is taken as broken for good: a guard with `--parent-pid` watches its
+/// parent alone; one without stops renewing, deleting nothing, and leaves the
+/// Lease to expire for `--stale-runs`, rather than hold the run for ever.
+const READ_ERRORS_MAX: u32 = 10;
 
 /// What the guard read on its standard input.
 #[derive(Debug, PartialEq, Eq)]
@@ -135,7 +140,10 @@ fn check_parent(pid: u32) -> Result<()> {
 /// with `--parent-pid` the end of that parent, means the parent died: reap
 /// the run, then release the Lease. Any other input — a line it does not
 /// know, bytes that are no text, a read error — is noted on stderr and
-/// ignored, and the Lease is still renewed. A signal ends the guard and
+/// ignored, and the Lease is still renewed; input that keeps failing to be
+/// read (`READ_ERRORS_MAX`) is given up on: the parent is then watched alone,
+/// or without `--parent-pid` the guard stops, deleting nothing, and the
+/// Lease expires for `--stale-runs`. A signal ends the guard and
 /// leaves the Lease to expire, for `--stale-runs`.
 pub(crate) async fn guard(
     client: &kube::Client,
@@ -166,6 +174,7 @@ pub(crate) async fn guard(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut input = Lines::new(tokio::io::stdin());
     let mut parent_poll = tokio::time::interval(PARENT_POLL);
+    let mut read_errors = 0u32;
     loop {
         tokio::select! {
             _ = parent_poll.tick(), if g.parent.is_some() => {
@@ -183,23 +192,43 @@ pub(crate) async fn guard(
                     eprintln!("warning: guard: {e}; trying again in {}s", period.as_secs_f32());
                 }
             }
-            read = input.next() => match read {
-                Input::Release => {
-                    lease::release(&held).await?;
-                    eprintln!("guard: run {} released; nothing deleted", g.run);
-                    return Ok(exit::OK);
+            read = input.next(), if read_errors < READ_ERRORS_MAX => {
+                if !matches!(read, Input::Error(_)) {
+                    read_errors = 0;
                 }
-                Input::End => break,
-                Input::Other(line) => eprintln!(
-                    "guard: ignoring a line it does not know on standard input: {line:?} (only {RELEASE:?} ends the guard; closing the pipe reaps the run)"
-                ),
-                Input::Error(e) => {
-                    eprintln!(
-                        "warning: guard: cannot read standard input ({e}); ignoring it and renewing the Lease"
-                    );
-                    tokio::time::sleep(READ_RETRY).await;
+                match read {
+                    Input::Release => {
+                        lease::release(&held).await?;
+                        eprintln!("guard: run {} released; nothing deleted", g.run);
+                        return Ok(exit::OK);
+                    }
+                    Input::End => break,
+                    Input::Other(line) => eprintln!(
+                        "guard: ignoring a line it does not know on standard input: {line:?} (only {RELEASE:?} ends the guard; closing the pipe reaps the run)"
+                    ),
+                    Input::Error(e) => {
+                        read_errors += 1;
+                        if read_errors == 1 {
+                            eprintln!(
+                                "warning: guard: cannot read standard input ({e}); ignoring it and renewing the Lease"
+                            );
+                        }
+                        if read_errors < READ_ERRORS_MAX {
+                            tokio::time::sleep(READ_RETRY).await;
+                        } else if let Some(pid) = g.parent {
+                            eprintln!(
+                                "warning: guard: standard input failed {read_errors} times in a row ({e}); no longer reading it, watching the parent (pid {pid}) alone"
+                            );
+                        } else {
+                            return Err(Error::Runtime(format!(
+                                "guard: standard input failed {read_errors} times in a row ({e}); stopping without deleting anything: Lease {ns}/{} is left to expire, then --stale-runs cleans run {}",
+                                held.name(),
+                                g.run
+                            )));
+                        }
+                    }
                 }
-            },
+            }
             _ = stop.wait() => {
                 eprintln!(
                     "guard: stopped by signal; Lease {} is left to expire (then --stale-runs cleans run {})",
