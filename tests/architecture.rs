@@ -195,6 +195,11 @@ fn one_call_site_sends_the_delete_of_a_pod_or_job() {
             ".delete_opt(",
             "delete_collection(",
             "Method::DELETE",
+            "\"DELETE\"",
+            // An eviction deletes a pod too.
+            ".evict(",
+            "eviction",
+            "create_subresource(",
             "delete_request(",
             "self.send(",
         ] {
