@@ -89,13 +89,16 @@ impl Connections {
             for o in self.open.values() {
                 *by_peer.entry(o.peer).or_default() += 1;
             }
-            let Some((&heaviest, _)) = by_peer.iter().max_by_key(|(_, n)| **n) else {
+            // The address holding the most; on a tie (every address holding
+            // one, say) the oldest idle connection of any of them, never the
+            // highest address (which might be the kubelet's).
+            let Some(&most) = by_peer.values().max() else {
                 break;
             };
             let victim = self
                 .open
                 .iter()
-                .filter(|(_, o)| o.peer == heaviest)
+                .filter(|(_, o)| by_peer[&o.peer] == most)
                 .min_by_key(|(id, o)| {
                     (
                         o.state.busy.load(Ordering::SeqCst),
@@ -310,4 +313,65 @@ pub(crate) fn respond(metrics: &Metrics, method: &Method, path: &str) -> Respons
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
     }
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens a connection from `peer`, idle since `idle_since` ms; returns
+    /// what hears its closing.
+    fn open(c: &mut Connections, peer: [u8; 4], idle_since: u64) -> oneshot::Receiver<()> {
+        let (close, closed) = oneshot::channel();
+        let state = Arc::new(State {
+            busy: AtomicBool::new(false),
+            idle_since: AtomicU64::new(idle_since),
+        });
+        c.open.insert(
+            c.next,
+            Open {
+                peer: IpAddr::from(peer),
+                state,
+                close,
+            },
+        );
+        c.next += 1;
+        closed
+    }
+
+    #[test]
+    fn when_every_address_holds_one_the_oldest_idle_goes_not_the_highest_address() {
+        let mut c = Connections::default();
+        let mut closed = vec![];
+        for i in 0..MAX_CONNECTIONS as u8 {
+            // Connection 0 has the highest address (the kubelet's, say);
+            // connection 9 has been idle the longest.
+            let idle_since = if i == 9 { 1 } else { 100 + u64::from(i) };
+            closed.push(open(&mut c, [10, 0, 0, 200 - i], idle_since));
+        }
+        c.make_room();
+        assert_eq!(c.open.len(), MAX_CONNECTIONS - 1);
+        for (i, rx) in closed.iter_mut().enumerate() {
+            assert_eq!(rx.try_recv().is_ok(), i == 9, "connection {i}");
+        }
+    }
+
+    #[test]
+    fn the_address_holding_the_most_loses_its_oldest_idle() {
+        let mut c = Connections::default();
+        let mut closed = vec![];
+        for i in 0..MAX_CONNECTIONS as u8 - 2 {
+            closed.push(open(&mut c, [10, 0, 1, i], u64::from(i)));
+        }
+        // One address holds two, both idle for less time than the others.
+        closed.push(open(&mut c, [10, 0, 2, 1], 500));
+        closed.push(open(&mut c, [10, 0, 2, 1], 400));
+        c.make_room();
+        let gone: Vec<usize> = closed
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, rx)| rx.try_recv().is_ok().then_some(i))
+            .collect();
+        assert_eq!(gone, [MAX_CONNECTIONS - 1]);
+    }
 }
