@@ -240,3 +240,52 @@ mod unix {
         assert!(names(&ns.join("pod")).is_empty());
     }
 }
+
+/// A log of 32 MiB, given in as many pieces as `copy` asks for: each read
+/// asks for at most one chunk, and every byte reaches the file. A copy that
+/// gathered the log first (`read_to_end`) would ask with an ever larger
+/// buffer and fail here; the peak memory it bounds is measured by
+/// tests/archive_memory.rs.
+#[tokio::test]
+async fn a_log_is_copied_to_disk_one_chunk_at_a_time() {
+    struct Endless {
+        left: usize,
+        reads: usize,
+        largest_ask: usize,
+    }
+    impl futures::AsyncRead for Endless {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.reads += 1;
+            self.largest_ask = self.largest_ask.max(buf.len());
+            let n = buf.len().min(self.left);
+            buf[..n].fill(b'x');
+            self.left -= n;
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+    const SIZE: usize = 32 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("main.log");
+    let mut log = Endless {
+        left: SIZE,
+        reads: 0,
+        largest_ask: 0,
+    };
+    let file = std::fs::File::create(&path).unwrap();
+    let copied = match super::copy(&mut log, file).await {
+        Ok(n) => n,
+        Err(_) => panic!("the copy failed"),
+    };
+    assert_eq!(copied, SIZE as u64);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), SIZE as u64);
+    assert!(
+        log.largest_ask <= super::LOG_CHUNK,
+        "asked for {} bytes at once",
+        log.largest_ask
+    );
+    assert!(log.reads > SIZE / super::LOG_CHUNK, "{} reads", log.reads);
+}
