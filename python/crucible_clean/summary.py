@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections import Counter, OrderedDict
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -175,21 +176,33 @@ def document(tally: Tally, run_id: str, settings: Any, guard: Optional[dict],
 
 def write(path: str, doc: Dict[str, Any]) -> Optional[str]:
     """Writes the document; returns an error message instead of raising, and leaves no
-    temporary file behind."""
+    temporary file behind. The temporary file is a fresh one of its own (never a name
+    another process could have planted a link at, or that two sessions could share),
+    renamed over ``path`` once complete."""
     if os.path.isdir(path):
         return f"cannot write the report {path}: it is a directory"
-    tmp = f"{path}.tmp"
+    tmp = None
     try:
         d = os.path.dirname(os.path.abspath(path))
         os.makedirs(d, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)
             f.write("\n")
+        # mkstemp's file is 0600; a report gets the mode any file of the user gets.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
         return None
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         return f"cannot write the report {path}: {e.strerror or e}"
+
+
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask

@@ -38,6 +38,9 @@ def test_runs(i, crucible_labels):
            f"{took:.1f} s")
     r.assert_outcomes(passed=TESTS)
     assert r.ret == 1
+    # The bound, generous for a loaded machine: one request timeout (about
+    # 30 s), not one per test (25 minutes).
+    assert took < 120, f"{TESTS} tests took {took:.1f} s"
     out = r.stdout.str()
     assert "Traceback" not in out + r.stderr.str()
     # The failure, once: the guard's; then one line for everything skipped after it.
