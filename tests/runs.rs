@@ -38,13 +38,23 @@ impl Guard {
     /// test's pipe as its stdin: killing `child` (the shell) ends the parent
     /// while the test still holds the pipe open.
     fn start_under_shell(ns: &TestNamespace, run: &str) -> Guard {
+        Guard::start_by_shell(
+            ns,
+            run,
+            r#"exec 3<&0; "$0" --parent-pid $$ "$@" <&3 3<&- & wait"#,
+        )
+    }
+
+    /// The guard started by `sh -c script`, which gets the guard's command
+    /// line as `"$0" "$@"`.
+    fn start_by_shell(ns: &TestNamespace, run: &str, script: &str) -> Guard {
         let plugin = ns
             .plugin()
             .args(["-n", ns.name(), "-o", "json", "--guard", run])
             .command();
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c")
-            .arg(r#"exec 3<&0; "$0" --parent-pid $$ "$@" <&3 3<&- & wait"#)
+            .arg(script)
             .arg(plugin.get_program())
             .args(plugin.get_args());
         for (k, v) in plugin.get_envs() {
@@ -770,22 +780,7 @@ async fn a_guard_whose_input_keeps_failing_stops_without_deleting_and_leaves_the
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guard_whose_input_keeps_failing_still_watches_its_parent() {
     let ns = TestNamespace::for_current_test().await;
-    let plugin = ns
-        .plugin()
-        .args(["-n", ns.name(), "-o", "json", "--guard", "r10"])
-        .command();
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(r#""$0" --parent-pid $$ "$@" </ & wait"#)
-        .arg(plugin.get_program())
-        .args(plugin.get_args());
-    for (k, v) in plugin.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let mut g = Guard::spawn(cmd);
+    let mut g = Guard::start_by_shell(&ns, "r10", r#""$0" --parent-pid $$ "$@" </ & wait"#);
     g.ready();
     let since = std::time::SystemTime::now();
     ns.create_job(&EvalJob::running("live-r10").label(RUN, "r10"))
