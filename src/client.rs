@@ -149,6 +149,15 @@ fn check_context(kc: &Kubeconfig, context: &str) -> Result<()> {
     )))
 }
 
+/// A client for `--watch`'s watches: the same connection, without
+/// `--request-timeout`'s read timeout (a watch may rightly be silent for
+/// minutes; kube-runtime's watcher notices a dead stream by itself).
+pub(crate) async fn connect_watch(conn: &Connection) -> Result<Client> {
+    let (mut config, _) = config(conn).await?;
+    config.read_timeout = None;
+    Client::try_from(config).map_err(|e| Error::Cluster(format!("cannot set up the client: {e}")))
+}
+
 /// kube falls back to anonymous requests when the context names a user the
 /// kubeconfig lacks; kubectl refuses. So do we, naming the user.
 fn check_user_of_context(kc: &Kubeconfig, context: &str) -> Result<()> {

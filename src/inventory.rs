@@ -3,35 +3,40 @@
 //! `status.phase` field selector), restarts a list once on 410 Expired, and
 //! keeps a compact `Candidate` per object instead of whole objects.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use chrono::Utc;
-use futures::{stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::api::{ListParams, ObjectList};
 use kube::{Api, Client};
 
 use crate::error::{Error, Result};
-use crate::model::{Candidate, Inventory, OwnerState, Phase, Quota, PROTECTED_NAMESPACES};
+use crate::model::{Inventory, Phase, PROTECTED_NAMESPACES};
 use crate::request::Scope;
 use crate::retry::with_retry;
 
+mod assemble;
+mod cache;
 mod convert;
 mod lease;
 mod listed;
 mod lookup;
 mod needs;
 mod owned;
+mod watch;
+pub(crate) use assemble::from_cache;
+pub(crate) use cache::{Resource, Snapshot};
 pub(crate) use convert::candidate_of;
-use convert::{job_candidate, phase_name, pod_candidate, pod_finished_at, pod_phase, quota};
+use convert::{full_pod_candidate, job_candidate, phase_name, pod_candidate, pod_phase, quota};
 pub(crate) use lease::{run_lease, run_leases, unreached};
 use listed::{ListedMeta, ListedPod};
 pub(crate) use lookup::{by_name, can_delete, cluster_uid, current};
 pub(crate) use needs::Needs;
 pub(crate) use owned::{FreshPods, JobPods, PodRef};
+pub(crate) use watch::{Change, Watched};
 
 pub(crate) const PAGE_SIZE: u32 = 500;
 
@@ -50,18 +55,7 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
                 Api::all(client.clone()),
             ),
         };
-    let ns_guard: Vec<String> = match scope {
-        Scope::AllNamespaces => PROTECTED_NAMESPACES
-            .iter()
-            .map(|n| format!("metadata.namespace!={n}"))
-            .collect(),
-        Scope::Namespace(_) => vec![],
-    };
-    let fields = |extra: Option<String>| -> Option<String> {
-        let mut f = ns_guard.clone();
-        f.extend(extra);
-        (!f.is_empty()).then(|| f.join(","))
-    };
+    let fields = |extra: Option<String>| fields(scope, extra);
 
     let mut pods = Vec::new();
     for phase in &needs.pod_phases {
@@ -71,12 +65,7 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         );
         if needs.pod_status {
             list_full(&pods_api, lp, &mut pods, |p: ListedPod| {
-                let p = p.into_pod();
-                let mut c = pod_candidate(&p.metadata, *phase, pod_finished_at(&p));
-                if !phase.is_finished() {
-                    c.charges = crate::quota::pod_charges(&p).into_iter().collect();
-                }
-                Arc::new(c)
+                Arc::new(full_pod_candidate(&p.into_pod(), *phase))
             })
             .await
         } else {
@@ -94,10 +83,7 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         let lp = list_params(&needs.label_selector, fields(Some(not_finished)));
         list_full(&pods_api, lp, &mut pods, |p: ListedPod| {
             let p = p.into_pod();
-            let phase = pod_phase(&p);
-            let mut c = pod_candidate(&p.metadata, phase, pod_finished_at(&p));
-            c.charges = crate::quota::pod_charges(&p).into_iter().collect();
-            Arc::new(c)
+            Arc::new(full_pod_candidate(&p, pod_phase(&p)))
         })
         .await
         .map_err(|e| Error::from_kube("cannot list pods", e))?;
@@ -113,16 +99,9 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         .map_err(|e| Error::from_kube("cannot list jobs", e))?;
     }
 
-    let (owners, mut kept_jobs) = owner_states(client, &pods, &jobs).await?;
-    kept_jobs.extend(
-        jobs.iter()
-            .filter(|j| j.keep)
-            .map(|j| (j.uid.to_string(), j.name.to_string())),
-    );
+    let (owners, kept_jobs, jobs) = assemble::owners(client, needs, &pods, jobs).await?;
     let mut kept_pods = BTreeMap::new();
-    if !needs.jobs {
-        jobs.clear();
-    } else if jobs.iter().any(|j| !j.keep && !j.terminating) {
+    if needs.jobs && jobs.iter().any(|j| !j.keep && !j.terminating) {
         // Deleting a job deletes its pods, whatever their labels or phase: a
         // keep marker on any of them must be seen. Metadata of every pod, read
         // only when some listed job might be deleted.
@@ -171,20 +150,10 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         .await
         .map_err(|e| Error::from_kube("cannot count pods for --capacity", e))?;
         let mut stored: BTreeMap<String, u64> = BTreeMap::new();
-        if let Scope::Namespace(ns) = scope {
-            stored.insert(ns.clone(), 0);
-        }
         for ns in namespaces {
             *stored.entry(ns).or_default() += 1;
         }
-        for (ns, n) in stored {
-            let limited = quotas.iter().any(|q: &Quota| {
-                q.namespace == ns && q.hard.contains_key(crate::quota::COUNT_PODS)
-            });
-            if !limited {
-                quotas.push(Quota::capacity(&ns, capacity, n));
-            }
-        }
+        assemble::capacity(&mut quotas, scope, capacity, stored);
     }
 
     // The pages are decoded and gone; the records stay.
@@ -198,6 +167,20 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         quotas,
         taken_at,
     })
+}
+
+/// The field selector of a list in `scope` (with `-A`, the protected
+/// namespaces are left out), with `extra` terms.
+fn fields(scope: &Scope, extra: Option<String>) -> Option<String> {
+    let mut f: Vec<String> = match scope {
+        Scope::AllNamespaces => PROTECTED_NAMESPACES
+            .iter()
+            .map(|n| format!("metadata.namespace!={n}"))
+            .collect(),
+        Scope::Namespace(_) => vec![],
+    };
+    f.extend(extra);
+    (!f.is_empty()).then(|| f.join(","))
 }
 
 fn list_params(labels: &str, fields: Option<String>) -> ListParams {
@@ -285,73 +268,6 @@ where
             Err(e) => return Err(e),
         }
     }
-}
-
-/// For each job that owns a listed pod (by any reference): finished,
-/// unfinished, or gone; and
-/// those of the fetched owners that are marked keep (uid → name). Jobs
-/// already listed answer for themselves; the others are fetched by name
-/// (they may lack the base label) and compared by uid.
-async fn owner_states(
-    client: &Client,
-    pods: &[Arc<Candidate>],
-    jobs: &[Arc<Candidate>],
-) -> Result<(BTreeMap<String, OwnerState>, BTreeMap<String, String>)> {
-    let mut states: BTreeMap<String, OwnerState> = jobs
-        .iter()
-        .map(|j| {
-            (
-                j.uid.to_string(),
-                if j.phase.is_finished() {
-                    OwnerState::Finished
-                } else {
-                    OwnerState::Unfinished
-                },
-            )
-        })
-        .collect();
-    let missing: BTreeSet<(String, String, String)> = pods
-        .iter()
-        .flat_map(|p| {
-            p.job_owners()
-                .map(|o| (p.namespace.to_string(), o.name.clone(), o.uid.clone()))
-        })
-        .filter(|(_, _, uid)| !states.contains_key(uid))
-        .collect();
-    let fetched: Vec<Result<(String, OwnerState, Option<String>)>> = stream::iter(missing)
-        .map(|(ns, name, uid)| {
-            let api: Api<Job> = Api::namespaced(client.clone(), &ns);
-            async move {
-                let job = with_retry(|| api.get_opt(&name))
-                    .await
-                    .map_err(|e| Error::from_kube("cannot read owner job", e))?;
-                let (state, kept) = match job {
-                    Some(j) if j.metadata.uid.as_deref() == Some(uid.as_str()) => {
-                        let c = job_candidate(&j);
-                        let state = if c.phase.is_finished() {
-                            OwnerState::Finished
-                        } else {
-                            OwnerState::Unfinished
-                        };
-                        (state, c.keep.then(|| c.name.to_string()))
-                    }
-                    _ => (OwnerState::Gone, None),
-                };
-                Ok((uid, state, kept))
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    let mut kept = BTreeMap::new();
-    for r in fetched {
-        let (uid, state, keep) = r?;
-        if let Some(name) = keep {
-            kept.insert(uid.clone(), name);
-        }
-        states.insert(uid, state);
-    }
-    Ok((states, kept))
 }
 
 #[cfg(test)]

@@ -137,6 +137,16 @@ pub(crate) fn candidate_of(kind: Kind, object: &serde_json::Value) -> Option<Can
     }
 }
 
+/// A listed pod's record (`phase`: what the list asked for, or its status
+/// said): a non-terminal pod also carries its quota charges.
+pub(crate) fn full_pod_candidate(p: &Pod, phase: Phase) -> Candidate {
+    let mut c = pod_candidate(&p.metadata, phase, pod_finished_at(p));
+    if !phase.is_finished() {
+        c.charges = crate::quota::pod_charges(p).into_iter().collect();
+    }
+    c
+}
+
 /// When the last container stopped.
 pub(crate) fn pod_finished_at(p: &Pod) -> Option<DateTime<Utc>> {
     let status = p.status.as_ref()?;

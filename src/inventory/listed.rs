@@ -49,7 +49,7 @@ pub(crate) struct ListedMeta {
 }
 
 macro_rules! pod_resource {
-    ($t:ty) => {
+    ($t:ty, $metadata:expr) => {
         impl kube::Resource for $t {
             type DynamicType = ();
             type Scope = k8s_openapi::NamespaceResourceScope;
@@ -65,6 +65,9 @@ macro_rules! pod_resource {
             fn plural(_: &()) -> Cow<'_, str> {
                 "pods".into()
             }
+            fn metadata_api() -> bool {
+                $metadata
+            }
             fn meta(&self) -> &ObjectMeta {
                 &self.metadata
             }
@@ -74,8 +77,9 @@ macro_rules! pod_resource {
         }
     };
 }
-pod_resource!(ListedPod);
-pod_resource!(ListedMeta);
+pod_resource!(ListedPod, false);
+// An `Api<ListedMeta>` asks for metadata only (`PartialObjectMetadata`).
+pod_resource!(ListedMeta, true);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
