@@ -11,6 +11,7 @@ pub(crate) mod guard;
 mod hybrid;
 mod label;
 mod matched;
+mod next;
 mod pool;
 mod pressure;
 pub(crate) mod retention;
@@ -32,6 +33,7 @@ use crate::select::guard::Guards;
 use crate::selector::Selector;
 
 pub(crate) use matched::Matched;
+pub(crate) use next::next_change;
 use strategy::{Context, SelectionStrategy};
 
 /// The registry: the implementation of each strategy `cli::Strategy` names.
@@ -249,10 +251,7 @@ pub(crate) fn select<'a>(req: &Request, inv: &'a Inventory) -> Result<Selection<
                 candidate: c,
                 params: g.params,
                 rule: g.rule,
-                priority: req.policy.as_ref().and_then(|p| {
-                    let value = c.labels.get(&p.priority_label)?;
-                    Some((value, p.factor(&c.labels)))
-                }),
+                priority: priority(req, c),
             })
         })
         .collect();
@@ -293,6 +292,14 @@ pub(crate) fn select<'a>(req: &Request, inv: &'a Inventory) -> Result<Selection<
         guards,
         decisions,
     })
+}
+
+/// The value of the policy's priority label on `c` and its retention
+/// multiplier.
+fn priority<'a>(req: &Request, c: &'a Candidate) -> Option<(&'a str, f64)> {
+    let p = req.policy.as_ref()?;
+    let value = c.labels.get(&p.priority_label)?;
+    Some((value, p.factor(&c.labels)))
 }
 
 fn groups<'r, 'a>(req: &'r Request, units: &[&'a Candidate]) -> Vec<Group<'r, 'a>> {
