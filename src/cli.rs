@@ -134,12 +134,16 @@ pub struct Cli {
     #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Retention")]
     pub keep_failed_for: Option<Duration>,
 
-    /// Run the cleanup again every --interval until SIGTERM or SIGINT (needs --yes, or --dry-run to preview each
-    /// cycle; one JSON line per cycle with -o json)
-    #[arg(long, help_heading = "Watch")]
-    pub watch: bool,
+    /// Keep cleaning until SIGTERM or SIGINT (needs --yes, or --dry-run to preview): `event` (the default) watches the objects and
+    /// re-plans within a second of a change or of the moment an object becomes eligible; `poll` runs the
+    /// whole cleanup again every --interval. One JSON line per reconcile that deleted or failed something
+    /// with -o json
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "event", help_heading = "Watch")]
+    pub watch: Option<WatchMode>,
 
-    /// Time between two --watch cycles [default: 5m]
+    /// With --watch: how often everything is listed afresh, a safety net for a missed event [default: 1h];
+    /// with --watch=poll: the time between two cycles [default: 5m]
     #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Watch")]
     pub interval: Option<Duration>,
 
@@ -386,6 +390,15 @@ pub enum Prefer {
 pub enum DryRun {
     Client,
     Server,
+}
+
+/// `--watch[=MODE]`: how the cleanup keeps going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchMode {
+    /// Watch pods, jobs and quotas; re-plan after each change and when an object becomes eligible
+    Event,
+    /// List and clean everything again every --interval
+    Poll,
 }
 
 /// `--archive-only`: which of the objects to delete are archived.

@@ -16,6 +16,7 @@ pub(crate) mod plans;
 pub(crate) mod policy;
 pub(crate) mod predelete;
 pub(crate) mod runs;
+pub(crate) mod watch;
 
 pub(crate) const DEFAULT_NAMESPACE: &str = "crucible";
 /// `-l` without a value.
@@ -151,8 +152,8 @@ pub(crate) struct Request {
     /// The flags only some strategies read that were given (see
     /// `select::validate`).
     pub(crate) quota_flags: Vec<QuotaFlag>,
-    /// `--watch`: the interval between cycles.
-    pub(crate) watch: Option<Duration>,
+    /// `--watch`: event-driven or polling, and the interval.
+    pub(crate) watch: Option<watch::Watch>,
     /// `--guard RUN`.
     pub(crate) guard: Option<runs::Guard>,
     /// `-i`: a person picks what goes from the planned deletes.
@@ -270,7 +271,7 @@ impl Request {
         };
         let params = flags.complete(strategy);
         refuse_age_from_without_age(cli, policy.as_ref())?;
-        let watch = interval(cli)?;
+        let watch = watch::watch(cli)?;
         let save_plan = plans::save_plan(cli)?;
         let interactive = plans::interactive(cli)?;
         let archive = predelete::archive(cli)?;
@@ -423,29 +424,6 @@ pub(crate) fn read_bounded(path: &std::path::Path, limit: u64, what: &str) -> Re
     }
     String::from_utf8(bytes)
         .map_err(|_| Error::usage(format!("cannot read {what} {file}: it is not UTF-8 text")))
-}
-
-/// `--interval` without a value.
-pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
-
-/// `--watch` and `--interval` checked: the interval, or None without `--watch`.
-fn interval(cli: &Cli) -> Result<Option<Duration>> {
-    let interval = match (cli.watch, cli.interval) {
-        (false, Some(_)) => return Err(Error::usage("--interval needs --watch")),
-        (false, None) => return Ok(None),
-        (true, interval) => interval.unwrap_or(DEFAULT_INTERVAL),
-    };
-    if interval.is_zero() {
-        return Err(Error::usage(
-            "--interval must be more than 0, e.g. --interval 5m",
-        ));
-    }
-    if !cli.yes && cli.dry_run.is_none() {
-        return Err(Error::usage(
-            "--watch runs unattended and cannot ask for confirmation: add --yes (or --dry-run to preview each cycle)",
-        ));
-    }
-    Ok(Some(interval))
 }
 
 #[cfg(test)]

@@ -26,9 +26,19 @@ pub(crate) fn minimal_role(req: &Request) -> String {
     if deletes && matches!(req.level, Level::Jobs | Level::All) {
         job_verbs.push("delete");
     }
+    let mut quota_verbs = vec!["list"];
+    if req.watch.is_some_and(|w| w.is_event()) {
+        // `--watch` lists each resource once, then watches it.
+        for verbs in [&mut pod_verbs, &mut job_verbs, &mut quota_verbs] {
+            verbs.insert(
+                verbs.iter().position(|v| *v == "list").map_or(0, |i| i + 1),
+                "watch",
+            );
+        }
+    }
     let mut rules = vec![("\"\"", "pods", pod_verbs), ("batch", "jobs", job_verbs)];
     if needs.quotas {
-        rules.push(("\"\"", "resourcequotas", vec!["list"]));
+        rules.push(("\"\"", "resourcequotas", quota_verbs));
     }
     if req.guard.is_some() {
         rules.push((
@@ -138,6 +148,21 @@ mod tests {
             ),
             "{r}"
         );
+        assert!(
+            r.contains("resources: [\"pods\"]\n  verbs: [\"list\", \"watch\", \"delete\"]"),
+            "{r}"
+        );
+        assert!(
+            r.contains("resources: [\"jobs\"]\n  verbs: [\"get\", \"list\", \"watch\"]"),
+            "{r}"
+        );
+        let r = role(&["--strategy", "watermark", "--watch", "--yes"]);
+        assert!(
+            r.contains("resources: [\"resourcequotas\"]\n  verbs: [\"list\", \"watch\"]"),
+            "{r}"
+        );
+        let r = role(&["--all", "--watch=poll", "--yes"]);
+        assert!(!r.contains("watch\""), "polling needs no watch: {r}");
         assert!(!role(&["--all", "--watch", "--yes", "--no-events"]).contains("events"));
         assert!(!role(&["--all", "--watch", "--dry-run"]).contains("events"));
         assert!(role(&["--all", "--events"]).contains("events.k8s.io"));

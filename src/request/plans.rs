@@ -70,7 +70,7 @@ pub(crate) fn from_plan(cli: &Cli) -> Result<Option<FromPlan>> {
             given.join(", ")
         )));
     }
-    if cli.watch {
+    if cli.watch.is_some() {
         return Err(Error::usage(
             "--watch cannot be combined with --from-plan: a plan is applied once",
         ));
@@ -102,7 +102,7 @@ pub(crate) fn save_plan(cli: &Cli) -> Result<Option<PathBuf>> {
             "--save-plan writes a plan to review and apply later with --from-plan: add --dry-run (nothing is deleted while planning)",
         ));
     }
-    if cli.watch {
+    if cli.watch.is_some() {
         return Err(Error::usage(
             "--save-plan cannot be combined with --watch: every cycle would overwrite the plan",
         ));

@@ -129,7 +129,7 @@ pub(crate) fn check(cli: &Cli) -> Result<Option<Guard>> {
         ));
     }
     for (flag, given) in [
-        ("--watch", cli.watch),
+        ("--watch", cli.watch.is_some()),
         ("--dry-run", cli.dry_run.is_some()),
         ("--wait", cli.wait),
     ] {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::cli::WatchMode;
 use clap::Parser;
 
 fn req(args: &[&str]) -> Result<Request> {
@@ -121,9 +122,13 @@ fn a_policy_file_is_a_selection_and_its_errors_are_usage_errors() {
 }
 
 fn interval_of(args: &[&str]) -> Result<Option<Duration>> {
+    watch_of(args).map(|w| w.map(|w| w.interval))
+}
+
+fn watch_of(args: &[&str]) -> Result<Option<watch::Watch>> {
     let mut argv = vec!["x", "--all"];
     argv.extend_from_slice(args);
-    interval(&Cli::try_parse_from(argv).unwrap())
+    watch::watch(&Cli::try_parse_from(argv).unwrap())
 }
 
 #[test]
@@ -133,8 +138,18 @@ fn watch_needs_yes_and_interval_needs_watch() {
         .to_string()
         .contains("add --yes"));
     assert_eq!(
-        interval_of(&["--watch", "--yes"]).unwrap(),
-        Some(DEFAULT_INTERVAL)
+        watch_of(&["--watch", "--yes"]).unwrap(),
+        Some(watch::Watch {
+            mode: WatchMode::Event,
+            interval: watch::DEFAULT_RELIST
+        })
+    );
+    assert_eq!(
+        watch_of(&["--watch=poll", "--yes"]).unwrap(),
+        Some(watch::Watch {
+            mode: WatchMode::Poll,
+            interval: watch::DEFAULT_POLL
+        })
     );
     assert_eq!(
         interval_of(&["--watch", "--yes", "--interval", "30s"]).unwrap(),
@@ -150,6 +165,16 @@ fn watch_needs_yes_and_interval_needs_watch() {
         .unwrap_err()
         .to_string()
         .contains("more than 0"));
+    let stale = |mode: &str| {
+        let mut argv = vec!["x", "--stale-runs", "--yes"];
+        argv.push(mode);
+        watch::watch(&Cli::try_parse_from(argv).unwrap())
+    };
+    assert!(stale("--watch")
+        .unwrap_err()
+        .to_string()
+        .contains("--watch=poll"));
+    assert!(stale("--watch=poll").unwrap().is_some());
 }
 
 #[test]
