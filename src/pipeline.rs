@@ -15,12 +15,14 @@ use crate::{client, execute, inventory, model, plan, quota, report, select};
 
 mod deletes;
 mod output;
+mod poll;
 mod runs;
+mod schedule;
 mod waiting;
 mod watch;
 use deletes::{dry_run_hooks, execute_plan, Execution};
 pub(crate) use output::print_report;
-use output::save_plan;
+use output::{report_for, save_plan};
 
 /// Runs the pipeline once and returns the exit code.
 pub async fn run(cli: &Cli) -> Result<i32> {
@@ -68,8 +70,8 @@ async fn run_request(req: &Request, saved: Option<&Saved>) -> Result<i32> {
     if let Some(g) = &req.guard {
         return runs::guard(&client, &target, req, g, &stop).await;
     }
-    if let Some(interval) = req.watch {
-        return watch::watch(&client, &target, req, interval, &stop).await;
+    if let Some(w) = req.watch {
+        return watch::watch(&client, &target, req, w, &stop).await;
     }
     let done = cycle(&client, &target, req, saved, None, &stop).await?;
     print_report(&done.report, req.output)?;
@@ -140,6 +142,11 @@ async fn survey(
             t0.elapsed()
         ),
     );
+    planned(req, inv)
+}
+
+/// select → plan over an inventory: pure.
+fn planned(req: &Request, inv: model::Inventory) -> Result<Survey> {
     let selection = select::select(req, &inv)?;
     let plan = plan::plan_with(selection.selected, &inv, &selection.guards);
     let decisions = selection.decisions;
@@ -196,7 +203,37 @@ async fn cycle_once(
     number: Option<u64>,
     stop: &Stop,
 ) -> Result<Cycle> {
-    let mut s = survey(client, req, saved, stop).await?;
+    let s = survey(client, req, saved, stop).await?;
+    carry_out(client, target, req, saved, number, stop, s).await
+}
+
+/// A reconcile of `--watch` (`number`): the plan from `inv` (the watch's
+/// cache), then the same stages as a cycle. Also returns when the plan
+/// changes next by the clock alone (`select::next_change`).
+pub(crate) async fn reconcile(
+    client: &kube::Client,
+    target: &client::Endpoint,
+    req: &Request,
+    inv: model::Inventory,
+    number: u64,
+    stop: &Stop,
+) -> Result<(Cycle, Option<chrono::DateTime<chrono::Utc>>)> {
+    let s = planned(req, inv)?;
+    let next = select::next_change(req, &s.inv);
+    let done = carry_out(client, target, req, None, Some(number), stop, s).await?;
+    Ok((done, next))
+}
+
+/// gate → execute → report: the stages after the plan.
+async fn carry_out(
+    client: &kube::Client,
+    target: &client::Endpoint,
+    req: &Request,
+    saved: Option<&Saved>,
+    number: Option<u64>,
+    stop: &Stop,
+    mut s: Survey,
+) -> Result<Cycle> {
     for d in s.decisions.iter().filter(|d| d.inactive) {
         eprintln!("note: {}", d.message);
     }
@@ -360,54 +397,4 @@ fn exit_code(results: &[execute::Deletion]) -> i32 {
     } else {
         exit::FAILED
     }
-}
-
-fn report_for(
-    req: &Request,
-    target: &client::Endpoint,
-    s: &Survey,
-    plan: plan::Plan,
-    saved: Option<&Saved>,
-    results: &[execute::Deletion],
-    mode: Mode,
-) -> report::CleanupReport {
-    let (strategy, selector) = match saved {
-        // What selected the objects: the plan's strategy and selector.
-        Some(p) => (p.strategy.as_str(), p.selector.to_string()),
-        None => (
-            req.strategy.name(),
-            select::server_selector(req).to_string(),
-        ),
-    };
-    let mut rep = report::build(
-        plan,
-        results,
-        &report::Context {
-            namespace: req.scope.namespace(),
-            context: &target.context,
-            cluster: report::Cluster {
-                server: target.server.clone(),
-                kube_system_uid: target.cluster_uid.clone(),
-            },
-            mode,
-            strategy,
-            selector,
-            now: s.inv.taken_at,
-        },
-    );
-    rep.from_plan = saved.map(|p| p.path.display().to_string());
-    if saved.is_none() && select::needs_quota(req) {
-        let index = quota::Index::new(&s.inv, req.cascade);
-        // A run that deleted says what it freed; a plan, what it would free.
-        let done = mode == Mode::Apply;
-        let units: Vec<&model::Candidate> = if done {
-            rep.deleted().collect()
-        } else {
-            rep.planned_deletes().collect()
-        };
-        let decisions = s.decisions.clone();
-        let section = report::quota_section(&s.inv.quotas, &index, &units, decisions, done);
-        rep.quota = Some(section);
-    }
-    rep
 }

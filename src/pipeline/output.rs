@@ -1,15 +1,19 @@
-//! Where a report goes: stdout, written as it is produced, or a plan file;
-//! and what the stages after the plan add to its rows (archives, what
-//! `--wait` left), said once on stderr where a person must know it.
+//! The report of a pass (`report_for`) and where it goes: stdout, written
+//! as it is produced, or a plan file; and what the stages after the plan
+//! add to its rows (archives, what `--wait` left), said once on stderr
+//! where a person must know it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::Survey;
 use crate::cli::Output;
 use crate::error::{Error, Result};
 use crate::execute::Left;
+use crate::planfile::Saved;
 use crate::predelete::Archived;
-use crate::report;
+use crate::request::{Mode, Request};
+use crate::{client, execute, model, plan, quota, report, select};
 
 /// Adds to each row its archive (and whether its logs are missing) and
 /// what `--wait` saw still terminating. Archives without logs are said
@@ -79,4 +83,55 @@ pub(super) fn save_plan(path: &Path, rep: &report::CleanupReport) -> Result<()> 
         path.display()
     );
     Ok(())
+}
+
+/// The report of a pass, from its plan and the deletes' results.
+pub(super) fn report_for(
+    req: &Request,
+    target: &client::Endpoint,
+    s: &Survey,
+    plan: plan::Plan,
+    saved: Option<&Saved>,
+    results: &[execute::Deletion],
+    mode: Mode,
+) -> report::CleanupReport {
+    let (strategy, selector) = match saved {
+        // What selected the objects: the plan's strategy and selector.
+        Some(p) => (p.strategy.as_str(), p.selector.to_string()),
+        None => (
+            req.strategy.name(),
+            select::server_selector(req).to_string(),
+        ),
+    };
+    let mut rep = report::build(
+        plan,
+        results,
+        &report::Context {
+            namespace: req.scope.namespace(),
+            context: &target.context,
+            cluster: report::Cluster {
+                server: target.server.clone(),
+                kube_system_uid: target.cluster_uid.clone(),
+            },
+            mode,
+            strategy,
+            selector,
+            now: s.inv.taken_at,
+        },
+    );
+    rep.from_plan = saved.map(|p| p.path.display().to_string());
+    if saved.is_none() && select::needs_quota(req) {
+        let index = quota::Index::new(&s.inv, req.cascade);
+        // A run that deleted says what it freed; a plan, what it would free.
+        let done = mode == Mode::Apply;
+        let units: Vec<&model::Candidate> = if done {
+            rep.deleted().collect()
+        } else {
+            rep.planned_deletes().collect()
+        };
+        let decisions = s.decisions.clone();
+        let section = report::quota_section(&s.inv.quotas, &index, &units, decisions, done);
+        rep.quota = Some(section);
+    }
+    rep
 }

@@ -1,115 +1,363 @@
-//! `--watch`: run the pipeline again every `--interval` until SIGTERM or
-//! SIGINT, for a Deployment (or a long CronJob) in the cluster. Unattended,
-//! so `--yes` is required (`Request::from_cli` checks). Each cycle prints its
-//! report; with `-o json` that is one compact JSON line carrying `cycle`.
+//! `--watch`: keep cleaning until SIGTERM or SIGINT, for a Deployment (or a
+//! long CronJob) in the cluster. Unattended, so `--yes` is required
+//! (`Request::from_cli` checks). `--watch=poll` is `poll.rs`.
 //!
-//! A signal between cycles ends the loop: exit 0, or 1 when any cycle failed.
-//! A signal during a cycle stops its deletes as in a single run: no new ones
-//! start, the partial report is printed, exit 130.
+//! Event-driven, as the TTL-after-finished controller is: the inventory's
+//! watch keeps a cache of compact records current (one LIST per resource,
+//! then WATCH), and each reconcile runs the same select → plan → gate →
+//! execute → report stages on a snapshot of it (`super::reconcile`), when
+//! `schedule` says so: after a change (debounced), when the next object
+//! becomes eligible by age or retention, after a backoff when a reconcile
+//! failed, and after every watch has been listed (the start, the
+//! `--interval` re-list, the recovery of a failed watch). Idle, it sends
+//! the API server nothing.
+//!
+//! A reconcile that deleted or failed something prints its report (with
+//! `-o json`, one compact JSON line carrying `cycle`, the reconcile's
+//! number); so does the first, and in a dry run each whose plan differs
+//! from the last printed. A signal between reconciles ends the watch:
+//! exit 0, or 1 when any reconcile failed; during one, it stops its deletes
+//! as in a single run: the partial report, exit 130.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::client::Endpoint;
+use crate::cli::WatchMode;
+use crate::client::{self, Endpoint};
 use crate::error::{exit, Error, Result};
-use crate::request::Request;
-
+use crate::inventory::{self, Change, Resource, Snapshot, Watched};
 use crate::log::log;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, Readiness, Trigger};
+use crate::report::{CleanupReport, ItemResult};
+use crate::request::watch::Watch;
+use crate::request::Request;
+use crate::select;
 use crate::stop::Stop;
 
-use super::cycle;
+use super::schedule::Schedule;
+use super::{print_report, reconcile, Cycle};
 
 pub(crate) async fn watch(
+    client: &kube::Client,
+    target: &Endpoint,
+    req: &Request,
+    w: Watch,
+    stop: &Stop,
+) -> Result<i32> {
+    match w.mode {
+        WatchMode::Poll => super::poll::poll(client, target, req, w.interval, stop).await,
+        WatchMode::Event => event(client, target, req, w.interval, stop).await,
+    }
+}
+
+/// What a reconcile in flight gives back.
+type Running<'a> = Pin<Box<dyn Future<Output = Reconciled> + 'a>>;
+
+struct Reconciled {
+    number: u64,
+    trigger: Trigger,
+    took: Duration,
+    result: Result<(Cycle, Option<chrono::DateTime<chrono::Utc>>)>,
+}
+
+async fn event(
     client: &kube::Client,
     target: &Endpoint,
     req: &Request,
     interval: Duration,
     stop: &Stop,
 ) -> Result<i32> {
+    let metrics = serve_metrics(req, Readiness::Watching).await?;
+    let needs = select::needs(req);
+    // Watches stay open for minutes: a client without --request-timeout's
+    // read timeout (kube-runtime's watcher notices a silent stream itself).
+    let watching = client::connect_watch(&req.connection).await?;
+    let mut watched = Watched::start(&watching, &req.scope, &needs);
+    let mut plan = Schedule::new(interval, Instant::now());
+    let mut running: Option<Running> = None;
     let (mut n, mut failed): (u64, u64) = (0, 0);
-    let metrics = serve_metrics(req, interval).await?;
+    let mut printed = Printed::default();
+    let mut down: BTreeMap<Resource, String> = BTreeMap::new();
+    log(
+        req.verbosity,
+        2,
+        format!(
+            "watch: listing and watching {}; a full re-list every {}",
+            resource_names(&watched),
+            human(interval)
+        ),
+    );
     loop {
-        n += 1;
-        let started = std::time::Instant::now();
-        let result = cycle(client, target, req, None, Some(n), stop).await;
-        if let Some(m) = &metrics {
-            m.observe(
-                outcome(&result),
-                started.elapsed(),
-                result.as_ref().ok().map(|d| &d.report),
-            );
-        }
-        match result {
-            Ok(done) => {
-                super::print_report(&done.report, req.output)?;
-                if done.interrupted {
-                    return Err(Error::Interrupted);
-                }
-                if done.code != exit::OK {
-                    failed += 1;
-                    eprintln!(
-                        "watch: cycle {n} ended with exit code {}; next cycle in {}",
-                        done.code,
-                        human(interval)
-                    );
+        let now = Instant::now();
+        if plan.relist_due(now) {
+            log(req.verbosity, 2, "watch: the interval's full re-list");
+            for (r, _) in watched.sizes() {
+                if let Some(m) = &metrics {
+                    m.restarted(r.name(), "interval");
                 }
             }
-            Err(Error::Interrupted) => return Err(Error::Interrupted),
-            // Bad input does not get better by waiting.
-            Err(e) if e.exit_code() == exit::USAGE => return Err(e),
-            Err(e) => {
-                failed += 1;
-                eprintln!(
-                    "error: watch cycle {n}: {e}; next cycle in {}",
-                    human(interval)
+            watched.relist();
+        }
+        if running.is_none() && !stop.is_set() {
+            if let Some(trigger) = plan.due(now, watched.synced()) {
+                plan.starting();
+                n += 1;
+                log(
+                    req.verbosity,
+                    2,
+                    format!("watch: reconcile {n} ({})", trigger.label()),
                 );
+                let snap = watched.snapshot();
+                running = Some(Box::pin(run(client, target, req, snap, n, trigger, stop)));
             }
         }
-        log(
-            req.verbosity,
-            2,
-            format!("watch: cycle {n} done; next in {}", human(interval)),
-        );
-        if !stop.is_set() {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop.wait() => {}
+        let wake = tokio::time::Instant::from_std(plan.wake());
+        tokio::select! {
+            change = watched.next() => match change {
+                Change::Changed => plan.changed(Instant::now()),
+                Change::Listed(r) => {
+                    if let Some(why) = down.remove(&r) {
+                        eprintln!("watch: {} listed again after: {why}", r.name());
+                    }
+                    if watched.synced() {
+                        plan.listed();
+                    }
+                    if let Some(m) = &metrics {
+                        m.watch_down(first_down(&down));
+                        for (r, size) in watched.sizes() {
+                            m.cached(r.name(), size);
+                        }
+                    }
+                }
+                Change::Failed { resource, error, retry, fatal } => {
+                    if fatal {
+                        return Err(refused(error));
+                    }
+                    eprintln!(
+                        "warning: watch: {error}; listing {} again in {}",
+                        resource.name(),
+                        human(retry)
+                    );
+                    down.insert(resource, error.to_string());
+                    if let Some(m) = &metrics {
+                        m.restarted(resource.name(), "error");
+                        m.watch_down(first_down(&down));
+                    }
+                }
+            },
+            done = async { running.as_mut().expect("a reconcile in flight").await }, if running.is_some() => {
+                running = None;
+                settle(done, req, &metrics, &mut plan, &mut printed, &mut failed)?;
+                if let Some(m) = &metrics {
+                    for (r, size) in watched.sizes() {
+                        m.cached(r.name(), size);
+                    }
+                }
             }
-        }
-        if stop.is_set() {
-            break;
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = stop.wait(), if running.is_none() => break,
         }
     }
-    if failed == 0 {
-        eprintln!("watch: stopped by signal after {n} cycles");
-        Ok(exit::OK)
-    } else {
-        eprintln!("watch: stopped by signal after {n} cycles, {failed} of which failed");
-        Ok(exit::FAILED)
+    Ok(farewell(n, failed, "reconciles"))
+}
+
+/// One reconcile: the snapshot's owners resolved, then the pipeline.
+async fn run<'a>(
+    client: &'a kube::Client,
+    target: &'a Endpoint,
+    req: &'a Request,
+    snap: Snapshot,
+    number: u64,
+    trigger: Trigger,
+    stop: &'a Stop,
+) -> Reconciled {
+    let started = Instant::now();
+    let result = async {
+        let needs = select::needs(req);
+        let inv = inventory::from_cache(client, &req.scope, &needs, snap).await?;
+        reconcile(client, target, req, inv, number, stop).await
+    }
+    .await;
+    Reconciled {
+        number,
+        trigger,
+        took: started.elapsed(),
+        result,
     }
 }
 
-/// `--metrics-addr`: listening before the first cycle, so a bad address
-/// stops the run at once.
-async fn serve_metrics(req: &Request, interval: Duration) -> Result<Option<Arc<Metrics>>> {
+/// After a reconcile: count it, print its report if it says something new,
+/// and schedule what follows. Ok(true) when it succeeded; an error ends the
+/// watch (a signal during the reconcile, bad input).
+fn settle(
+    done: Reconciled,
+    req: &Request,
+    metrics: &Option<Arc<Metrics>>,
+    plan: &mut Schedule,
+    printed: &mut Printed,
+    failed: &mut u64,
+) -> Result<bool> {
+    let Reconciled {
+        number,
+        trigger,
+        took,
+        result,
+    } = done;
+    let (result, next) = match result {
+        Ok((c, next)) => (Ok(c), next),
+        Err(e) => (Err(e), None),
+    };
+    if let Some(m) = metrics {
+        m.observe(
+            trigger,
+            outcome(&result),
+            took,
+            result.as_ref().ok().map(|d| &d.report),
+        );
+    }
+    let now = Instant::now();
+    let next = next.map(|at| {
+        // The timer fires a little after the moment, never before it.
+        let ahead = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        now + ahead + Duration::from_millis(10)
+    });
+    let code = match result {
+        Ok(done) => {
+            if printed.worth_printing(&done.report, done.code != exit::OK) {
+                print_report(&done.report, req.output)?;
+            }
+            if done.interrupted {
+                return Err(Error::Interrupted);
+            }
+            done.code
+        }
+        Err(Error::Interrupted) => return Err(Error::Interrupted),
+        // Bad input does not get better by waiting.
+        Err(e) if e.exit_code() == exit::USAGE => return Err(e),
+        Err(e) => {
+            plan.finished(now, false, next);
+            *failed += 1;
+            let again = plan.retry_in(now).unwrap_or_default();
+            eprintln!(
+                "error: watch reconcile {number}: {e}; trying again in {}",
+                human(again)
+            );
+            return Ok(false);
+        }
+    };
+    let ok = code == exit::OK;
+    plan.finished(now, ok, next);
+    if !ok {
+        *failed += 1;
+        let again = plan.retry_in(now).unwrap_or_default();
+        eprintln!(
+            "watch: reconcile {number} ended with exit code {code}; trying again in {}",
+            human(again)
+        );
+    }
+    Ok(ok)
+}
+
+/// Which reports are printed: the first; each that deleted or failed
+/// something (a conflict, a cancelled or refused delete, a failed archive
+/// or hook); in a dry run, each whose planned deletes differ from the last
+/// printed. A reconcile that changed nothing says nothing.
+#[derive(Debug, Default)]
+struct Printed {
+    any: bool,
+    /// The planned deletes of the last dry run printed, by uid.
+    planned: BTreeSet<Box<str>>,
+}
+
+impl Printed {
+    fn worth_printing(&mut self, r: &CleanupReport, failed: bool) -> bool {
+        let planned: BTreeSet<Box<str>> = r
+            .items
+            .iter()
+            .filter(|i| matches!(i.result, ItemResult::Planned | ItemResult::WouldDelete))
+            .map(|i| i.candidate.uid.clone())
+            .collect();
+        let acted = r.items.iter().any(|i| {
+            matches!(
+                i.result,
+                ItemResult::Deleted
+                    | ItemResult::Conflict
+                    | ItemResult::Failed
+                    | ItemResult::Cancelled
+            )
+        });
+        let worth = !self.any || failed || acted || (r.dry_run && planned != self.planned);
+        if worth {
+            self.any = true;
+            self.planned = planned;
+        }
+        worth
+    }
+}
+
+/// A watch the server refuses (401, 403) will not get better by waiting:
+/// the run ends (exit 4), saying what `--watch` needs.
+fn refused(e: Error) -> Error {
+    match e {
+        Error::Forbidden { message, .. } => Error::forbidden(format!(
+            "{message} (--watch lists and watches pods, jobs and quotas: grant the watch verb, or use --watch=poll)"
+        )),
+        other => other,
+    }
+}
+
+fn first_down(down: &BTreeMap<Resource, String>) -> Option<String> {
+    down.iter()
+        .next()
+        .map(|(r, why)| format!("{}: {why}", r.name()))
+}
+
+fn resource_names(w: &Watched) -> String {
+    let names: Vec<&str> = w.sizes().iter().map(|(r, _)| r.name()).collect();
+    names.join(", ")
+}
+
+/// `--metrics-addr`: listening before the first reconcile, so a bad
+/// address stops the run at once.
+pub(super) async fn serve_metrics(
+    req: &Request,
+    readiness: Readiness,
+) -> Result<Option<Arc<Metrics>>> {
     let Some(addr) = req.metrics_addr else {
         return Ok(None);
     };
-    let m = Arc::new(Metrics::new(interval));
+    let m = Arc::new(Metrics::new(readiness));
     let bound = metrics::start(addr, m.clone()).await?;
     eprintln!("watch: serving http://{bound}/metrics, /healthz and /readyz");
     Ok(Some(m))
 }
 
-fn outcome(result: &Result<super::Cycle>) -> metrics::Outcome {
+/// The outcome label of a pass, and why it failed.
+pub(super) fn outcome(result: &Result<Cycle>) -> (metrics::Outcome, String) {
     match result {
-        Ok(done) if done.code == exit::OK => metrics::Outcome::Success,
-        Ok(_) => metrics::Outcome::Failed,
-        Err(_) => metrics::Outcome::Error,
+        Ok(done) if done.code == exit::OK => (metrics::Outcome::Success, String::new()),
+        Ok(done) => (
+            metrics::Outcome::Failed,
+            format!("exit code {} (the report gives each failure)", done.code),
+        ),
+        Err(e) => (metrics::Outcome::Error, e.to_string()),
     }
 }
 
-fn human(d: Duration) -> String {
+/// The last line of a watch stopped by a signal, and its exit code.
+pub(super) fn farewell(n: u64, failed: u64, what: &str) -> i32 {
+    if failed == 0 {
+        eprintln!("watch: stopped by signal after {n} {what}");
+        exit::OK
+    } else {
+        eprintln!("watch: stopped by signal after {n} {what}, {failed} of which failed");
+        exit::FAILED
+    }
+}
+
+pub(super) fn human(d: Duration) -> String {
     crate::select::retention::exact(d)
 }
