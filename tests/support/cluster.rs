@@ -5,8 +5,10 @@
 // module while using only part of it (see mod.rs).
 #![allow(dead_code)]
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::ops::Deref;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -62,6 +64,83 @@ impl Cluster {
     /// An admin (system:masters) client (user agent [`SUPPORT_USER_AGENT`]).
     pub async fn admin_client(&self) -> Client {
         self.client_with(ADMIN_CONTEXT, SUPPORT_USER_AGENT).await
+    }
+    /// Kills `component` (SIGKILL) and waits until it is gone; [`Killed::start`]
+    /// starts it again as `up` did. Only for a [`PrivateCluster`]: the shared one
+    /// serves every other test.
+    pub fn kill(&self, component: &str) -> Killed {
+        let pid = self.pid(component);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_else(|e| panic!("command line of {component} (pid {pid}): {e}"));
+        let argv: Vec<OsString> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| OsString::from_vec(a.to_vec()))
+            .collect();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        // Gone, or a zombie its parent has not reaped yet.
+        while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "{component} (pid {pid}) survived SIGKILL"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Killed {
+            dir: self.dir.clone(),
+            component: component.to_string(),
+            argv,
+        }
+    }
+}
+
+/// A component [`Cluster::kill`] stopped, with what starts it again.
+#[derive(Debug)]
+pub struct Killed {
+    dir: PathBuf,
+    component: String,
+    argv: Vec<OsString>,
+}
+
+impl Killed {
+    /// Starts the component again with its command line, in a session of its own,
+    /// appending to its log; returns its pid (also written to its pid file, so that
+    /// `down` stops it).
+    pub fn start(self) -> u32 {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(
+                self.dir
+                    .join("logs")
+                    .join(format!("{}.log", self.component)),
+            )
+            .expect("the component's log");
+        let child = Command::new("setsid")
+            .args(&self.argv)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} again: {e}", self.component));
+        let pid = child.id();
+        std::fs::write(
+            self.dir
+                .join("pids")
+                .join(format!("{}.pid", self.component)),
+            format!("{pid}\n"),
+        )
+        .expect("write the pid file");
+        // Not waited for: `down` stops it like the others.
+        drop(child);
+        pid
     }
 }
 

@@ -346,6 +346,15 @@ impl Running {
         Some(line.strip_suffix('\r').unwrap_or(line).to_string())
     }
 
+    /// The next line of stdout, waiting at most `limit`: None when none came
+    /// (or at the end).
+    pub fn stdout_line_within(&mut self, limit: Duration) -> Option<String> {
+        let line = self.stdout.recv_timeout(limit).ok()?;
+        let line = String::from_utf8_lossy(&line);
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        Some(line.strip_suffix('\r').unwrap_or(line).to_string())
+    }
+
     /// Waits for the exit; kills the process once it has run `limit` since its start
     /// (then `killed`).
     pub fn wait(self, limit: Duration) -> Finished {

@@ -27,6 +27,8 @@
 //!   ([`on_a_terminal_until`](terminal::on_a_terminal_until)), for the prompt and `-i`'s list.
 //! * [`logs`]: container logs served by the fake nodes (kwok `Logs` objects), pods on
 //!   the fake nodes that fail, and Events, for the tests of `--archive`.
+//! * [`metrics`]: `--metrics-addr` from the outside: HTTP GETs, `/readyz`, a
+//!   family's sum from `/metrics`.
 //! * [`wait`]: [`poll_until`](wait::poll_until) and the `wait_*` helpers.
 //! * [`krew`]: krew and its manifest validator, built once from the Go module proxy,
 //!   and a krew installation of its own ([`Krew`](krew::Krew)), for the release archive.
@@ -35,7 +37,7 @@
 //! it needs, e.g. `use support::{commands::*, objects::*};` (an unused one warns).
 //!
 //! Every test binary compiles all of these modules but uses only part of them, and
-//! rustc judges dead code per binary: `audit`, `cluster`, `commands`, `krew`, `logs`,
+//! rustc judges dead code per binary: `audit`, `cluster`, `commands`, `krew`, `logs`, `metrics`,
 //! `objects` and `terminal` therefore allow dead code at their top. `wait` needs no such allowance
 //! (all of it is reachable from `objects`).
 
@@ -44,6 +46,7 @@ pub mod cluster;
 pub mod commands;
 pub mod krew;
 pub mod logs;
+pub mod metrics;
 pub mod objects;
 pub mod terminal;
 pub mod wait;
