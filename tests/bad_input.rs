@@ -273,6 +273,10 @@ fn cases(real_kubeconfig: &Path) -> Vec<Case> {
             .says("--watch"),
         case("watch with interval 0", &["--test-id", "{tid}", "--watch", "--interval", "0"]),
         case("watch with a bad interval", &["--test-id", "{tid}", "--watch", "--interval", "5x"]),
+        case("watch in an unknown mode", &["--test-id", "{tid}", "--watch=sometimes"]),
+        case("watch mode as a separate word", &["--test-id", "{tid}", "--watch", "poll"]),
+        case("stale runs with an event-driven watch", &["--stale-runs", "--watch"])
+            .says("--watch=poll"),
         case("wait with timeout 0", &["--test-id", "{tid}", "--wait", "--timeout", "0"]),
         // --- in the cluster: events and metrics -------------------------------------------------
         case("metrics address without watch", &["--test-id", "{tid}", "--metrics-addr", ":9090"])

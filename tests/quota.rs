@@ -385,7 +385,7 @@ async fn watermark_without_quota_uses_capacity_or_explains_both() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn watch_runs_cycles_against_a_filling_namespace_and_stops_cleanly_on_sigterm() {
+async fn polling_runs_cycles_against_a_filling_namespace_and_stops_cleanly_on_sigterm() {
     let ns = TestNamespace::for_current_test().await;
     finished_pods(&ns, "first", 2, 0).await;
     let mut child = ns
@@ -394,7 +394,7 @@ async fn watch_runs_cycles_against_a_filling_namespace_and_stops_cleanly_on_sigt
             "-n",
             ns.name(),
             "--all",
-            "--watch",
+            "--watch=poll",
             "--interval",
             "3s",
             "--yes",

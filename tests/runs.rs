@@ -466,7 +466,15 @@ async fn watch_reaps_stale_runs_as_they_appear() {
     live.ready();
     let mut watch = ns
         .plugin()
-        .args(["-n", ns.name(), "-o", "json", "--watch", "--interval", "1s"])
+        .args([
+            "-n",
+            ns.name(),
+            "-o",
+            "json",
+            "--watch=poll",
+            "--interval",
+            "1s",
+        ])
         .args(["--stale-runs", "--yes"])
         .spawn();
     let first: serde_json::Value = serde_json::from_str(&watch.stdout_line().unwrap()).unwrap();

@@ -721,7 +721,7 @@ async fn a_watch_stopped_between_cycles_exits_1_when_a_cycle_failed() {
         .await;
     // Deletes fail fast: the webhook times out after 1 s, and admission fails.
     let _hang = HangingDeletes::install(&ns, 1).await;
-    let child = ns
+    let mut child = ns
         .plugin()
         .args([
             "-n",
@@ -736,14 +736,17 @@ async fn a_watch_stopped_between_cycles_exits_1_when_a_cycle_failed() {
             "json",
         ])
         .spawn();
-    // The cycle retries a few times and fails; then the watch sleeps.
-    std::thread::sleep(Duration::from_secs(15));
+    // The reconcile retries its delete a few times and fails, prints its
+    // report and waits (seconds) before it tries again: stop it then.
+    let line = child
+        .stdout_line_within(Duration::from_secs(120))
+        .expect("the failed reconcile's report");
     child.signal("TERM");
     let (out, _) = finish_within(child, Duration::from_secs(2));
     let err = &out.stderr;
     assert_eq!(out.code, Some(1), "{err}");
     assert!(err.contains("1 of which failed"), "{err}");
-    let line = &out.stdout;
-    let report: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert!(err.contains("trying again in 5s"), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(report["items"][0]["result"], "failed", "{report}");
 }
