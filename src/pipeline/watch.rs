@@ -38,7 +38,7 @@ use crate::select;
 use crate::stop::Stop;
 
 use super::schedule::Schedule;
-use super::{print_report, reconcile, Cycle};
+use super::{print_report, reconcile, until_stopped, Cycle};
 
 pub(crate) async fn watch(
     client: &kube::Client,
@@ -177,7 +177,8 @@ async fn run<'a>(
     let started = Instant::now();
     let result = async {
         let needs = select::needs(req);
-        let inv = inventory::from_cache(client, &req.scope, &needs, snap).await?;
+        let read = inventory::from_cache(client, &req.scope, &needs, snap);
+        let inv = until_stopped(stop, read).await?;
         reconcile(client, target, req, inv, number, stop).await
     }
     .await;
@@ -360,4 +361,99 @@ pub(super) fn farewell(n: u64, failed: u64, what: &str) -> i32 {
 
 pub(super) fn human(d: Duration) -> String {
     crate::select::retention::exact(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execute::{Deletion, Outcome};
+    use crate::model::fixtures::*;
+    use crate::model::{Candidate, Inventory, Phase};
+    use crate::request::Mode;
+    use crate::select::{Criterion, Matched, Selected};
+
+    /// A report of pods `planned`, of which `went` were deleted (`how`).
+    fn report(mode: Mode, planned: &[&str], went: &[(&str, Outcome)]) -> CleanupReport {
+        let cands: Vec<Candidate> = planned
+            .iter()
+            .map(|n| pod(n, Phase::Succeeded, 0))
+            .collect();
+        let selected = cands
+            .iter()
+            .map(|c| Selected {
+                candidate: c,
+                matched_by: Matched::of(Criterion::Age),
+            })
+            .collect();
+        let plan = crate::plan::plan(selected, &Inventory::default(), false);
+        let results: Vec<Deletion> = went
+            .iter()
+            .map(|(n, outcome)| Deletion {
+                uid: format!("uid-{n}"),
+                outcome: *outcome,
+                error: None,
+                code: None,
+            })
+            .collect();
+        crate::report::build(
+            plan,
+            &results,
+            &crate::report::Context {
+                namespace: Some("crucible"),
+                context: "admin",
+                cluster: crate::report::Cluster {
+                    server: "https://127.0.0.1:6443/".into(),
+                    kube_system_uid: None,
+                },
+                mode,
+                strategy: "age",
+                selector: "app=evaluation".into(),
+                now: t(3600),
+            },
+        )
+    }
+
+    #[test]
+    fn only_reconciles_that_deleted_or_failed_something_are_printed() {
+        let mut p = Printed::default();
+        assert!(
+            p.worth_printing(&report(Mode::Apply, &[], &[]), false),
+            "the first"
+        );
+        assert!(!p.worth_printing(&report(Mode::Apply, &[], &[]), false));
+        let deleted = report(Mode::Apply, &["a"], &[("a", Outcome::Deleted)]);
+        assert!(p.worth_printing(&deleted, false));
+        // Someone else deleted it first: nothing new to say.
+        let gone = report(Mode::Apply, &["a"], &[("a", Outcome::Gone)]);
+        assert!(!p.worth_printing(&gone, false));
+        for outcome in [Outcome::Failed, Outcome::Conflict, Outcome::Cancelled] {
+            let r = report(Mode::Apply, &["a"], &[("a", outcome)]);
+            assert!(p.worth_printing(&r, false), "{outcome:?}");
+        }
+        // A failed archive or hook keeps its object and fails the reconcile.
+        let kept = report(
+            Mode::Apply,
+            &["a"],
+            &[("a", Outcome::Kept { failure: true })],
+        );
+        assert!(p.worth_printing(&kept, true));
+        let vetoed = report(
+            Mode::Apply,
+            &["a"],
+            &[("a", Outcome::Kept { failure: false })],
+        );
+        assert!(!p.worth_printing(&vetoed, false));
+    }
+
+    #[test]
+    fn a_dry_run_is_printed_when_its_plan_changes() {
+        let mut p = Printed::default();
+        assert!(p.worth_printing(&report(Mode::DryRunClient, &["a"], &[]), false));
+        assert!(!p.worth_printing(&report(Mode::DryRunClient, &["a"], &[]), false));
+        assert!(p.worth_printing(&report(Mode::DryRunClient, &["a", "b"], &[]), false));
+        assert!(p.worth_printing(&report(Mode::DryRunClient, &["b"], &[]), false));
+        let server = |went| report(Mode::DryRunServer, &["b"], went);
+        assert!(!p.worth_printing(&server(&[("b", Outcome::WouldDelete)]), false));
+        assert!(p.worth_printing(&report(Mode::DryRunClient, &[], &[]), false));
+    }
 }

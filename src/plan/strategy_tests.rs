@@ -226,6 +226,9 @@ fn policy_rules_govern_what_they_match_first_with_priorities() {
     inv2.pods[0] = labelled((*inv2.pods[0]).clone(), "crucible-clean/priority", "high").into();
     let sel = select(&r, &inv2).unwrap();
     assert!(!sel.selected.iter().any(|s| &*s.candidate.name == "p0"));
+    // --watch's timer: the next object to cross its rule is p0, at 1000s
+    // (its 250s times 4); the others of run-a crossed it long ago.
+    assert_eq!(crate::select::next_change(&r, &inv2), Some(t(1000)));
 }
 
 #[test]
