@@ -1,5 +1,6 @@
 //! Fills a namespace with finished evaluation pods for the benchmarks:
-//! `fill NAMESPACE COUNT [ANNOTATION_BYTES]`. Each pod is bound to a node
+//! `fill NAMESPACE COUNT [ANNOTATION_BYTES [PREFIX]]`: pods PREFIX-000000…
+//! (PREFIX `bench` by default), finished now. Each pod is bound to a node
 //! nobody manages and gets phase Succeeded through the status subresource.
 
 use futures::StreamExt;
@@ -12,17 +13,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (ns, count) = match args.as_slice() {
         [_, ns, count, ..] => (ns.clone(), count.parse::<usize>()?),
-        _ => return Err("usage: fill NAMESPACE COUNT [ANNOTATION_BYTES]".into()),
+        _ => return Err("usage: fill NAMESPACE COUNT [ANNOTATION_BYTES [PREFIX]]".into()),
     };
     let padding = "x".repeat(args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(0));
+    let prefix = args.get(4).cloned().unwrap_or_else(|| "bench".into());
     let client = kube::Client::try_default().await?;
     let api: Api<Pod> = Api::namespaced(client, &ns);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let results: Vec<Result<(), kube::Error>> = futures::stream::iter(0..count)
         .map(|i| {
             let (api, padding, now) = (api.clone(), padding.clone(), now.clone());
+            let name = format!("{prefix}-{i:06}");
             async move {
-                let name = format!("bench-{i:06}");
                 let pod: Pod = serde_json::from_value(json!({
                     "metadata": {
                         "name": name,
