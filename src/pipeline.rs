@@ -14,6 +14,7 @@ use crate::stop::{self, Stop};
 use crate::{client, execute, inventory, model, plan, quota, report, select};
 
 mod deletes;
+mod holds;
 mod output;
 mod poll;
 mod runs;
@@ -208,17 +209,19 @@ async fn cycle_once(
 }
 
 /// A reconcile of `--watch` (`number`): the plan from `inv` (the watch's
-/// cache), then the same stages as a cycle. Also returns when the plan
+/// cache) less the deletes it holds back (`held`: uid → reason, see
+/// `pipeline/holds.rs`), then the same stages as a cycle. Also returns when the plan
 /// changes next by the clock alone (`select::next_change`).
 pub(crate) async fn reconcile(
     client: &kube::Client,
     target: &client::Endpoint,
     req: &Request,
-    inv: model::Inventory,
+    (inv, held): (model::Inventory, std::collections::HashMap<String, String>),
     number: u64,
     stop: &Stop,
 ) -> Result<(Cycle, Option<chrono::DateTime<chrono::Utc>>)> {
-    let s = planned(req, inv)?;
+    let mut s = planned(req, inv)?;
+    plan::hold_back(&mut s.plan, &held);
     let next = select::next_change(req, &s.inv);
     let done = carry_out(client, target, req, None, Some(number), stop, s).await?;
     Ok((done, next))

@@ -103,6 +103,20 @@ pub(crate) fn deselect(plan: &mut Plan, unticked: &std::collections::HashSet<Str
     }
 }
 
+/// `--watch`: the planned deletes it holds back this time (uid → reason)
+/// are skipped, with the reason.
+pub(crate) fn hold_back(plan: &mut Plan, held: &HashMap<String, String>) {
+    for item in &mut plan.items {
+        if item.action != Action::Delete {
+            continue;
+        }
+        if let Some(reason) = held.get(&*item.candidate.uid) {
+            item.action = Action::Skip;
+            item.reason = reason.clone();
+        }
+    }
+}
+
 /// Keeps only the items of `fresh` whose uid was confirmed in `confirmed`:
 /// used after a slow prompt, when the plan is re-read before execution.
 /// What a person unticked stays kept ("deselected").

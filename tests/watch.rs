@@ -720,3 +720,178 @@ async fn a_decoy_set_survives_an_hour_of_churn_compressed_into_a_minute() {
     );
     stop(plugin);
 }
+
+const REFUSED: &str = "pods labelled watch-refused=true may not be deleted (watch test)";
+
+/// A ValidatingAdmissionPolicy refusing deletes of the pods labelled
+/// `watch-refused=true` in one namespace, removed when dropped.
+struct Refusal(String);
+
+impl Drop for Refusal {
+    fn drop(&mut self) {
+        let _ = kubectl_as(
+            ADMIN_CONTEXT,
+            &[
+                "delete",
+                "validatingadmissionpolicybinding,validatingadmissionpolicy",
+                &self.0,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+            None,
+        );
+    }
+}
+
+async fn refuse_deletes_in(ns: &TestNamespace, probe: &str) -> Refusal {
+    let name = format!("watch-{}", ns.name());
+    let yaml = format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: {name}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["DELETE"]
+      resources: ["pods"]
+  validations:
+  - expression: "!has(oldObject.metadata.labels) || !('watch-refused' in oldObject.metadata.labels)"
+    message: "{REFUSED}"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: {name}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        kubernetes.io/metadata.name: {ns}
+"#,
+        ns = ns.name()
+    );
+    let refusal = Refusal(name);
+    let out = kubectl_as(ADMIN_CONTEXT, &["apply", "-f", "-"], Some(&yaml));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dp = kube::api::DeleteParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    poll_until(
+        "the policy to refuse deletes",
+        Duration::from_secs(30),
+        || async {
+            match ns.pods().delete(probe, &dp).await {
+                Err(e) if e.to_string().contains(REFUSED) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    refusal
+}
+
+/// A delete the server refuses is tried again after its own backoff, not on
+/// every change that follows (which would send it, and record an Event for
+/// it, every second under churn); the others go on as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_delete_waits_its_backoff_instead_of_being_sent_on_every_change() {
+    let ns = TestNamespace::for_current_test().await;
+    ns.create_pod(
+        &BarePod::succeeded("stuck")
+            .evaluation("es")
+            .test_id("held")
+            .label("watch-refused", "true"),
+    )
+    .await;
+    ns.create_pod(&BarePod::succeeded("bystander").evaluation("eb"))
+        .await;
+    let _refusal = refuse_deletes_in(&ns, "stuck").await;
+    let offset = audit_log_len(&cluster().audit_log());
+    let port = free_port();
+    let mut plugin = ns
+        .plugin()
+        .args([
+            "-n",
+            ns.name(),
+            "-o",
+            "json",
+            "--yes",
+            "--watch",
+            "--interval",
+            "10m",
+        ])
+        .args([
+            "--test-id",
+            "held",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .spawn();
+    let first = tokio::task::block_in_place(|| plugin.stdout_line_within(Duration::from_secs(120)))
+        .expect("the first reconcile's report");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(item(&first, "stuck")["result"], "failed", "{first}");
+    let started = Instant::now();
+    // Changes, each reconciled, well within the first hold (5 s).
+    let mut n = reconciles(port);
+    for i in 0..4 {
+        ns.pods()
+            .patch(
+                "bystander",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"round": i.to_string()}}})),
+            )
+            .await
+            .expect("label the bystander");
+        n = reconciled_beyond(port, n).await;
+    }
+    let within_hold = started.elapsed() < Duration::from_secs(5);
+    // A new pod of the run still goes at once.
+    ns.create_pod(&BarePod::succeeded("fresh").evaluation("ef").test_id("held"))
+        .await;
+    pods_become(&ns, &["bystander", "stuck"], Duration::from_secs(60)).await;
+    audit_barrier().await;
+    let attempts = |name: &str| {
+        read_audit_log(&cluster().audit_log(), offset, ns.name())
+            .iter()
+            .filter(|e| e.verb == "delete" && e.name() == name && AuditFilter::plugin().matches(e))
+            .count()
+    };
+    let tried = attempts("stuck");
+    if within_hold {
+        assert_eq!(
+            tried, 1,
+            "the refused delete was sent again before its hold ended"
+        );
+    } else {
+        // A slow machine: the hold may have ended once during the changes.
+        assert!(tried <= 2, "sent {tried} times");
+    }
+    // Held back, then tried again once its hold is over: refused again.
+    poll_until("the second try", Duration::from_secs(60), || async {
+        audit_barrier().await;
+        let tried = attempts("stuck");
+        if tried >= 2 {
+            Ok(())
+        } else {
+            Err(format!("{tried}"))
+        }
+    })
+    .await;
+    plugin.signal("TERM");
+    let limit = plugin.elapsed() + Duration::from_secs(30);
+    let done = plugin.wait(limit);
+    assert_eq!(done.code, Some(1), "a reconcile failed: {}", done.stderr);
+    assert!(
+        done.stderr.contains("trying again in 5s"),
+        "{}",
+        done.stderr
+    );
+}

@@ -102,6 +102,8 @@ impl Watched {
                 let done = step == Step::Done;
                 self.cache.apply(resource, step);
                 if done {
+                    // The list's pages are decoded and gone; the records stay.
+                    crate::memory::trim();
                     Change::Listed(resource)
                 } else {
                     Change::Changed

@@ -1,7 +1,8 @@
 //! When `--watch` reconciles, decided without I/O: after a burst of changes
 //! has been quiet for `DEBOUNCE` (or has gone on for `MAX_DELAY`), at the
-//! moment the next object becomes eligible, after a backoff when the last
-//! reconcile failed, and once every watch has been listed (the start, the
+//! moment the next object becomes eligible (or a held-back delete is due
+//! again, see `holds.rs`), after a backoff when the last reconcile stopped
+//! on an error, and once every watch has been listed (the start, the
 //! `--interval` re-list, the recovery after a failed watch). Never while a
 //! watch is out of sync. Pure: the clock is a parameter.
 
@@ -13,8 +14,9 @@ use crate::metrics::Trigger;
 pub(super) const DEBOUNCE: Duration = Duration::from_millis(250);
 /// …or once it has gone on this long: steady churn cannot starve a re-plan.
 pub(super) const MAX_DELAY: Duration = Duration::from_secs(1);
-/// The first retry after a failed reconcile; each next one waits twice as
-/// long, up to `MAX_RETRY` (or the interval, if shorter).
+/// The first retry after a reconcile that stopped on an error (no report:
+/// the API server unreachable…); each next one waits twice as long, up to
+/// `MAX_RETRY` (or the interval, if shorter).
 pub(super) const FIRST_RETRY: Duration = Duration::from_secs(5);
 pub(super) const MAX_RETRY: Duration = Duration::from_secs(300);
 
@@ -96,8 +98,8 @@ impl Schedule {
         self.retry = None;
     }
 
-    /// A reconcile ended (`ok`: it succeeded); `next`: when the next object
-    /// becomes eligible, as it found.
+    /// A reconcile ended (`ok`: it did not stop on an error); `next`: when
+    /// it is next due by the clock (an object eligible, a hold over).
     pub(super) fn finished(&mut self, now: Instant, ok: bool, next: Option<Instant>) {
         self.timer = next;
         if ok {

@@ -19,7 +19,7 @@
 //! exit 0, or 1 when any reconcile failed; during one, it stops its deletes
 //! as in a single run: the partial report, exit 130.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,6 +37,7 @@ use crate::request::Request;
 use crate::select;
 use crate::stop::Stop;
 
+use super::holds::{Holds, FIRST_HOLD};
 use super::schedule::Schedule;
 use super::{print_report, reconcile, until_stopped, Cycle};
 
@@ -80,6 +81,7 @@ async fn event(
     let mut running: Option<Running> = None;
     let (mut n, mut failed): (u64, u64) = (0, 0);
     let mut printed = Printed::default();
+    let mut holds = Holds::default();
     let mut down: BTreeMap<Resource, String> = BTreeMap::new();
     log(
         req.verbosity,
@@ -111,7 +113,16 @@ async fn event(
                     format!("watch: reconcile {n} ({})", trigger.label()),
                 );
                 let snap = watched.snapshot();
-                running = Some(Box::pin(run(client, target, req, snap, n, trigger, stop)));
+                let held = holds.held(&snap, now);
+                running = Some(Box::pin(run(
+                    client,
+                    target,
+                    req,
+                    (snap, held),
+                    n,
+                    trigger,
+                    stop,
+                )));
             }
         }
         let wake = tokio::time::Instant::from_std(plan.wake());
@@ -150,7 +161,8 @@ async fn event(
             },
             done = async { running.as_mut().expect("a reconcile in flight").await }, if running.is_some() => {
                 running = None;
-                settle(done, req, &metrics, &mut plan, &mut printed, &mut failed)?;
+                let mut state = Settle { plan: &mut plan, printed: &mut printed, holds: &mut holds, failed: &mut failed };
+                settle(done, req, &metrics, &mut state)?;
                 if let Some(m) = &metrics {
                     for (r, size) in watched.sizes() {
                         m.cached(r.name(), size);
@@ -164,12 +176,13 @@ async fn event(
     Ok(farewell(n, failed, "reconciles"))
 }
 
-/// One reconcile: the snapshot's owners resolved, then the pipeline.
+/// One reconcile: the snapshot's owners resolved, then the pipeline, with
+/// the deletes `held` back (uid → reason).
 async fn run<'a>(
     client: &'a kube::Client,
     target: &'a Endpoint,
     req: &'a Request,
-    snap: Snapshot,
+    (snap, held): (Snapshot, HashMap<String, String>),
     number: u64,
     trigger: Trigger,
     stop: &'a Stop,
@@ -179,7 +192,7 @@ async fn run<'a>(
         let needs = select::needs(req);
         let read = inventory::from_cache(client, &req.scope, &needs, snap);
         let inv = until_stopped(stop, read).await?;
-        reconcile(client, target, req, inv, number, stop).await
+        reconcile(client, target, req, (inv, held), number, stop).await
     }
     .await;
     Reconciled {
@@ -190,17 +203,23 @@ async fn run<'a>(
     }
 }
 
+/// What `settle` updates.
+struct Settle<'a> {
+    plan: &'a mut Schedule,
+    printed: &'a mut Printed,
+    holds: &'a mut Holds,
+    failed: &'a mut u64,
+}
+
 /// After a reconcile: count it, print its report if it says something new,
-/// and schedule what follows. Ok(true) when it succeeded; an error ends the
+/// hold back what failed, and schedule what follows. An error ends the
 /// watch (a signal during the reconcile, bad input).
 fn settle(
     done: Reconciled,
     req: &Request,
     metrics: &Option<Arc<Metrics>>,
-    plan: &mut Schedule,
-    printed: &mut Printed,
-    failed: &mut u64,
-) -> Result<bool> {
+    st: &mut Settle,
+) -> Result<()> {
     let Reconciled {
         number,
         trigger,
@@ -225,41 +244,44 @@ fn settle(
         let ahead = (at - chrono::Utc::now()).to_std().unwrap_or_default();
         now + ahead + Duration::from_millis(10)
     });
-    let code = match result {
-        Ok(done) => {
-            if printed.worth_printing(&done.report, done.code != exit::OK) {
-                print_report(&done.report, req.output)?;
-            }
-            if done.interrupted {
-                return Err(Error::Interrupted);
-            }
-            done.code
-        }
+    let done = match result {
+        Ok(done) => done,
         Err(Error::Interrupted) => return Err(Error::Interrupted),
         // Bad input does not get better by waiting.
         Err(e) if e.exit_code() == exit::USAGE => return Err(e),
         Err(e) => {
-            plan.finished(now, false, next);
-            *failed += 1;
-            let again = plan.retry_in(now).unwrap_or_default();
+            st.plan.finished(now, false, next);
+            *st.failed += 1;
+            let again = st.plan.retry_in(now).unwrap_or_default();
             eprintln!(
                 "error: watch reconcile {number}: {e}; trying again in {}",
                 human(again)
             );
-            return Ok(false);
+            return Ok(());
         }
     };
-    let ok = code == exit::OK;
-    plan.finished(now, ok, next);
-    if !ok {
-        *failed += 1;
-        let again = plan.retry_in(now).unwrap_or_default();
+    if st
+        .printed
+        .worth_printing(&done.report, done.code != exit::OK)
+    {
+        print_report(&done.report, req.output)?;
+    }
+    if done.interrupted {
+        return Err(Error::Interrupted);
+    }
+    // What failed is tried again object by object, when its hold ends.
+    st.holds.record(&done.report, number, now);
+    let next = [next, st.holds.next_release()].into_iter().flatten().min();
+    st.plan.finished(now, true, next);
+    if done.code != exit::OK {
+        *st.failed += 1;
         eprintln!(
-            "watch: reconcile {number} ended with exit code {code}; trying again in {}",
-            human(again)
+            "watch: reconcile {number} ended with exit code {}; trying again in {}",
+            done.code,
+            human(st.holds.longest().unwrap_or(FIRST_HOLD))
         );
     }
-    Ok(ok)
+    Ok(())
 }
 
 /// Which reports are printed: the first; each that deleted or failed
