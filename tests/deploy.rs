@@ -5,7 +5,8 @@
 //! may touch Leases; the CronJobs' and the Deployment's own command lines
 //! (with the policy their ConfigMap is made from) clean up, each with a token
 //! of its own ServiceAccount and nothing more; a verb the Role lacks is exit
-//! 4 naming it; and the in-cluster configuration (token and CA files where a pod has
+//! 4 naming it (the watch verb too, and then `--watch=poll` still works); and
+//! the in-cluster configuration (token and CA files where a pod has
 //! them, `KUBERNETES_SERVICE_HOST/PORT`) works, in a private mount namespace.
 
 mod support;
@@ -716,4 +717,51 @@ async fn a_lease_writer_cannot_get_a_running_job_deleted_by_the_stale_runs_cronj
         assert_eq!(report["summary"]["deleted"], 0, "{report}\n{err}");
     }
     assert_eq!(ns.job_names().await, ["evaluation-job-victim"]);
+}
+
+/// The Role of deploy/ without the watch verb (an older one): `--watch` ends
+/// at once (exit 4), naming the verb, `--watch=poll` and the Role that fixes
+/// it; `--watch=poll` works with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_without_watch_ends_the_watch_at_once_and_polling_still_works() {
+    let ns = TestNamespace::for_current_test().await;
+    // The Deployment's Role as it was before --watch watched.
+    let rbac = std::fs::read_to_string(repo_root().join("deploy/rbac.yaml"))
+        .unwrap()
+        .replace("namespace: crucible", &format!("namespace: {}", ns.name()))
+        .replace("list, watch", "list");
+    assert!(!rbac.contains("watch]"), "{rbac}");
+    admin_kubectl(&["apply", "-f", "-"], Some(&rbac));
+    let token = token_of(ns.name(), "crucible-clean-watch");
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = token_kubeconfig(home.path(), token.trim(), ns.name());
+    ns.create_pod(&BarePod::succeeded("p").evaluation("e").test_id("t"))
+        .await;
+    let out = PluginCmd::with_home(home.path())
+        .kubeconfig(&kubeconfig)
+        .args(["-n", ns.name(), "--test-id", "t", "--yes", "--watch"])
+        .timeout(Duration::from_secs(120))
+        .output();
+    let err = stderr(&out);
+    assert_eq!(code_of(&out), Some(4), "{err}");
+    assert!(
+        err.contains("forbidden") && err.contains("--watch=poll"),
+        "{err}"
+    );
+    assert!(err.contains("\"watch\""), "the Role to apply: {err}");
+    assert_eq!(ns.pod_names().await, ["p"], "nothing deleted");
+
+    let mut plugin = PluginCmd::with_home(home.path());
+    let mut plugin = plugin
+        .kubeconfig(&kubeconfig)
+        .args(["-n", ns.name(), "--test-id", "t", "--yes", "-o", "json"])
+        .args(["--watch=poll", "--interval", "1h"])
+        .spawn();
+    let line = plugin.stdout_line().expect("the first cycle's report");
+    let report: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(report["summary"]["deleted"], 1, "{report}");
+    plugin.signal("TERM");
+    let limit = plugin.elapsed() + Duration::from_secs(30);
+    let done = plugin.wait(limit);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
 }
