@@ -895,3 +895,51 @@ async fn a_refused_delete_waits_its_backoff_instead_of_being_sent_on_every_chang
         done.stderr
     );
 }
+
+/// `--max-delete` holds for each reconcile: one that would delete more
+/// deletes nothing and is tried again after a backoff; once no more than
+/// that qualify, they go.
+#[tokio::test(flavor = "multi_thread")]
+async fn max_delete_holds_for_each_reconcile() {
+    let ns = TestNamespace::for_current_test().await;
+    ns.create_pods(["a", "b", "c"].map(|n| BarePod::succeeded(n).evaluation(n).test_id("md")))
+        .await;
+    let port = free_port();
+    let plugin = ns
+        .plugin()
+        .args([
+            "-n",
+            ns.name(),
+            "-o",
+            "json",
+            "--yes",
+            "--watch",
+            "--interval",
+            "10m",
+        ])
+        .args(["--test-id", "md", "--max-delete", "2"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .spawn();
+    poll_until(
+        "a reconcile refused by --max-delete",
+        Duration::from_secs(60),
+        || async {
+            match scrape(port, "crucible_clean_cycles_total", &[("outcome", "error")]) {
+                Some(n) if n >= 1.0 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(ns.pod_names().await, ["a", "b", "c"], "nothing deleted");
+    ns.pods()
+        .delete("a", &Default::default())
+        .await
+        .expect("delete a");
+    pods_become(&ns, &[], Duration::from_secs(120)).await;
+    plugin.signal("TERM");
+    let limit = plugin.elapsed() + Duration::from_secs(30);
+    let done = plugin.wait(limit);
+    assert_eq!(done.code, Some(1), "a reconcile failed: {}", done.stderr);
+    assert!(done.stderr.contains("--max-delete"), "{}", done.stderr);
+}

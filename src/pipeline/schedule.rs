@@ -71,6 +71,11 @@ impl Schedule {
         if !in_sync {
             return None;
         }
+        // After an error everything waits for the retry: changes would only
+        // meet the same error (the API server down, --max-delete exceeded).
+        if let Some(at) = self.retry {
+            return (now >= at).then_some(Trigger::Retry);
+        }
         if let Some(t) = self.listed {
             return Some(t);
         }
@@ -79,9 +84,6 @@ impl Schedule {
             .is_some_and(|_| self.settled().is_some_and(|at| now >= at))
         {
             return Some(Trigger::Change);
-        }
-        if self.retry.is_some_and(|at| now >= at) {
-            return Some(Trigger::Retry);
         }
         if self.timer.is_some_and(|at| now >= at) {
             return Some(Trigger::Timer);
@@ -201,8 +203,12 @@ mod tests {
         assert_eq!(s.due(t0 + ms(2999), true), None);
         assert_eq!(s.due(t0 + ms(3000), true), Some(Trigger::Timer));
         s.starting();
-        s.finished(t0 + ms(3000), false, None);
+        s.finished(t0 + ms(3000), false, Some(t0 + ms(4000)));
         assert_eq!(s.retry_in(t0 + ms(3000)), Some(FIRST_RETRY));
+        // Changes, timers and lists wait for the retry after an error.
+        s.changed(t0 + ms(3100));
+        s.listed();
+        assert_eq!(s.due(t0 + ms(5000), true), None);
         assert_eq!(
             s.due(t0 + ms(3000) + FIRST_RETRY, true),
             Some(Trigger::Retry)
