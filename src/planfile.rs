@@ -368,6 +368,7 @@ pub(crate) fn needs(saved: &Saved, req: &Request) -> Needs {
         },
         pod_status: matches!(req.output, Output::Wide | Output::Json | Output::Yaml),
         jobs: kinds.contains(&Kind::Job),
+        job_units: kinds.contains(&Kind::Job),
         quotas: false,
         capacity: None,
     }

@@ -307,9 +307,9 @@ async fn while_reconciles_come_and_go_the_watch_sends_no_second_list() {
         .filter(|e| e.verb == "list")
         .map(|e| e.request_uri.clone())
         .collect();
-    // One LIST per watched resource: the pods it may select, the jobs, every
-    // pod's metadata (for keep markers across ownership).
-    assert_eq!(lists.len(), 3, "{lists:#?}");
+    // One LIST per watched resource: the pods it may select (both finished
+    // phases at once) and the jobs (their pods' owners).
+    assert_eq!(lists.len(), 2, "{lists:#?}");
     let ready = audit_log_len(&cluster.audit_log());
 
     // Changes come and are reconciled, one after another.
@@ -942,4 +942,45 @@ async fn max_delete_holds_for_each_reconcile() {
     let done = plugin.wait(limit);
     assert_eq!(done.code, Some(1), "a reconcile failed: {}", done.stderr);
     assert!(done.stderr.contains("--max-delete"), "{}", done.stderr);
+}
+
+/// `--level all`: a job is the unit, and a keep marker on any of its pods
+/// keeps it, whatever that pod's labels (the watch follows every pod's
+/// metadata for it); marked while the watch runs, too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_pod_keeps_its_finished_job_under_the_watch() {
+    let ns = TestNamespace::for_current_test().await;
+    // Runs for 8 s, then succeeds.
+    let kept_job = EvalJob::succeeding("kp")
+        .test_id("ka")
+        .pod_annotation("pod-complete.stage.kwok.x-k8s.io/delay", "8s");
+    ns.create_job(&kept_job).await;
+    let pods = ns.wait_job_pods_phase(&kept_job.name(), "Running").await;
+    let kept_pod = pods[0].metadata.name.clone().unwrap();
+    let (plugin, _) = watcher(&ns, &["--level", "all", "--test-id", "ka"]).await;
+    // Marked keep while it runs, before its job could qualify.
+    ns.pods()
+        .patch(
+            &kept_pod,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {KEEP: "true"}}})),
+        )
+        .await
+        .expect("mark the pod keep");
+    ns.wait_job_complete(&kept_job.name()).await;
+    // Another job of the run finishes after it and goes: the watch has
+    // planned since the kept job finished.
+    let goes = EvalJob::succeeding("go").test_id("ka");
+    ns.create_job(&goes).await;
+    poll_until("the other job to go", Duration::from_secs(60), || async {
+        let jobs = ns.job_names().await;
+        if jobs == [kept_job.name()] {
+            Ok(())
+        } else {
+            Err(format!("{jobs:?}"))
+        }
+    })
+    .await;
+    assert!(ns.pod_names().await.contains(&kept_pod));
+    stop(plugin);
 }

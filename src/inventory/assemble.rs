@@ -84,7 +84,7 @@ pub(crate) async fn from_cache(
         jobs,
         owners,
         kept_jobs,
-        kept_pods: if needs.jobs {
+        kept_pods: if needs.job_units {
             snap.kept_pods
         } else {
             BTreeMap::new()

@@ -15,6 +15,9 @@ pub(crate) struct Needs {
     /// Full pod objects (for finish times) instead of metadata only.
     pub(crate) pod_status: bool,
     pub(crate) jobs: bool,
+    /// Jobs may be deleted as units (their pods go with them): a keep
+    /// marker on any of their pods must be seen.
+    pub(crate) job_units: bool,
     pub(crate) quotas: bool,
     /// `--capacity`: where no ResourceQuota limits `count/pods`, count the
     /// namespace's pods and add this stand-in budget to the quotas.
@@ -51,6 +54,7 @@ impl Needs {
             },
             pod_status: finish_times,
             jobs: req.level != Level::None,
+            job_units: matches!(req.level, Level::Jobs | Level::All),
             quotas,
             capacity: req.capacity.filter(|_| quotas),
         }

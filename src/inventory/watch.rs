@@ -214,8 +214,9 @@ where
 
 /// What a scope's cleanup watches: the pods and jobs it may select (jobs
 /// also for the states of the pods' owners), the quotas the strategies
-/// read, and every pod and job when counts or keep markers across
-/// ownership are needed.
+/// read, every pod's metadata when they are counted or when jobs go as
+/// units (a keep marker on any of their pods keeps them), and every job's
+/// when they are counted.
 fn resources(needs: &Needs) -> Vec<Resource> {
     let pods = !needs.pod_phases.is_empty() || needs.unfinished_pods;
     Resource::ALL
@@ -224,7 +225,7 @@ fn resources(needs: &Needs) -> Vec<Resource> {
             Resource::Pods => pods,
             Resource::Jobs => pods || needs.jobs,
             Resource::Quotas => needs.quotas,
-            Resource::PodCounts => needs.jobs || needs.quotas || needs.capacity.is_some(),
+            Resource::PodCounts => needs.job_units || needs.quotas || needs.capacity.is_some(),
             Resource::JobCounts => needs.quotas,
         })
         .collect()
