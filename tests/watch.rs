@@ -974,13 +974,18 @@ async fn a_kept_pod_keeps_its_finished_job_under_the_watch() {
     ns.create_job(&goes).await;
     poll_until("the other job to go", Duration::from_secs(60), || async {
         let jobs = ns.job_names().await;
-        if jobs == [kept_job.name()] {
-            Ok(())
-        } else {
+        if jobs.contains(&goes.name()) {
             Err(format!("{jobs:?}"))
+        } else {
+            Ok(())
         }
     })
     .await;
+    assert_eq!(
+        ns.job_names().await,
+        [kept_job.name()],
+        "the kept pod's job stays"
+    );
     assert!(ns.pod_names().await.contains(&kept_pod));
     stop(plugin);
 }
