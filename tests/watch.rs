@@ -810,8 +810,14 @@ async fn a_refused_delete_waits_its_backoff_instead_of_being_sent_on_every_chang
             .label("watch-refused", "true"),
     )
     .await;
-    ns.create_pod(&BarePod::succeeded("bystander").evaluation("eb"))
-        .await;
+    // Of the run, so the watch sees its changes; kept, so it stays.
+    ns.create_pod(
+        &BarePod::succeeded("bystander")
+            .evaluation("eb")
+            .test_id("held")
+            .label(KEEP, "true"),
+    )
+    .await;
     let _refusal = refuse_deletes_in(&ns, "stuck").await;
     let offset = audit_log_len(&cluster().audit_log());
     let port = free_port();

@@ -127,13 +127,17 @@ impl Schedule {
         true
     }
 
-    /// When something is next due (the loop sleeps until then, or until a
-    /// change arrives).
-    pub(super) fn wake(&self) -> Instant {
-        [self.settled(), self.retry, self.timer]
-            .into_iter()
-            .flatten()
-            .fold(self.relist_at, Instant::min)
+    /// When something is next due: the loop sleeps until then, or until a
+    /// change arrives. `can_start`: a reconcile could start (none is in
+    /// flight and every watch is in sync); else only the re-list is due, and
+    /// what ends the wait is the reconcile's end or the watch's list.
+    pub(super) fn wake(&self, can_start: bool) -> Instant {
+        let due = match (can_start, self.retry) {
+            (false, _) => None,
+            (true, Some(retry)) => Some(retry),
+            (true, None) => [self.settled(), self.timer].into_iter().flatten().min(),
+        };
+        due.map_or(self.relist_at, |d| d.min(self.relist_at))
     }
 
     /// When the pending changes are planned.
@@ -181,7 +185,9 @@ mod tests {
         s.changed(t0 + ms(200));
         assert_eq!(s.due(t0 + ms(400), true), None, "quiet for 200 ms only");
         assert_eq!(s.due(t0 + ms(450), true), Some(Trigger::Change));
-        assert_eq!(s.wake(), t0 + ms(450));
+        assert_eq!(s.wake(true), t0 + ms(450));
+        // While a reconcile runs (or a watch lists), its end wakes the loop.
+        assert_eq!(s.wake(false), t0 + Duration::from_secs(3600));
         // Steady churn, a change every 100 ms: planned after a second.
         let mut s = Schedule::new(Duration::from_secs(3600), t0);
         s.starting();
@@ -199,7 +205,7 @@ mod tests {
         let mut s = Schedule::new(Duration::from_secs(3600), t0);
         s.starting();
         s.finished(t0, true, Some(t0 + ms(3000)));
-        assert_eq!(s.wake(), t0 + ms(3000));
+        assert_eq!(s.wake(true), t0 + ms(3000));
         assert_eq!(s.due(t0 + ms(2999), true), None);
         assert_eq!(s.due(t0 + ms(3000), true), Some(Trigger::Timer));
         s.starting();
@@ -209,6 +215,7 @@ mod tests {
         s.changed(t0 + ms(3100));
         s.listed();
         assert_eq!(s.due(t0 + ms(5000), true), None);
+        assert_eq!(s.wake(true), t0 + ms(3000) + FIRST_RETRY);
         assert_eq!(
             s.due(t0 + ms(3000) + FIRST_RETRY, true),
             Some(Trigger::Retry)
@@ -236,10 +243,10 @@ mod tests {
     fn the_relist_comes_every_interval() {
         let t0 = Instant::now();
         let mut s = Schedule::new(Duration::from_secs(600), t0);
-        assert_eq!(s.wake(), t0 + Duration::from_secs(600));
+        assert_eq!(s.wake(true), t0 + Duration::from_secs(600));
         assert!(!s.relist_due(t0 + Duration::from_secs(599)));
         assert!(s.relist_due(t0 + Duration::from_secs(600)));
         assert!(!s.relist_due(t0 + Duration::from_secs(601)));
-        assert_eq!(s.wake(), t0 + Duration::from_secs(1200));
+        assert_eq!(s.wake(true), t0 + Duration::from_secs(1200));
     }
 }

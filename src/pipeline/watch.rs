@@ -125,7 +125,8 @@ async fn event(
                 )));
             }
         }
-        let wake = tokio::time::Instant::from_std(plan.wake());
+        let can_start = running.is_none() && watched.synced();
+        let wake = tokio::time::Instant::from_std(plan.wake(can_start));
         tokio::select! {
             change = watched.next() => match change {
                 Change::Changed => plan.changed(Instant::now()),
@@ -159,7 +160,12 @@ async fn event(
                     }
                 }
             },
-            done = async { running.as_mut().expect("a reconcile in flight").await }, if running.is_some() => {
+            done = async {
+                match running.as_mut() {
+                    Some(r) => r.await,
+                    None => std::future::pending().await,
+                }
+            }, if running.is_some() => {
                 running = None;
                 let mut state = Settle { plan: &mut plan, printed: &mut printed, holds: &mut holds, failed: &mut failed };
                 settle(done, req, &metrics, &mut state)?;
