@@ -6,10 +6,10 @@ complete -c kubectl-crucible-clean -l run-id -d 'Objects of test run RUN: labell
 complete -c kubectl-crucible-clean -l older-than -d 'Objects older than DUR: 90s, 30m, 2h, 7d, 1h30m' -r
 complete -c kubectl-crucible-clean -l age-from -d 'What --older-than measures age from [default: created]' -r -f -a "created\t''
 finished\t''"
-complete -c kubectl-crucible-clean -l level -d 'Which kinds: pods, jobs, or all (jobs with their pods, plus bare pods) [default: pods]' -r -f -a "none\t''
-pods\t''
-jobs\t''
-all\t''"
+complete -c kubectl-crucible-clean -l level -d 'Which kinds: pods, jobs, all (jobs with their pods, plus bare pods), or none (no object is selected or deleted: only the quota section is reported) [default: pods]' -r -f -a "none\t'No object is selected or deleted: only the quota section is reported'
+pods\t'Pods (of finished jobs, and bare ones)'
+jobs\t'Jobs, with the pods the cascade takes'
+all\t'Jobs (with their pods) and bare pods'"
 complete -c kubectl-crucible-clean -l strategy -d 'How to select [default: label with --test-id/--eval-id, else age]' -r -f -a "label\t'Objects labelled with the given test or evaluation ids'
 age\t'Objects older than --older-than'
 pressure\t'Oldest finished objects while a quota resource is at or above --threshold'
@@ -27,7 +27,7 @@ complete -c kubectl-crucible-clean -l capacity -d 'Pod budget (count/pods hard l
 complete -c kubectl-crucible-clean -l keep-last -d 'Never delete the N newest finished objects of each test run (grouped by test-id)' -r
 complete -c kubectl-crucible-clean -l keep-succeeded-for -d 'Keep succeeded pods and complete jobs for DUR after they finished' -r
 complete -c kubectl-crucible-clean -l keep-failed-for -d 'Keep failed pods and jobs for DUR after they failed' -r
-complete -c kubectl-crucible-clean -l watch -d 'Keep cleaning until SIGTERM or SIGINT (needs --yes): `event` (the default) watches the objects and re-plans within a second of a change or of the moment an object becomes eligible; `poll` runs the whole cleanup again every --interval. One JSON line per reconcile that deleted or failed something with -o json' -r -f -a "event\t'Watch pods, jobs and quotas; re-plan after each change and when an object becomes eligible'
+complete -c kubectl-crucible-clean -l watch -d 'Keep cleaning until SIGTERM or SIGINT (needs --yes, or --dry-run to preview): `event` (the default) watches the objects and re-plans within a second of a change or of the moment an object becomes eligible; `poll` runs the whole cleanup again every --interval. One JSON line per reconcile that deleted or failed something with -o json' -r -f -a "event\t'Watch pods, jobs and quotas; re-plan after each change and when an object becomes eligible'
 poll\t'List and clean everything again every --interval'"
 complete -c kubectl-crucible-clean -l interval -d 'With --watch: how often everything is listed afresh, a safety net for a missed event [default: 1h]; with --watch=poll: the time between two cycles [default: 5m]' -r
 complete -c kubectl-crucible-clean -l guard -d 'Guard test run RUN: hold a Lease for it while standard input stays open; when input ends (the parent process died), delete every object of the run (--run-id RUN, all levels, running ones too), then the Lease. A line `release` ends the guard without deleting. Prints `ready` once the Lease is held' -r
