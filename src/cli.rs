@@ -476,7 +476,7 @@ mod tests {
             "{help}"
         );
         assert!(
-            help.contains("(needs --yes, or --dry-run to preview each cycle;"),
+            help.contains("(needs --yes, or --dry-run to preview):"),
             "{help}"
         );
     }
