@@ -53,11 +53,20 @@ impl Resource {
 }
 
 /// A stored pod, for the counts: its namespace and, when it is marked keep
-/// and a job owns it, that job's uid and the pod's name.
+/// and jobs own it, what it keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PodMark {
     pub(crate) namespace: Arc<str>,
-    pub(crate) kept_in_job: Option<Box<(Box<str>, Box<str>)>>,
+    /// Boxed: most pods are not marked keep.
+    pub(crate) kept: Option<Box<KeptPod>>,
+}
+
+/// A pod marked keep: its name and the uids of the jobs whose delete would
+/// take it (every Job among its owners, controller or not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeptPod {
+    pub(crate) name: Box<str>,
+    pub(crate) jobs: Box<[Box<str>]>,
 }
 
 /// One record, by resource.
@@ -253,15 +262,14 @@ impl Cache {
             count_live(q, stored_pods.as_ref(), stored_jobs.as_ref());
         }
         let mut kept_pods = BTreeMap::new();
-        for m in self.pod_marks.values() {
-            if let Some(k) = &m.kept_in_job {
-                let (job, pod) = &**k;
+        for k in self.pod_marks.values().filter_map(|m| m.kept.as_deref()) {
+            for job in &k.jobs {
                 // The first in name order, as a list would give it.
                 let e = kept_pods
                     .entry(job.to_string())
-                    .or_insert_with(|| pod.to_string());
-                if **pod < **e {
-                    *e = pod.to_string();
+                    .or_insert_with(|| k.name.to_string());
+                if *k.name < **e {
+                    *e = k.name.to_string();
                 }
             }
         }

@@ -22,7 +22,7 @@ use kube::{Api, Client, Resource as KubeResource};
 use kube_runtime::watcher::{self, DefaultBackoff, Event};
 use serde::de::DeserializeOwned;
 
-use super::cache::{Cache, PodMark, Record, Resource, Snapshot, Step};
+use super::cache::{Cache, KeptPod, PodMark, Record, Resource, Snapshot, Step};
 use super::convert::{full_pod_candidate, job_candidate, pod_candidate, pod_phase, quota};
 use super::listed::{ListedMeta, ListedPod};
 use super::{fields, phase_name, Needs, PAGE_SIZE};
@@ -179,13 +179,20 @@ impl Watched {
                 let api: Api<ListedMeta> = api(&self.client, &self.scope);
                 feed(r, api, base("", None), |p: ListedMeta| {
                     let pod = pod_candidate(&p.metadata, Phase::Unknown, None);
-                    let kept_in_job = pod
-                        .owner_job()
-                        .filter(|_| pod.keep)
-                        .map(|o| Box::new((o.uid.as_str().into(), pod.name.clone())));
+                    let jobs: Box<[Box<str>]> = if pod.keep {
+                        pod.job_owners().map(|o| o.uid.as_str().into()).collect()
+                    } else {
+                        Box::default()
+                    };
+                    let kept = (!jobs.is_empty()).then(|| {
+                        Box::new(KeptPod {
+                            name: pod.name.clone(),
+                            jobs,
+                        })
+                    });
                     Some(Record::PodMark(PodMark {
                         namespace: pod.namespace.clone(),
-                        kept_in_job,
+                        kept,
                     }))
                 })
             }

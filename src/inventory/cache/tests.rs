@@ -11,10 +11,15 @@ fn names(v: &[Arc<Candidate>]) -> Vec<String> {
     v.iter().map(|c| c.name.to_string()).collect()
 }
 
-fn mark(ns: &str, kept_in_job: Option<(&str, &str)>) -> Record {
+fn mark(ns: &str, kept: Option<(&[&str], &str)>) -> Record {
     Record::PodMark(PodMark {
         namespace: ns.into(),
-        kept_in_job: kept_in_job.map(|(j, p)| Box::new((j.into(), p.into()))),
+        kept: kept.map(|(jobs, name)| {
+            Box::new(KeptPod {
+                name: name.into(),
+                jobs: jobs.iter().map(|j| Box::<str>::from(*j)).collect(),
+            })
+        }),
     })
 }
 
@@ -126,26 +131,32 @@ fn stored_objects_are_counted_from_the_watch_not_from_the_quota_status() {
 }
 
 #[test]
-fn a_kept_pod_names_its_job_whatever_its_labels() {
+fn a_kept_pod_names_each_job_it_belongs_to_whatever_its_labels() {
     let mut c = Cache::new(vec![Resource::PodCounts]);
-    c.apply(
-        Resource::PodCounts,
-        Step::Put("1".into(), mark("crucible", Some(("job-1", "zed")))),
+    let put = |c: &mut Cache, uid: &str, m: Record| {
+        c.apply(Resource::PodCounts, Step::Put(uid.into(), m));
+    };
+    put(&mut c, "1", mark("crucible", Some((&["job-1"], "zed"))));
+    // Owned by two jobs (one of them not its controller): it keeps both.
+    put(
+        &mut c,
+        "2",
+        mark("crucible", Some((&["job-1", "job-2"], "abe"))),
     );
-    c.apply(
-        Resource::PodCounts,
-        Step::Put("2".into(), mark("crucible", Some(("job-1", "abe")))),
-    );
-    c.apply(
-        Resource::PodCounts,
-        Step::Put("3".into(), mark("crucible", None)),
-    );
+    put(&mut c, "3", mark("crucible", None));
     let snap = c.snapshot(t(0));
     assert_eq!(
         snap.kept_pods,
-        BTreeMap::from([("job-1".to_string(), "abe".to_string())])
+        BTreeMap::from([
+            ("job-1".to_string(), "abe".to_string()),
+            ("job-2".to_string(), "abe".to_string())
+        ])
     );
     c.apply(Resource::PodCounts, Step::Remove("2".into()));
+    assert_eq!(
+        c.snapshot(t(0)).kept_pods,
+        BTreeMap::from([("job-1".to_string(), "zed".to_string())])
+    );
     c.apply(Resource::PodCounts, Step::Remove("1".into()));
     assert!(c.snapshot(t(0)).kept_pods.is_empty());
 }
