@@ -30,7 +30,7 @@ complete -c kubectl-crucible-clean -l keep-failed-for -d 'Keep failed pods and j
 complete -c kubectl-crucible-clean -l watch -d 'Keep cleaning until SIGTERM or SIGINT (needs --yes, or --dry-run to preview): `event` (the default) watches the objects and re-plans within a second of a change or of the moment an object becomes eligible; `poll` runs the whole cleanup again every --interval. One JSON line per reconcile that deleted or failed something with -o json' -r -f -a "event\t'Watch pods, jobs and quotas; re-plan after each change and when an object becomes eligible'
 poll\t'List and clean everything again every --interval'"
 complete -c kubectl-crucible-clean -l interval -d 'With --watch: how often everything is listed afresh, a safety net for a missed event [default: 1h]; with --watch=poll: the time between two cycles [default: 5m]' -r
-complete -c kubectl-crucible-clean -l guard -d 'Guard test run RUN: hold a Lease for it while standard input stays open; when input ends (the parent process died), delete every object of the run (--run-id RUN, all levels, running ones too), then the Lease. A line `release` ends the guard without deleting. Prints `ready` once the Lease is held' -r
+complete -c kubectl-crucible-clean -l guard -d 'Guard test run RUN: hold a Lease for it while standard input stays open; when input ends (the parent process died), delete every object of the run (--run-id RUN, all levels, running ones too), then the Lease. A line `release` ends the guard without deleting; other input is ignored. Prints `ready` once the Lease is held' -r
 complete -c kubectl-crucible-clean -l parent-pid -d 'With --guard: PID is the guard\'s parent (the test run); when it is gone, reap the run as the end of input does, even if a child of the run still holds the pipe. Refused when PID is not the parent' -r
 complete -c kubectl-crucible-clean -l lease-duration -d 'How long a --guard Lease lasts without renewal (it is renewed every third of it) [default: 30s]' -r
 complete -c kubectl-crucible-clean -l metrics-addr -d 'Serve Prometheus metrics on http://HOST:PORT/metrics, and /healthz and /readyz, while --watch runs' -r
@@ -61,8 +61,8 @@ complete -c kubectl-crucible-clean -l request-timeout -d 'Timeout of each reques
 complete -c kubectl-crucible-clean -s A -l all-namespaces -d 'Every namespace except kube-system, kube-public and kube-node-lease'
 complete -c kubectl-crucible-clean -l test-id-from-env -d 'Add the test id in $TEST_LABEL_ID (as the pytest plugin exports it) to --test-id; an error when it is unset or empty. The variable is never read without this flag'
 complete -c kubectl-crucible-clean -l all -d 'Every finished object that matches the base selector'
-complete -c kubectl-crucible-clean -l include-running -d 'Also pending/running pods and active jobs (never pods of a running job)'
-complete -c kubectl-crucible-clean -l stale-runs -d 'Delete the objects of test runs whose --guard Lease expired (the guard and its test run died), then those Leases; runs with a live Lease are never touched'
+complete -c kubectl-crucible-clean -l include-running -d 'Also pending/running pods and active jobs (never pods of a running job); with --from-plan, the plan\'s unfinished objects may go'
+complete -c kubectl-crucible-clean -l stale-runs -d 'Delete the objects of test runs whose --guard Lease expired (the guard and its test run died), each in its Lease\'s namespace and created since the Lease, then those Leases; runs with a live Lease are never touched, and Leases a guard did not write are ignored'
 complete -c kubectl-crucible-clean -l events -d 'Record a Kubernetes Event (reason CleanedUp) on each object before deleting it [default: on with --watch]'
 complete -c kubectl-crucible-clean -l no-events -d 'Record no Events (the default without --watch)'
 complete -c kubectl-crucible-clean -s y -l yes -d 'Do not ask for confirmation'
