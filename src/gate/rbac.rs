@@ -149,7 +149,9 @@ mod tests {
             "{r}"
         );
         assert!(
-            r.contains("resources: [\"pods\"]\n  verbs: [\"list\", \"watch\", \"delete\"]"),
+            r.contains(
+                "resources: [\"pods\"]\n  verbs: [\"get\", \"list\", \"watch\", \"delete\"]"
+            ),
             "{r}"
         );
         assert!(
