@@ -756,12 +756,12 @@ async fn a_guard_whose_input_keeps_failing_stops_without_deleting_and_leaves_the
     let ns = TestNamespace::for_current_test().await;
     let cmd = ns
         .plugin()
-        .args(["-n", ns.name(), "-o", "json", "--guard", "r9"])
+        .args(["-n", ns.name(), "-o", "json", "--guard", "r-stdin"])
         .command();
     let dir = std::fs::File::open(std::env::temp_dir()).expect("open a directory");
     let mut g = Guard::spawn_with_stdin(cmd, Stdio::from(dir));
     g.ready();
-    ns.create_job(&EvalJob::running("live-r9").label(RUN, "r9"))
+    ns.create_job(&EvalJob::running("live-r-stdin").label(RUN, "r-stdin"))
         .await;
     let (code, out, err) = g.finish(Duration::from_secs(90));
     assert_eq!(code, Some(1), "{out}\n{err}");
@@ -776,9 +776,9 @@ async fn a_guard_whose_input_keeps_failing_stops_without_deleting_and_leaves_the
         1,
         "the failure is said once: {err}"
     );
-    assert_eq!(ns.job_names().await, ["evaluation-job-live-r9"]);
+    assert_eq!(ns.job_names().await, ["evaluation-job-live-r-stdin"]);
     assert!(
-        lease(&ns, "r9").await.is_some(),
+        lease(&ns, "r-stdin").await.is_some(),
         "the Lease is not released"
     );
 }
