@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) mod keep;
 mod run;
-pub(crate) use keep::KEEP_KEY;
+pub(crate) use keep::{KEEP_KEY, KEEP_REASON_KEY, KEEP_UNTIL_KEY};
 pub(crate) use run::{lease_name, GuardId, RunLease, StaleRun};
 
 pub(crate) const TEST_ID: &str = "test-id";

@@ -14,6 +14,7 @@ use crate::stop::{self, Stop};
 use crate::{client, execute, inventory, model, plan, quota, report, select};
 
 mod deletes;
+mod mark;
 mod output;
 mod runs;
 mod waiting;
@@ -67,6 +68,9 @@ async fn run_request(req: &Request, saved: Option<&Saved>) -> Result<i32> {
     }
     if let Some(g) = &req.guard {
         return runs::guard(&client, &target, req, g, &stop).await;
+    }
+    if let Some(m) = &req.mark_kept {
+        return mark::mark_kept(&client, &target, req, m, &stop).await;
     }
     if let Some(interval) = req.watch {
         return watch::watch(&client, &target, req, interval, &stop).await;

@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 
 /// The label and annotation that protect an object from any cleanup.
 pub(crate) const KEEP_KEY: &str = "crucible-clean/keep";
+/// The annotation that keeps an object until an RFC 3339 time.
+pub(crate) const KEEP_UNTIL_KEY: &str = "crucible-clean/keep-until";
+/// Why an object is kept until then (the pytest plugin: the test's node id).
+pub(crate) const KEEP_REASON_KEY: &str = "crucible-clean/keep-reason";
 
 /// The annotations the rule reads: a listing decodes only these of an
 /// object's annotations (others can be large).
