@@ -22,6 +22,10 @@ from .markers import LEVEL_LABEL, Rules
 from .reach import Reach
 
 
+# The longest keep reason the binary takes (--keep-reason); a longer node id is cut.
+MAX_REASON = 1024
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -175,13 +179,16 @@ class State:
 
     def keep(self, ctx: Context, duration: str, eval_ids: List[str], phase: str) -> None:
         """keep-failed: mark the objects of ``ctx`` (its test id, and the evaluations it
-        tracked) kept for ``duration``, running ones too, instead of cleaning them."""
-        args = ["--keep-for", duration, "--keep-reason", ctx.nodeid]
+        tracked) kept for ``duration``, running ones too, instead of cleaning them. Two
+        calls: the binary's ids narrow together (test id AND evaluation id)."""
+        reason = ctx.nodeid if len(ctx.nodeid) <= MAX_REASON else ctx.nodeid[: MAX_REASON - 3] + "..."
+        mark = ["--mark-kept-for", duration, "--keep-reason", reason]
         if ctx.test_id is not None:
-            args += ["--test-id", ctx.test_id]
-        for e in eval_ids:
-            args += ["--eval-id", e]
-        if len(args) > 4:
+            self.call([*mark, "--test-id", ctx.test_id], phase, "keep-failed", "all", ctx)
+        if eval_ids:
+            args = list(mark)
+            for e in eval_ids:
+                args += ["--eval-id", e]
             self.call(args, phase, "keep-failed", "all", ctx)
 
     def note_ignored(self, where: str, t: tracker.Tracker) -> None:
