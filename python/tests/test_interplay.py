@@ -47,6 +47,24 @@ def test_a_rerun_starts_after_the_failed_attempts_objects_are_cleaned(inner, ns)
     assert len(per_test) == 2 and {c["testId"] for c in per_test} == {tid1}
 
 
+def test_with_keep_failed_the_failed_attempts_objects_stay(inner, ns):
+    """--cleanup-keep-failed: the failed attempt's job is marked kept before the rerun;
+    the rerun's cleanup, by the same test id, leaves it and takes the rerun's own."""
+    inner.pytester.makepyfile(test_flaky=RERUN)
+    r = inner.run("--auto-cleanup", "--cleanup-level=all", "--cleanup-keep-failed=1h",
+                  *inner.scope(), "--cleanup-report=report.json")
+    out = r.stdout.str()
+    outcomes = r.parseoutcomes()
+    assert outcomes.get("passed") == 1 and outcomes.get("rerun") == 1, outcomes
+    (first, _), (second, _) = _attempts(inner)
+    assert first in (inner.pytester.path / "jobs-at-rerun.txt").read_text().split()
+    jobs = kube.present(ns, "jobs")
+    assert first in jobs and second not in jobs, out
+    ann = kube.get_json("job", first, "-n", ns)["metadata"]["annotations"]
+    assert ann["crucible-clean/keep-reason"] == "test_flaky.py::test_flaky"
+    assert "kept for debugging:" in out and f"job/{first}" in out
+
+
 TIMEOUT = '''
 import time
 import pytest
