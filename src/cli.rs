@@ -1,5 +1,9 @@
 //! The command line, defined once: `--help`, the man page and the shell
 //! completions are all generated from these types.
+//!
+//! Longer than 500 lines because every flag is here with its help text, in
+//! the order `--help` shows them; split by heading, the one definition of
+//! the command line would be scattered over files.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -15,7 +15,7 @@ use kube::api::{ListParams, ObjectList};
 use kube::{Api, Client};
 
 use crate::error::{Error, Result};
-use crate::model::{Candidate, Inventory, OwnerState, Phase, Quota, PROTECTED_NAMESPACES};
+use crate::model::{Candidate, Inventory, Keep, OwnerState, Phase, Quota, PROTECTED_NAMESPACES};
 use crate::request::Scope;
 use crate::retry::with_retry;
 
@@ -116,13 +116,16 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
     let (owners, mut kept_jobs) = owner_states(client, &pods, &jobs).await?;
     kept_jobs.extend(
         jobs.iter()
-            .filter(|j| j.keep)
-            .map(|j| (j.uid.to_string(), j.name.to_string())),
+            .filter(|j| j.keep != Keep::NONE)
+            .map(|j| (j.uid.to_string(), (j.name.to_string(), j.keep))),
     );
-    let mut kept_pods = BTreeMap::new();
+    let mut kept_pods: BTreeMap<String, (String, Keep)> = BTreeMap::new();
     if !needs.jobs {
         jobs.clear();
-    } else if jobs.iter().any(|j| !j.keep && !j.terminating) {
+    } else if jobs
+        .iter()
+        .any(|j| !j.keep.holds(taken_at) && !j.terminating)
+    {
         // Deleting a job deletes its pods, whatever their labels or phase: a
         // keep marker on any of them must be seen. Metadata of every pod, read
         // only when some listed job might be deleted.
@@ -134,9 +137,9 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
             &mut marked,
             |p| {
                 let pod = pod_candidate(&p.metadata, Phase::Unknown, None);
-                if pod.keep {
+                if pod.keep != Keep::NONE {
                     pod.job_owners()
-                        .map(|j| (j.uid.clone(), pod.name.to_string()))
+                        .map(|j| (j.uid.clone(), pod.name.to_string(), pod.keep))
                         .collect()
                 } else {
                     vec![]
@@ -145,8 +148,12 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         )
         .await
         .map_err(|e| Error::from_kube("cannot list pods", e))?;
-        for (job_uid, pod) in marked.into_iter().flatten() {
-            kept_pods.entry(job_uid).or_insert(pod);
+        for (job_uid, pod, keep) in marked.into_iter().flatten() {
+            // The pod kept longest speaks for the job.
+            let slot = kept_pods.entry(job_uid).or_insert((pod.clone(), keep));
+            if slot.1.longer(keep) != slot.1 {
+                *slot = (pod, keep);
+            }
         }
     }
 
@@ -287,16 +294,22 @@ where
     }
 }
 
+/// An owner job read by name: its uid, state, and its name and keep if it has one.
+type Fetched = (String, OwnerState, Option<(String, Keep)>);
+
 /// For each job that owns a listed pod (by any reference): finished,
 /// unfinished, or gone; and
-/// those of the fetched owners that are marked keep (uid → name). Jobs
+/// those of the fetched owners that have a keep (uid → name and keep). Jobs
 /// already listed answer for themselves; the others are fetched by name
 /// (they may lack the base label) and compared by uid.
 async fn owner_states(
     client: &Client,
     pods: &[Arc<Candidate>],
     jobs: &[Arc<Candidate>],
-) -> Result<(BTreeMap<String, OwnerState>, BTreeMap<String, String>)> {
+) -> Result<(
+    BTreeMap<String, OwnerState>,
+    BTreeMap<String, (String, Keep)>,
+)> {
     let mut states: BTreeMap<String, OwnerState> = jobs
         .iter()
         .map(|j| {
@@ -318,7 +331,7 @@ async fn owner_states(
         })
         .filter(|(_, _, uid)| !states.contains_key(uid))
         .collect();
-    let fetched: Vec<Result<(String, OwnerState, Option<String>)>> = stream::iter(missing)
+    let fetched: Vec<Result<Fetched>> = stream::iter(missing)
         .map(|(ns, name, uid)| {
             let api: Api<Job> = Api::namespaced(client.clone(), &ns);
             async move {
@@ -333,7 +346,8 @@ async fn owner_states(
                         } else {
                             OwnerState::Unfinished
                         };
-                        (state, c.keep.then(|| c.name.to_string()))
+                        let kept = (c.keep != Keep::NONE).then(|| (c.name.to_string(), c.keep));
+                        (state, kept)
                     }
                     _ => (OwnerState::Gone, None),
                 };
@@ -346,8 +360,8 @@ async fn owner_states(
     let mut kept = BTreeMap::new();
     for r in fetched {
         let (uid, state, keep) = r?;
-        if let Some(name) = keep {
-            kept.insert(uid.clone(), name);
+        if let Some(k) = keep {
+            kept.insert(uid.clone(), k);
         }
         states.insert(uid, state);
     }
