@@ -133,8 +133,8 @@ def _kept_failed(tally: Tally, settings: Any) -> List[str]:
         untils.add(v["until"])
     verb = "would keep" if settings.dry_run else "kept"
     until = f"until {min(untils)}" if len(untils) == 1 else f"until {min(untils)} to {max(untils)}"
-    out = [f"{verb} for debugging: {n} object{'s' if n != 1 else ''} of "
-           f"{len(by_test)} failed test{'s' if len(by_test) != 1 else ''}, {until}"]
+    # By test (or module or class: its shared objects, when one of its tests failed).
+    out = [f"{verb} for debugging: {n} object{'s' if n != 1 else ''}, {until}"]
     for test, objs in by_test.items():
         out.append(f"  {test}: {', '.join(objs)}")
     out.append(f"  delete them now: {tally.delete_kept_command(settings)}")
