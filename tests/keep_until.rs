@@ -5,6 +5,11 @@
 //! and `--stale-runs`), then treats the object as an ordinary leftover. A
 //! time that does not parse keeps the object, with a warning naming it.
 //! Against the local control plane.
+//!
+//! Longer than 500 lines because it is the one file of this guarantee: a
+//! test per path the keep must hold in, sharing the shapes and the guard
+//! helper; a second file would be a second test binary, built and linked
+//! again with tests/support.
 
 mod support;
 
