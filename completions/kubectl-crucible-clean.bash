@@ -23,7 +23,7 @@ _kubectl__crucible__clean() {
 
     case "${cmd}" in
         kubectl__crucible__clean)
-            opts="-n -A -l -y -i -o -v -h -V --namespace --all-namespaces --selector --test-id --eval-id --run-id --test-id-from-env --older-than --age-from --all --level --include-running --strategy --policy --threshold --high-watermark --low-watermark --prefer --capacity --keep-last --keep-succeeded-for --keep-failed-for --watch --interval --guard --parent-pid --lease-duration --stale-runs --metrics-addr --events --no-events --dry-run --yes --max-delete --interactive --save-plan --from-plan --plan-max-age --cascade --grace-period --concurrency --wait --timeout --archive --archive-only --archive-log-bytes --run-hooks-in-dry-run --output --v --kubeconfig --context --request-timeout --help --version"
+            opts="-n -A -l -y -i -o -v -h -V --namespace --all-namespaces --selector --test-id --eval-id --run-id --test-id-from-env --older-than --age-from --all --level --include-running --strategy --policy --threshold --high-watermark --low-watermark --prefer --capacity --keep-last --keep-succeeded-for --keep-failed-for --watch --interval --guard --parent-pid --lease-duration --stale-runs --mark-kept-for --keep-reason --metrics-addr --events --no-events --dry-run --yes --max-delete --interactive --save-plan --from-plan --plan-max-age --cascade --grace-period --concurrency --wait --timeout --archive --archive-only --archive-log-bytes --run-hooks-in-dry-run --output --v --kubeconfig --context --request-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -126,6 +126,14 @@ _kubectl__crucible__clean() {
                     return 0
                     ;;
                 --lease-duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mark-kept-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-reason)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,6 +33,8 @@ complete -c kubectl-crucible-clean -l interval -d 'With --watch: how often every
 complete -c kubectl-crucible-clean -l guard -d 'Guard test run RUN: hold a Lease for it while standard input stays open; when input ends (the parent process died), delete every object of the run (--run-id RUN, all levels, running ones too), then the Lease. A line `release` ends the guard without deleting; other input is ignored. Prints `ready` once the Lease is held' -r
 complete -c kubectl-crucible-clean -l parent-pid -d 'With --guard: PID is the guard\'s parent (the test run); when it is gone, reap the run as the end of input does, even if a child of the run still holds the pipe. Refused when PID is not the parent' -r
 complete -c kubectl-crucible-clean -l lease-duration -d 'How long a --guard Lease lasts without renewal (it is renewed every third of it) [default: 30s]' -r
+complete -c kubectl-crucible-clean -l mark-kept-for -d 'Instead of deleting, mark the objects of --test-id, --eval-id or --run-id (every phase, pods and jobs) kept for DUR: annotation crucible-clean/keep-until=<now + DUR>, which every cleanup honours until then (the pytest plugin\'s keep-failed). 0 ends an earlier keep-until now' -r
+complete -c kubectl-crucible-clean -l keep-reason -d 'With --mark-kept-for: why, as annotation crucible-clean/keep-reason (the pytest plugin: the test\'s node id)' -r
 complete -c kubectl-crucible-clean -l metrics-addr -d 'Serve Prometheus metrics on http://HOST:PORT/metrics, and /healthz and /readyz, while --watch runs' -r
 complete -c kubectl-crucible-clean -l dry-run -d 'Preview only: `client` (default) renders the plan, `server` sends each delete with dryRun=All' -r -f -a "client\t''
 server\t''"

@@ -1,5 +1,9 @@
 //! The command line, defined once: `--help`, the man page and the shell
 //! completions are all generated from these types.
+//!
+//! Longer than 500 lines because every flag is here with its help text, in
+//! the order `--help` shows them; split by heading, the one definition of
+//! the command line would be scattered over files.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -168,6 +172,16 @@ pub struct Cli {
     /// touched, and Leases a guard did not write are ignored
     #[arg(long, help_heading = "Test runs")]
     pub stale_runs: bool,
+
+    /// Instead of deleting, mark the objects of --test-id, --eval-id or --run-id (every phase, pods and jobs)
+    /// kept for DUR: annotation crucible-clean/keep-until=<now + DUR>, which every cleanup honours until then
+    /// (the pytest plugin's keep-failed). 0 ends an earlier keep-until now
+    #[arg(long, value_name = "DUR", value_parser = duration::clap_parse, help_heading = "Test runs")]
+    pub mark_kept_for: Option<Duration>,
+
+    /// With --mark-kept-for: why, as annotation crucible-clean/keep-reason (the pytest plugin: the test's node id)
+    #[arg(long, value_name = "TEXT", help_heading = "Test runs")]
+    pub keep_reason: Option<String>,
     /// Serve Prometheus metrics on http://HOST:PORT/metrics, and /healthz and /readyz, while --watch runs
     #[arg(long, value_name = "HOST:PORT", help_heading = "Watch")]
     pub metrics_addr: Option<String>,

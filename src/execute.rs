@@ -27,6 +27,7 @@ pub(crate) mod events;
 pub(crate) mod lease;
 pub(crate) use delete::Deleter;
 use delete::{not_started, refused};
+pub(crate) mod mark;
 
 /// The error of a delete the breaker did not start.
 pub(crate) const NOT_ATTEMPTED: &str = "not attempted: the API server stopped answering";

@@ -14,7 +14,7 @@ use kube::api::{ListParams, ObjectList};
 use kube::{Api, Client};
 
 use crate::error::{Error, Result};
-use crate::model::{Inventory, Phase, PROTECTED_NAMESPACES};
+use crate::model::{Inventory, Keep, Phase, PROTECTED_NAMESPACES};
 use crate::request::Scope;
 use crate::retry::with_retry;
 
@@ -100,8 +100,12 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
     }
 
     let (owners, kept_jobs, jobs) = assemble::owners(client, needs, &pods, jobs).await?;
-    let mut kept_pods = BTreeMap::new();
-    if needs.jobs && jobs.iter().any(|j| !j.keep && !j.terminating) {
+    let mut kept_pods: BTreeMap<String, (String, Keep)> = BTreeMap::new();
+    if needs.jobs
+        && jobs
+            .iter()
+            .any(|j| !j.keep.holds(taken_at) && !j.terminating)
+    {
         // Deleting a job deletes its pods, whatever their labels or phase: a
         // keep marker on any of them must be seen. Metadata of every pod, read
         // only when some listed job might be deleted.
@@ -113,9 +117,9 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
             &mut marked,
             |p| {
                 let pod = pod_candidate(&p.metadata, Phase::Unknown, None);
-                if pod.keep {
+                if pod.keep != Keep::NONE {
                     pod.job_owners()
-                        .map(|j| (j.uid.clone(), pod.name.to_string()))
+                        .map(|j| (j.uid.clone(), pod.name.to_string(), pod.keep))
                         .collect()
                 } else {
                     vec![]
@@ -124,8 +128,12 @@ pub(crate) async fn take(client: &Client, scope: &Scope, needs: &Needs) -> Resul
         )
         .await
         .map_err(|e| Error::from_kube("cannot list pods", e))?;
-        for (job_uid, pod) in marked.into_iter().flatten() {
-            kept_pods.entry(job_uid).or_insert(pod);
+        for (job_uid, pod, keep) in marked.into_iter().flatten() {
+            // The pod kept longest speaks for the job.
+            let slot = kept_pods.entry(job_uid).or_insert((pod.clone(), keep));
+            if slot.1.longer(keep) != slot.1 {
+                *slot = (pod, keep);
+            }
         }
     }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) mod keep;
 mod run;
-pub(crate) use keep::KEEP_KEY;
+pub(crate) use keep::{Keep, KEEP_KEY, KEEP_REASON_KEY, KEEP_UNTIL_KEY};
 pub(crate) use run::{lease_name, GuardId, RunLease, StaleRun};
 
 pub(crate) const TEST_ID: &str = "test-id";
@@ -179,8 +179,9 @@ pub(crate) struct Candidate {
     pub(crate) finished_at: Option<DateTime<Utc>>,
     /// Labels kept for client-side selector checks (policy rules, priority).
     pub(crate) labels: Labels,
-    /// `crucible-clean/keep=true` as label or annotation.
-    pub(crate) keep: bool,
+    /// What keeps it (`model::keep`): the marker, or `keep-until` and its
+    /// time; whether that still holds is asked with the time of the question.
+    pub(crate) keep: Keep,
     /// `deletionTimestamp` is set.
     pub(crate) terminating: bool,
     /// Boxed: most objects have none, and a record should stay small.
@@ -279,12 +280,13 @@ pub(crate) struct Inventory {
     pub(crate) jobs: Vec<Arc<Candidate>>,
     /// State of every job that owns a listed pod, by job uid.
     pub(crate) owners: BTreeMap<String, OwnerState>,
-    /// Jobs marked keep (listed ones and owners of listed pods): uid → name.
-    /// Their pods are kept too.
-    pub(crate) kept_jobs: BTreeMap<String, String>,
-    /// For each job with a pod marked keep: job uid → that pod's name. Such
-    /// a job is kept, since deleting it would take the pod with it.
-    pub(crate) kept_pods: BTreeMap<String, String>,
+    /// Jobs with a keep (listed ones and owners of listed pods): uid → name
+    /// and keep. While it holds, their pods are kept too.
+    pub(crate) kept_jobs: BTreeMap<String, (String, Keep)>,
+    /// For each job with a pod that has a keep: job uid → the pod that is
+    /// kept longest, and its keep. While it holds the job is kept, since
+    /// deleting it would take the pod with it.
+    pub(crate) kept_pods: BTreeMap<String, (String, Keep)>,
     pub(crate) quotas: Vec<Quota>,
     pub(crate) taken_at: DateTime<Utc>,
 }
@@ -318,7 +320,7 @@ pub(crate) mod fixtures {
                 "app".to_string(),
                 "evaluation".to_string(),
             )])),
-            keep: false,
+            keep: Keep::NONE,
             terminating: false,
             owners: None,
             charges: Box::default(),

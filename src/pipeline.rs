@@ -15,6 +15,7 @@ use crate::{client, execute, inventory, model, plan, quota, report, select};
 
 mod deletes;
 mod holds;
+mod mark;
 mod output;
 mod poll;
 mod runs;
@@ -70,6 +71,9 @@ async fn run_request(req: &Request, saved: Option<&Saved>) -> Result<i32> {
     }
     if let Some(g) = &req.guard {
         return runs::guard(&client, &target, req, g, &stop).await;
+    }
+    if let Some(m) = &req.mark_kept {
+        return mark::mark_kept(&client, &target, req, m, &stop).await;
     }
     if let Some(w) = req.watch {
         return watch::watch(&client, &target, req, w, &stop).await;

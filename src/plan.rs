@@ -172,7 +172,7 @@ mod tests {
         let running_job = job("job-run", Phase::Active, 0);
         let done_job = job("job-done", Phase::Complete, 0);
         let mut kept = pod("kept", Phase::Succeeded, 1);
-        kept.keep = true;
+        kept.keep = crate::model::Keep::MARKED;
         let mut term = pod("term", Phase::Failed, 2);
         term.terminating = true;
         let of_running = owned_by(pod("of-running", Phase::Failed, 3), &running_job);
@@ -233,7 +233,7 @@ mod tests {
         let (held, kept) = (
             pod("held", Phase::Succeeded, 0),
             Candidate {
-                keep: true,
+                keep: crate::model::Keep::MARKED,
                 ..pod("kept", Phase::Succeeded, 1)
             },
         );
@@ -249,7 +249,10 @@ mod tests {
             Some(Protection::Retained("newest of its run".into()))
         );
         // The keep mark is the stronger, older guard and keeps its own reason.
-        assert_eq!(guard(&kept, &inv, &guards), Some(Protection::Kept));
+        assert_eq!(
+            guard(&kept, &inv, &guards),
+            Some(Protection::Kept(crate::model::Keep::MARKED))
+        );
         let p = plan_with(vec![sel(&held)], &inv, &guards);
         assert_eq!(
             (p.items[0].action, p.items[0].reason.as_str()),
@@ -267,8 +270,16 @@ mod tests {
                 (j2.uid.to_string(), OwnerState::Finished),
             ]
             .into(),
-            kept_pods: [(j1.uid.to_string(), "p1".to_string())].into(),
-            kept_jobs: [(j2.uid.to_string(), "j2".to_string())].into(),
+            kept_pods: [(
+                j1.uid.to_string(),
+                ("p1".to_string(), crate::model::Keep::MARKED),
+            )]
+            .into(),
+            kept_jobs: [(
+                j2.uid.to_string(),
+                ("j2".to_string(), crate::model::Keep::MARKED),
+            )]
+            .into(),
             ..Default::default()
         };
         let p = plan(vec![sel(&j1), sel(&of_j2)], &inv, false);

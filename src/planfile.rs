@@ -28,7 +28,9 @@ use crate::cli::Output;
 use crate::client::Endpoint;
 use crate::error::{Error, Result};
 use crate::inventory::Needs;
-use crate::model::{Candidate, Inventory, Kind, Labels, Owner, Owners, Phase, EVAL_ID, TEST_ID};
+use crate::model::{
+    Candidate, Inventory, Keep, Kind, Labels, Owner, Owners, Phase, EVAL_ID, TEST_ID,
+};
 use crate::plan::{Action, Plan, PlanItem};
 use crate::request::plans::FromPlan;
 use crate::request::{Request, Scope};
@@ -274,7 +276,7 @@ fn row_item(row: Row) -> std::result::Result<PlanItem, String> {
                     .filter_map(|(k, v)| Some((k.to_string(), v?)))
                     .collect(),
             ),
-            keep: false,
+            keep: Keep::NONE,
             terminating: false,
             owners: owner,
             charges: Box::default(),

@@ -16,6 +16,7 @@ use crate::plan::{Action, Plan};
 use crate::request::Mode;
 use crate::select::Matched;
 
+pub(crate) mod marked;
 mod namespaces;
 mod quota;
 mod result;

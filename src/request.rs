@@ -12,6 +12,7 @@ use policy::{Params, Policy};
 use predelete::{ArchiveSpec, Hooks};
 
 mod in_cluster;
+pub(crate) mod marking;
 pub(crate) mod plans;
 pub(crate) mod policy;
 pub(crate) mod predelete;
@@ -174,6 +175,9 @@ pub(crate) struct Request {
     pub(crate) events: bool,
     /// `--metrics-addr`: where `--watch` serves /metrics, /healthz, /readyz.
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    /// `--mark-kept-for`: mark the objects of the ids kept instead of
+    /// deleting anything.
+    pub(crate) mark_kept: Option<marking::MarkKept>,
 }
 
 impl Request {
@@ -227,6 +231,7 @@ impl Request {
         }
 
         let guard = runs::check(cli)?;
+        let mark_kept = marking::check(cli)?;
         let criteria = Criteria {
             test_ids,
             eval_ids: cli.eval_id.clone(),
@@ -310,11 +315,15 @@ impl Request {
             strategy,
             // A guarded or stale run goes whole: its jobs, their pods and its
             // bare pods, running or not (`runs::check` refuses --level).
-            level: match (&guard, cli.stale_runs) {
-                (None, false) => cli.level.unwrap_or(Level::Pods),
+            // Marking kept takes every object of the ids, as a guard reaps them.
+            level: match (&guard, cli.stale_runs, &mark_kept) {
+                (None, false, None) => cli.level.unwrap_or(Level::Pods),
                 _ => Level::All,
             },
-            include_running: cli.include_running || guard.is_some() || cli.stale_runs,
+            include_running: cli.include_running
+                || guard.is_some()
+                || cli.stale_runs
+                || mark_kept.is_some(),
             mode,
             // A guard runs unattended by design: nobody is there to ask.
             yes: cli.yes || guard.is_some(),
@@ -348,6 +357,7 @@ impl Request {
             policy,
             events,
             metrics_addr,
+            mark_kept,
         })
     }
 }

@@ -10,6 +10,10 @@
 //! with a manual selector; jobs whose failed attempt preceded success; and
 //! keep markers added while deletes are held in admission (`decoys/runs.rs`).
 //!
+//! Also (issue 21): `crucible-clean/keep-until` annotations on pods, jobs
+//! and jobs' pods: two days ahead (kept, across ownership, as the marker),
+//! two days past (an ordinary object) and times that do not parse (kept).
+//!
 //! Seeded and reproducible: the seed is printed, and `CRUCIBLE_DECOY_SEED=N`
 //! runs the same objects and command lines again (only the random suffixes
 //! of namespace names and the creation times, which the cluster sets, differ;
@@ -37,6 +41,17 @@ const SEED_ENV: &str = "CRUCIBLE_DECOY_SEED";
 /// Finalizer that keeps a deleted object terminating until the end of the test.
 const HOLD: &str = "crucible.test/hold";
 const KEEP: &str = "crucible-clean/keep";
+const KEEP_UNTIL: &str = "crucible-clean/keep-until";
+
+/// A `keep-until` value: two days ahead, two days past, or no time at all.
+fn keep_until(rng: &mut fastrand::Rng) -> String {
+    let two_days = Duration::from_secs(2 * 86_400);
+    match rng.u32(..3) {
+        0 => rfc3339(SystemTime::now() + two_days),
+        1 => rfc3339(SystemTime::now() - two_days),
+        _ => pick(rng, &["soon", "2030-01-01", "", "1893456000"]).to_string(),
+    }
+}
 /// Every object of this run carries `decoy-run=<run>` (except the unlabelled
 /// ones); `-A` command lines always select on it, so they never reach into
 /// another test's namespace.
@@ -171,6 +186,9 @@ fn keep_mark(
         10..=11 => {
             annotations.insert(KEEP.into(), "false".into());
         }
+        12..=19 => {
+            annotations.insert(KEEP_UNTIL.into(), keep_until(rng));
+        }
         _ => {}
     }
 }
@@ -246,6 +264,9 @@ fn random_job(rng: &mut fastrand::Rng, run: &str, ns: usize, eval_id: &str) -> J
         // Both, as a label of the Job and its pod template.
         30..=34 => job.label(KEEP, "true"),
         35..=39 => job.label(KEEP, "false"),
+        // A keep until a time: the Job's or its pod's.
+        40..=46 => job.annotation(KEEP_UNTIL, &keep_until(rng)),
+        47..=53 => job.pod_annotation(KEEP_UNTIL, &keep_until(rng)),
         _ => job,
     };
     let finishes = outcome != Outcome::KeepRunning;
@@ -504,6 +525,10 @@ impl Obj {
     fn kept(&self) -> bool {
         self.labels.get(KEEP).is_some_and(|v| v == "true")
             || self.annotations.get(KEEP).is_some_and(|v| v == "true")
+            // Until a time to come, or for good when it is no time at all.
+            || self.annotations.get(KEEP_UNTIL).is_some_and(|v| {
+                chrono::DateTime::parse_from_rfc3339(v).map_or(true, |t| t > chrono::Utc::now())
+            })
     }
     fn describe(&self) -> String {
         let mut marks = vec![self.phase.clone()];

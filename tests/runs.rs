@@ -612,6 +612,8 @@ async fn a_stale_run_is_cleaned_only_in_its_leases_namespace_and_never_while_liv
         serde_json::Value::Null,
     )
     .await;
+    // The run ids r2 and r9 are this test's alone in this file: it looks at
+    // every namespace, so another test's live Lease of run r9 holds the run.
     // Run r9 died: its Lease is in team-a, expired an hour ago; it has objects
     // in both namespaces (created after its Lease).
     forge_lease(
@@ -756,12 +758,12 @@ async fn a_guard_whose_input_keeps_failing_stops_without_deleting_and_leaves_the
     let ns = TestNamespace::for_current_test().await;
     let cmd = ns
         .plugin()
-        .args(["-n", ns.name(), "-o", "json", "--guard", "r-stdin"])
+        .args(["-n", ns.name(), "-o", "json", "--guard", "r11"])
         .command();
     let dir = std::fs::File::open(std::env::temp_dir()).expect("open a directory");
     let mut g = Guard::spawn_with_stdin(cmd, Stdio::from(dir));
     g.ready();
-    ns.create_job(&EvalJob::running("live-r-stdin").label(RUN, "r-stdin"))
+    ns.create_job(&EvalJob::running("live-r11").label(RUN, "r11"))
         .await;
     let (code, out, err) = g.finish(Duration::from_secs(90));
     assert_eq!(code, Some(1), "{out}\n{err}");
@@ -776,9 +778,9 @@ async fn a_guard_whose_input_keeps_failing_stops_without_deleting_and_leaves_the
         1,
         "the failure is said once: {err}"
     );
-    assert_eq!(ns.job_names().await, ["evaluation-job-live-r-stdin"]);
+    assert_eq!(ns.job_names().await, ["evaluation-job-live-r11"]);
     assert!(
-        lease(&ns, "r-stdin").await.is_some(),
+        lease(&ns, "r11").await.is_some(),
         "the Lease is not released"
     );
 }

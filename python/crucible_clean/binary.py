@@ -69,7 +69,9 @@ class Call:
     """One run of the binary and what came of it."""
 
     phase: str  # sessionstart | test | scope | sessionfinish
-    purpose: str  # per-test | per-scope | tracked | strategy | age | fallback | run-sweep | leftover
+    # per-test | per-scope | tracked | strategy | age | fallback | run-sweep | leftover
+    # | keep-failed | worker-crash
+    purpose: str
     level: str
     argv: List[str]
     nodeid: Optional[str] = None
@@ -103,6 +105,25 @@ class Call:
             "stderr": self.stderr,
             "report": self.report,
         }
+
+    @classmethod
+    def from_json(cls, d: Dict[str, Any]) -> "Call":
+        """The call :meth:`to_json` describes (a pytest-xdist worker's, on the controller)."""
+        return cls(
+            phase=d.get("phase", "?"),
+            purpose=d.get("purpose", "?"),
+            level=d.get("level", "?"),
+            argv=list(d.get("argv") or []),
+            nodeid=d.get("nodeid"),
+            test_id=d.get("testId"),
+            exit_code=d.get("exitCode"),
+            report=d.get("report"),
+            stderr=d.get("stderr") or "",
+            error=d.get("error"),
+            seconds=float(d.get("seconds") or 0.0),
+            notes=list(d.get("notes") or []),
+            skipped=d.get("skipped"),
+        )
 
 
 def _first_error_line(stderr: str) -> str:

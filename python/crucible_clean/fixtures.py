@@ -11,10 +11,13 @@ from typing import Dict, Iterator
 
 import pytest
 
-from . import ids, tracker
+from . import ids, markers, tracker, workers
 from .session import Context, State
 
 STATE = pytest.StashKey[State]()
+# The test's context, from its fixture's setup to the end of its teardown (where the
+# plugin cleans up after it: pytest_runtest_teardown in lifecycle).
+TEST_CONTEXT = pytest.StashKey[Context]()
 
 
 def state_of(config: pytest.Config) -> State:
@@ -26,8 +29,13 @@ def _scope_labels(request: pytest.FixtureRequest) -> Iterator[Dict[str, str]]:
     when the scope ends, what carries them is cleaned as after a test."""
     state = state_of(request.config)
     nodeid = request.node.nodeid
-    ctx = Context(nodeid=nodeid, test_id=ids.test_id(state.run_id, nodeid),
-                  run_id=state.run_id, tracker=tracker.Tracker(state.settings.track_pattern))
+    # Under pytest-xdist each worker sets up its own instance of a module or class
+    # fixture: the id names the worker too, so that one worker's end of the module does
+    # not clean what another worker's instance still uses.
+    named = nodeid if state.role != workers.WORKER else f"{nodeid}@{workers.worker_id(request.config)}"
+    ctx = Context(nodeid=nodeid, test_id=ids.test_id(state.run_id, named),
+                  run_id=state.run_id, tracker=tracker.Tracker(state.settings.track_pattern),
+                  rules=markers.rules(request.node, state.settings))
     yield dict(ctx.labels)
     if state.enabled:
         state.after_scope_labels(ctx)
@@ -62,12 +70,17 @@ def pytest_fixture_setup(fixturedef, request):
 
 @pytest.fixture(autouse=True)
 def _crucible_clean_test(request: pytest.FixtureRequest) -> Iterator[Context]:
-    """Gives the test its id, exports it as TEST_LABEL_ID for the test's duration
-    (restoring the previous value after), and cleans up after it."""
+    """Gives the test its id and its markers' rules, exports the id as TEST_LABEL_ID for
+    the test's duration (restoring the previous value after). The cleanup after the test
+    comes at the end of its teardown."""
     state = state_of(request.config)
     nodeid = request.node.nodeid
     ctx = Context(nodeid=nodeid, test_id=ids.test_id(state.run_id, nodeid),
-                  run_id=state.run_id, tracker=tracker.Tracker(state.settings.track_pattern))
+                  run_id=state.run_id, tracker=tracker.Tracker(state.settings.track_pattern),
+                  rules=markers.rules(request.node, state.settings))
+    request.node.stash[TEST_CONTEXT] = ctx
+    if state.enabled:
+        state.test_started(ctx)
     previous = os.environ.get(ids.ENV_VAR)
     os.environ[ids.ENV_VAR] = ctx.test_id or ""
     tracker.push(ctx.tracker)
@@ -79,8 +92,6 @@ def _crucible_clean_test(request: pytest.FixtureRequest) -> Iterator[Context]:
             os.environ.pop(ids.ENV_VAR, None)
         else:
             os.environ[ids.ENV_VAR] = previous
-        if state.enabled:
-            state.after_test(ctx)
 
 
 @pytest.fixture
@@ -92,7 +103,9 @@ def crucible_test_id(_crucible_clean_test: Context) -> str:
 
 @pytest.fixture
 def crucible_labels(_crucible_clean_test: Context) -> Dict[str, str]:
-    """Labels for the objects this test creates: ``test-id`` and ``crucible-clean/run``."""
+    """Labels for the objects this test creates: ``test-id`` and ``crucible-clean/run``
+    (and, from its ``crucible_clean`` marker, ``crucible-clean/priority`` and
+    ``crucible-clean/level``)."""
     return dict(_crucible_clean_test.labels)
 
 

@@ -1,7 +1,8 @@
 """The plugin's flags, each also an ini option, and their validation.
 
 A flag on the command line wins over the ini option of the same name
-(``--cleanup-level`` / ``cleanup_level``, ``--high-watermark`` / ``high_watermark``…).
+(``--cleanup-level`` / ``cleanup_level``, ``--high-watermark`` / ``high_watermark``…);
+a ``crucible_clean`` marker wins over both for its test (``markers``).
 Booleans and numbers are typed ini options, so pytest 9's native ``[tool.pytest]``
 table takes ``auto_cleanup = true`` and ``high_watermark = 0.7``. Relative paths
 resolve from the configuration file's directory (from the current directory on the
@@ -24,12 +25,16 @@ STRATEGIES = ("label", "age", "pressure", "watermark", "hybrid")
 FALLBACKS = ("none", "time")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w))+$")
 
-# flag, ini name, kind (bool|str|path|float|choice|duration), choices, default, help
+# --cleanup-keep-failed given without a value.
+KEEP_FAILED_DEFAULT = "24h"
+
+# flag, ini name, kind (bool|str|path|float|choice|duration|keep), choices, default, help
 OPTIONS: List[tuple] = [
     ("--auto-cleanup", "auto_cleanup", "bool", None, False,
      "after each test, clean the objects labelled with its test id (see --cleanup-level)"),
     ("--cleanup-level", "cleanup_level", "choice", LEVELS, "pods",
-     "what to clean: none, pods, jobs, or all (jobs with their pods, plus bare pods)"),
+     "what to clean: none, pods, jobs, or all (jobs with their pods, plus bare pods); "
+     "given alone (not none), it turns on the cleanup after each test"),
     ("--cleanup-old", "cleanup_old", "bool", None, False,
      "at session start and end, clean finished evaluation objects older than --cleanup-age"),
     ("--cleanup-age", "cleanup_age", "duration", None, "30m",
@@ -55,7 +60,13 @@ OPTIONS: List[tuple] = [
      "how long the run's Lease outlives a guard that stopped renewing it (default: the binary's)"),
     ("--cleanup-track-pattern", "cleanup_track_pattern", "str", None, DEFAULT_PATTERN,
      "regular expression for the URL paths of POSTs whose eval_id the tracker records"),
+    ("--cleanup-keep-failed", "cleanup_keep_failed", "keep", None, None,
+     f"keep a failed test's objects for DUR (default {KEEP_FAILED_DEFAULT}) instead of "
+     "cleaning them: annotation crucible-clean/keep-until; write --cleanup-keep-failed=DUR"),
 ]
+
+# The flags that turn cleanup on (besides --cleanup-level given alone).
+_MODES = ("auto_cleanup", "cleanup_old", "cleanup_strategy")
 
 
 # pytest 8.4 added the "float" ini type; before it, numbers are strings we parse.
@@ -74,6 +85,11 @@ def addoption(parser: pytest.Parser) -> None:
         if kind == "bool":
             group.addoption(flag, action="store_true", default=None, dest=ini, help=help_)
             parser.addini(ini, help_ + " (ini)", type="bool", default=False)
+        elif kind == "keep":
+            # An optional value: the flag alone means the default duration.
+            group.addoption(flag, action="store", nargs="?", const=KEEP_FAILED_DEFAULT,
+                            default=None, dest=ini, metavar="DUR", help=help_)
+            parser.addini(ini, help_ + " (ini: a duration, true or false)", default=None)
         else:
             group.addoption(flag, action="store", default=None, dest=ini, choices=choices,
                             metavar=ini.upper() if choices is None else None, help=help_ + shown)
@@ -135,16 +151,26 @@ class Settings:
     report: Optional[str]
     lease_duration: Optional[str]
     track_pattern: str
+    # How long a failed test's objects are kept (None: they are cleaned as any test's).
+    keep_failed: Optional[str] = None
+    # --cleanup-level given without --auto-cleanup, --cleanup-old or --cleanup-strategy:
+    # it turned on the per-test cleanup (``auto_cleanup`` is then True as well).
+    level_alone: bool = False
 
     @property
     def enabled(self) -> bool:
         """Cleanup is on: the plugin calls the binary and starts the guard."""
         return self.auto_cleanup or self.cleanup_old or self.strategy is not None
 
+    def per_test_label_for(self, level: str, strategy: Optional[str]) -> bool:
+        """After a test with this level and strategy (the session's, or its marker's),
+        clean the objects labelled with its test id."""
+        return level != "none" and (self.auto_cleanup or strategy in ("label", "hybrid"))
+
     @property
     def per_test_label(self) -> bool:
         """After each test, clean the objects labelled with its test id."""
-        return self.level != "none" and (self.auto_cleanup or self.strategy in ("label", "hybrid"))
+        return self.per_test_label_for(self.level, self.strategy)
 
     def scope_args(self) -> List[str]:
         args = ["-n", self.namespace]
@@ -191,7 +217,27 @@ def _build(values: Dict[str, Any]) -> Settings:
         report=values["cleanup_report"],
         lease_duration=values["cleanup_lease_duration"],
         track_pattern=values["cleanup_track_pattern"],
+        keep_failed=values["cleanup_keep_failed"],
     )
+
+
+def keep_duration(name: str, value: Any) -> Optional[str]:
+    """A keep-failed value (flag, ini option or marker) as a duration, or None for off:
+    true means the default duration, false (or empty) off."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return KEEP_FAILED_DEFAULT
+    text = str(value).strip()
+    if text.lower() in ("", "false", "no", "off", "0"):
+        return None
+    if text.lower() in ("true", "yes", "on", "1"):
+        return KEEP_FAILED_DEFAULT
+    if not _DURATION.match(text):
+        raise pytest.UsageError(
+            f"crucible-clean: {name} must be a duration such as 30m, 24h, 7d (or true/false), "
+            f"not {value!r}; on the command line write --cleanup-keep-failed=DUR")
+    return text
 
 
 def settings(config: pytest.Config) -> Settings:
@@ -200,10 +246,12 @@ def settings(config: pytest.Config) -> Settings:
     if not runs_tests(config):
         return disabled()
     values: Dict[str, Any] = {}
-    given: Dict[str, bool] = {}
+    given: Dict[str, bool] = {}  # on the command line
+    explicit: Dict[str, bool] = {}  # on the command line or in the configuration
     for flag, ini, kind, choices, default, _ in OPTIONS:
         v, on_cli = _raw(config, ini)
         given[ini] = on_cli
+        explicit[ini] = v is not None
         if v is None:
             v = default
         name = flag if on_cli else f"ini option {ini}"
@@ -219,8 +267,16 @@ def settings(config: pytest.Config) -> Settings:
                 f"crucible-clean: {name} must be a duration such as 90s, 30m, 2h, not {v!r}")
         elif kind == "float" and v is not None:
             v = _float(name, v)
+        elif kind == "keep":
+            v = keep_duration(name, v)
         values[ini] = v
+    # --cleanup-level alone (not none) cleans after each test, as the seed's fixture does.
+    alone = (explicit["cleanup_level"] and values["cleanup_level"] != "none"
+             and not any(values[m] for m in _MODES))
     s = _build(values)
+    if alone:
+        s.auto_cleanup = True
+        s.level_alone = True
     try:
         re.compile(s.track_pattern)
     except re.error as e:
@@ -239,8 +295,12 @@ def _refuse_useless(s: Settings, given: Dict[str, bool]) -> None:
 
     if not s.enabled:
         for flag, ini, *_ in OPTIONS:
-            if given[ini] and ini not in ("auto_cleanup", "cleanup_old", "cleanup_strategy"):
-                refuse(flag, "does nothing without --auto-cleanup, --cleanup-old or --cleanup-strategy")
+            if given[ini] and ini not in _MODES:
+                if ini == "cleanup_level":
+                    refuse("--cleanup-level=none", "alone does nothing (any other level "
+                           "turns on the cleanup after each test)")
+                refuse(flag, "does nothing without --auto-cleanup, --cleanup-old, "
+                       "--cleanup-strategy or --cleanup-level")
         return
     if given["cleanup_fallback"] and not s.auto_cleanup:
         refuse("--cleanup-fallback", "needs --auto-cleanup")

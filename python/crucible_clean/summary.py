@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 from collections import Counter, OrderedDict
 from typing import Any, Dict, List, Optional, Tuple
@@ -13,6 +14,7 @@ from .binary import Call
 CLEANED = ("deleted", "gone")
 WOULD = ("wouldDelete", "planned")  # planned: a client-side dry run
 HELD = ("kept", "skipped")
+MARKED = ("marked", "wouldMark")  # a keep-failed call's rows (a KeepReport)
 FAILED = ("failed", "conflict", "cancelled")
 UNFINISHED = ("Pending", "Running", "Unknown", "Active")
 
@@ -25,6 +27,8 @@ PURPOSES = {
     "fallback": "unlabelled objects by age (fallback)",
     "run-sweep": "the run's objects at session end",
     "leftover": "what of the run is left (preview)",
+    "keep-failed": "a failed test's objects, kept",
+    "worker-crash": "a test whose xdist worker died",
 }
 
 
@@ -50,6 +54,8 @@ class Tally:
         gone: set = set()
         self.failed_items: List[str] = []
         self.notes: List[str] = []
+        # keep-failed: (kind, name) -> {"test": node id, "until": time}, in order
+        self.kept_failed: "OrderedDict[Tuple[str, str], Dict[str, str]]" = OrderedDict()
         for c in calls:
             for n in c.notes:
                 if n not in self.notes:
@@ -61,6 +67,15 @@ class Tally:
             for item in c.report.get("items", []) or []:
                 obj = (item.get("kind", "?"), item.get("name", "?"))
                 result = item.get("result")
+                if c.purpose == "keep-failed":
+                    if result in MARKED:
+                        self.kept_failed.setdefault(obj, {
+                            "test": c.nodeid or "?", "until": item.get("keepUntil") or "?"})
+                    elif result in FAILED:
+                        self.failed_items.append(
+                            f"{obj[0].lower()}/{obj[1]} (not marked kept): "
+                            f"{item.get('error') or ''}".rstrip(": "))
+                    continue
                 if c.purpose == "leftover":
                     # A preview of the run's objects, unfinished ones included.
                     if item.get("phase") in UNFINISHED or result in HELD:
@@ -76,7 +91,7 @@ class Tally:
                 elif result in FAILED:
                     self.failed_items.append(
                         f"{obj[0].lower()}/{obj[1]} ({result}): {item.get('error') or ''}".rstrip(": "))
-        self.held = {o: r for o, r in held.items() if o not in gone}
+        self.held = {o: r for o, r in held.items() if o not in gone and o not in self.kept_failed}
         self.failures = [c for c in calls if c.failed]
         self.skipped = [c for c in calls if c.skipped is not None]
 
@@ -88,13 +103,48 @@ class Tally:
             "cleaned": sum(sum(c.values()) for c in self.cleaned.values()),
             "wouldClean": sum(sum(c.values()) for c in self.would.values()),
             "held": len(self.held),
+            "keptFailed": len(self.kept_failed),
             "failedDeletes": len(self.failed_items),
         }
 
+    def delete_kept_command(self, settings: Any) -> Optional[str]:
+        """The one command that deletes now what keep-failed kept."""
+        if not self.kept_failed:
+            return None
+        words = ["kubectl", "delete", "-n", settings.namespace]
+        if settings.context:
+            words += ["--context", settings.context]
+        if settings.kubeconfig:
+            words += ["--kubeconfig", settings.kubeconfig]
+        words.append("--ignore-not-found")
+        words += [f"{kind.lower()}/{name}" for kind, name in self.kept_failed]
+        return " ".join(shlex.quote(w) for w in words)
 
-def lines(tally: Tally, run_id: str, namespace: str, dry_run: bool, guard: Optional[dict],
+
+def _kept_failed(tally: Tally, settings: Any) -> List[str]:
+    """Each object keep-failed kept, by test, and the command that deletes them now."""
+    if not tally.kept_failed:
+        return []
+    n = len(tally.kept_failed)
+    by_test: "OrderedDict[str, List[str]]" = OrderedDict()
+    untils = set()
+    for (kind, name), v in tally.kept_failed.items():
+        by_test.setdefault(v["test"], []).append(f"{kind.lower()}/{name}")
+        untils.add(v["until"])
+    verb = "would keep" if settings.dry_run else "kept"
+    until = f"until {min(untils)}" if len(untils) == 1 else f"until {min(untils)} to {max(untils)}"
+    # By test (or module or class: its shared objects, when one of its tests failed).
+    out = [f"{verb} for debugging: {n} object{'s' if n != 1 else ''}, {until}"]
+    for test, objs in by_test.items():
+        out.append(f"  {test}: {', '.join(objs)}")
+    out.append(f"  delete them now: {tally.delete_kept_command(settings)}")
+    return out
+
+
+def lines(tally: Tally, run_id: str, settings: Any, guard: Optional[dict],
           report_path: Optional[str], report_error: Optional[str], fails_session: bool,
           ignored: List[Tuple[str, str]]) -> List[str]:
+    namespace, dry_run = settings.namespace, settings.dry_run
     out = []
     t = tally.totals()
     ran = t["calls"] - t["skippedCalls"]
@@ -117,6 +167,7 @@ def lines(tally: Tally, run_id: str, namespace: str, dry_run: bool, guard: Optio
         out.append(f"kept: {len(tally.held)} object{'s' if len(tally.held) != 1 else ''}")
         for reason, n in reasons.most_common():
             out.append(f"  {n:>4}  {reason}")
+    out.extend(_kept_failed(tally, settings))
     for n in tally.notes:
         out.append(f"note: {n}")
     if ignored:
@@ -168,6 +219,9 @@ def document(tally: Tally, run_id: str, settings: Any, guard: Optional[dict],
         "guard": guard,
         "totals": tally.totals(),
         "kept": [{"kind": k, "name": n, "reason": r} for (k, n), r in sorted(tally.held.items())],
+        "keptFailed": [{"kind": k, "name": n, "test": v["test"], "keepUntil": v["until"]}
+                       for (k, n), v in tally.kept_failed.items()],
+        "deleteKeptCommand": tally.delete_kept_command(settings),
         "notes": tally.notes,
         "ignoredEvalIds": [{"where": w, "value": v} for w, v in ignored],
         "calls": [c.to_json() for c in tally.calls],

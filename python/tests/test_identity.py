@@ -86,7 +86,11 @@ def test_missing_binary_is_a_clear_usage_error(pytester, monkeypatch):
 def test_flags_that_would_do_nothing_are_refused(pytester):
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
     for args, message in [
-        (["--cleanup-level=all"], "--cleanup-level does nothing without --auto-cleanup"),
+        (["--cleanup-level=none"], "--cleanup-level=none alone does nothing"),
+        (["--cleanup-keep-failed"], "--cleanup-keep-failed does nothing without --auto-cleanup"),
+        (["--auto-cleanup", "--cleanup-keep-failed=soon"], "must be a duration such as 30m"),
+        (["--auto-cleanup", "--cleanup-keep-failed", "test_x.py"],
+         "write --cleanup-keep-failed=DUR"),
         (["--auto-cleanup", "--high-watermark=0.7"], "--high-watermark needs --cleanup-strategy"),
         (["--cleanup-fallback=time"], "--cleanup-fallback does nothing without"),
         (["--cleanup-old", "--cleanup-fallback=time"], "--cleanup-fallback needs --auto-cleanup"),

@@ -31,7 +31,7 @@ use super::{Deletion, Options, Outcome, NOT_ATTEMPTED};
 use crate::cli::Cascade;
 use crate::concurrency::{Answer, Limiter, Permit};
 use crate::inventory::{self, FreshPods, JobPods};
-use crate::model::{Candidate, Kind, OwnerState};
+use crate::model::{Candidate, Keep, Kind, OwnerState};
 use crate::retry::{request_text, with_retry};
 use crate::select::guard::{Protection, Ties};
 use crate::stop::Stop;
@@ -74,19 +74,25 @@ impl Ties for Fresh<'_> {
     fn owner_state(&self, job_uid: &str) -> Option<OwnerState> {
         self.listing.owner_state(job_uid)
     }
-    fn kept_job(&self, job_uid: &str) -> Option<&str> {
+    fn kept_job(&self, job_uid: &str) -> Option<(&str, Keep)> {
         self.listing.kept_job(job_uid)
     }
-    fn kept_pod(&self, job_uid: &str) -> Option<&str> {
+    fn kept_pod(&self, job_uid: &str) -> Option<(&str, Keep)> {
         if job_uid == self.job {
             self.pods
                 .of(job_uid)
                 .iter()
-                .find(|p| p.kept)
-                .map(|p| p.name.as_str())
+                .filter(|p| p.keep != Keep::NONE)
+                .fold(None, |longest: Option<(&str, Keep)>, p| match longest {
+                    Some((_, k)) if k.longer(p.keep) == k => longest,
+                    _ => Some((p.name.as_str(), p.keep)),
+                })
         } else {
             self.listing.kept_pod(job_uid)
         }
+    }
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.listing.now()
     }
 }
 
@@ -410,7 +416,7 @@ mod tests {
     #[test]
     fn a_refusal_keeps_for_a_keep_marker_and_skips_otherwise() {
         let p = pod("p", Phase::Failed, 0);
-        let kept = refused(&p, &Protection::KeptPod("x".into()));
+        let kept = refused(&p, &Protection::KeptPod("x".into(), Keep::MARKED));
         assert_eq!(kept.outcome, Outcome::Kept { failure: false });
         assert_eq!(
             kept.error.as_deref(),

@@ -15,12 +15,12 @@ use super::cache::Snapshot;
 use super::convert::job_candidate;
 use super::Needs;
 use crate::error::{Error, Result};
-use crate::model::{Candidate, Inventory, OwnerState, Quota};
+use crate::model::{Candidate, Inventory, Keep, OwnerState, Quota};
 use crate::request::Scope;
 use crate::retry::with_retry;
 
-/// The owners' states, the jobs marked keep (listed ones and owners of
-/// listed pods: uid → name), and the jobs themselves (none unless the level
+/// The owners' states, the jobs with a keep (listed ones and owners of
+/// listed pods: uid → name and keep), and the jobs themselves (none unless the level
 /// deletes jobs: then they were listed only for their states).
 pub(super) async fn owners(
     client: &Client,
@@ -29,14 +29,14 @@ pub(super) async fn owners(
     mut jobs: Vec<Arc<Candidate>>,
 ) -> Result<(
     BTreeMap<String, OwnerState>,
-    BTreeMap<String, String>,
+    BTreeMap<String, (String, Keep)>,
     Vec<Arc<Candidate>>,
 )> {
     let (owners, mut kept_jobs) = owner_states(client, pods, &jobs).await?;
     kept_jobs.extend(
         jobs.iter()
-            .filter(|j| j.keep)
-            .map(|j| (j.uid.to_string(), j.name.to_string())),
+            .filter(|j| j.keep != Keep::NONE)
+            .map(|j| (j.uid.to_string(), (j.name.to_string(), j.keep))),
     );
     if !needs.jobs {
         jobs.clear();
@@ -94,16 +94,22 @@ pub(crate) async fn from_cache(
     })
 }
 
+/// An owner job read by name: its uid, state, and its name and keep if it has one.
+type Fetched = (String, OwnerState, Option<(String, Keep)>);
+
 /// For each job that owns a listed pod (by any reference): finished,
 /// unfinished, or gone; and
-/// those of the fetched owners that are marked keep (uid → name). Jobs
+/// those of the fetched owners that have a keep (uid → name and keep). Jobs
 /// already listed answer for themselves; the others are fetched by name
 /// (they may lack the base label) and compared by uid.
 async fn owner_states(
     client: &Client,
     pods: &[Arc<Candidate>],
     jobs: &[Arc<Candidate>],
-) -> Result<(BTreeMap<String, OwnerState>, BTreeMap<String, String>)> {
+) -> Result<(
+    BTreeMap<String, OwnerState>,
+    BTreeMap<String, (String, Keep)>,
+)> {
     let mut states: BTreeMap<String, OwnerState> = jobs
         .iter()
         .map(|j| {
@@ -125,7 +131,7 @@ async fn owner_states(
         })
         .filter(|(_, _, uid)| !states.contains_key(uid))
         .collect();
-    let fetched: Vec<Result<(String, OwnerState, Option<String>)>> = stream::iter(missing)
+    let fetched: Vec<Result<Fetched>> = stream::iter(missing)
         .map(|(ns, name, uid)| {
             let api: Api<Job> = Api::namespaced(client.clone(), &ns);
             async move {
@@ -140,7 +146,8 @@ async fn owner_states(
                         } else {
                             OwnerState::Unfinished
                         };
-                        (state, c.keep.then(|| c.name.to_string()))
+                        let kept = (c.keep != Keep::NONE).then(|| (c.name.to_string(), c.keep));
+                        (state, kept)
                     }
                     _ => (OwnerState::Gone, None),
                 };
@@ -153,8 +160,8 @@ async fn owner_states(
     let mut kept = BTreeMap::new();
     for r in fetched {
         let (uid, state, keep) = r?;
-        if let Some(name) = keep {
-            kept.insert(uid.clone(), name);
+        if let Some(k) = keep {
+            kept.insert(uid.clone(), k);
         }
         states.insert(uid, state);
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Candidate, Quota};
+use crate::model::{Candidate, Keep, Quota};
 use crate::quota::Counts;
 
 /// What the watch follows; each is one LIST, then one WATCH.
@@ -52,20 +52,21 @@ impl Resource {
     }
 }
 
-/// A stored pod, for the counts: its namespace and, when it is marked keep
-/// and jobs own it, what it keeps.
+/// A stored pod, for the counts: its namespace and, when it has a keep
+/// (the marker or a keep-until) and jobs own it, what it keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PodMark {
     pub(crate) namespace: Arc<str>,
-    /// Boxed: most pods are not marked keep.
+    /// Boxed: most pods have no keep.
     pub(crate) kept: Option<Box<KeptPod>>,
 }
 
-/// A pod marked keep: its name and the uids of the jobs whose delete would
-/// take it (every Job among its owners, controller or not).
+/// A pod with a keep: its name, its keep, and the uids of the jobs whose
+/// delete would take it (every Job among its owners, controller or not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KeptPod {
     pub(crate) name: Box<str>,
+    pub(crate) keep: Keep,
     pub(crate) jobs: Box<[Box<str>]>,
 }
 
@@ -156,8 +157,9 @@ pub(crate) struct Snapshot {
     pub(crate) jobs: Vec<Arc<Candidate>>,
     /// `count/pods` and `count/jobs.batch` as counted from the watch.
     pub(crate) quotas: Vec<Quota>,
-    /// Job uid → the name of one of its pods marked keep.
-    pub(crate) kept_pods: BTreeMap<String, String>,
+    /// Job uid → the name and keep of its pod kept longest (as `take`
+    /// gives them).
+    pub(crate) kept_pods: BTreeMap<String, (String, Keep)>,
     /// Stored pods by namespace (when every pod is watched).
     pub(crate) stored_pods: Option<BTreeMap<String, u64>>,
     pub(crate) taken_at: DateTime<Utc>,
@@ -261,15 +263,17 @@ impl Cache {
         for q in &mut quotas {
             count_live(q, stored_pods.as_ref(), stored_jobs.as_ref());
         }
-        let mut kept_pods = BTreeMap::new();
+        let mut kept_pods: BTreeMap<String, (String, Keep)> = BTreeMap::new();
         for k in self.pod_marks.values().filter_map(|m| m.kept.as_deref()) {
             for job in &k.jobs {
-                // The first in name order, as a list would give it.
+                // The pod kept longest speaks for the job; of equal keeps,
+                // the first in name order, as a list would give it.
                 let e = kept_pods
                     .entry(job.to_string())
-                    .or_insert_with(|| k.name.to_string());
-                if *k.name < **e {
-                    *e = k.name.to_string();
+                    .or_insert_with(|| (k.name.to_string(), k.keep));
+                let longer = e.1.longer(k.keep);
+                if longer != e.1 || (k.keep == e.1 && *k.name < *e.0) {
+                    *e = (k.name.to_string(), k.keep);
                 }
             }
         }

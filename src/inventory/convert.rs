@@ -3,15 +3,18 @@
 //! ResourceQuota. Pure.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
-use crate::model::{keep, Candidate, Kind, Labels, Owner, Owners, Phase, Quota};
+use crate::model::{
+    keep, Candidate, Keep, Kind, Labels, Owner, Owners, Phase, Quota, KEEP_KEY, KEEP_UNTIL_KEY,
+};
 
 pub(crate) fn phase_name(p: Phase) -> &'static str {
     match p {
@@ -39,9 +42,34 @@ pub(crate) fn time(t: &Time) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-/// The keep rule (`model::keep`) on an object's metadata.
-pub(crate) fn marked_keep(meta: &ObjectMeta) -> bool {
-    keep::kept(meta.labels.as_ref(), meta.annotations.as_ref())
+/// The keep rule (`model::keep`) on an object's metadata. A `keep-until`
+/// that is no time keeps the object, and a warning naming it says so on
+/// stderr (once per object and run, however often it is read).
+pub(crate) fn keep_of(kind: Kind, meta: &ObjectMeta) -> Keep {
+    let k = keep::keep(meta.labels.as_ref(), meta.annotations.as_ref());
+    if k == Keep::MALFORMED {
+        static WARNED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+        let what = format!(
+            "{}/{} in namespace {}",
+            kind.resource(),
+            meta.name.as_deref().unwrap_or_default(),
+            meta.namespace.as_deref().unwrap_or_default()
+        );
+        let value = meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(KEEP_UNTIL_KEY))
+            .map(String::as_str)
+            .unwrap_or_default();
+        if WARNED.lock().map_or(true, |mut w| w.insert(what.clone())) {
+            crate::log::say(&format!(
+                "warning: {what}: annotation {}={value:?} is not an RFC 3339 time; it is kept as if marked {}=true",
+                KEEP_UNTIL_KEY,
+                KEEP_KEY
+            ));
+        }
+    }
+    k
 }
 
 /// The owner references that matter (`model::Owners`): the controller, and
@@ -102,7 +130,7 @@ pub(crate) fn base_candidate(
             .map(time)
             .unwrap_or_default(),
         finished_at,
-        keep: marked_keep(meta),
+        keep: keep_of(kind, meta),
         terminating: meta.deletion_timestamp.is_some(),
         owners: owners(meta),
         labels,

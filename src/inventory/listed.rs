@@ -236,7 +236,12 @@ fn status<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodStatus>, D::Error
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::convert::{marked_keep, pod_finished_at};
+    use crate::inventory::convert::{keep_of, pod_finished_at};
+    use crate::model::{Keep, Kind};
+
+    fn marked_keep(m: &ObjectMeta) -> bool {
+        keep_of(Kind::Pod, m) == Keep::MARKED
+    }
 
     const POD: &str = r#"{
       "metadata": {

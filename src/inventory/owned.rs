@@ -13,7 +13,7 @@ use kube::Client;
 
 use super::convert::pod_candidate;
 use super::{list_meta, list_params};
-use crate::model::Phase;
+use crate::model::{Keep, Phase};
 use crate::request::Scope;
 
 /// A pod that a job owns.
@@ -21,8 +21,8 @@ use crate::request::Scope;
 pub(crate) struct PodRef {
     pub(crate) name: String,
     pub(crate) uid: String,
-    /// The keep rule (`model::keep`) holds for it.
-    pub(crate) kept: bool,
+    /// Its keep (`model::keep`).
+    pub(crate) keep: Keep,
 }
 
 /// The pods of each job of one namespace, by job uid.
@@ -51,7 +51,7 @@ pub(crate) async fn job_pods(client: &Client, namespace: &str) -> Result<JobPods
                     let r = PodRef {
                         name: pod.name.to_string(),
                         uid: pod.uid.to_string(),
-                        kept: pod.keep,
+                        keep: pod.keep,
                     };
                     (job.uid.clone(), r)
                 })

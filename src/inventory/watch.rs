@@ -27,7 +27,7 @@ use super::convert::{full_pod_candidate, job_candidate, pod_candidate, pod_phase
 use super::listed::{ListedMeta, ListedPod};
 use super::{fields, phase_name, Needs, PAGE_SIZE};
 use crate::error::Error;
-use crate::model::Phase;
+use crate::model::{Keep, Phase};
 use crate::request::Scope;
 
 /// What the watch reported.
@@ -179,7 +179,7 @@ impl Watched {
                 let api: Api<ListedMeta> = api(&self.client, &self.scope);
                 feed(r, api, base("", None), |p: ListedMeta| {
                     let pod = pod_candidate(&p.metadata, Phase::Unknown, None);
-                    let jobs: Box<[Box<str>]> = if pod.keep {
+                    let jobs: Box<[Box<str>]> = if pod.keep != Keep::NONE {
                         pod.job_owners().map(|o| o.uid.as_str().into()).collect()
                     } else {
                         Box::default()
@@ -187,6 +187,7 @@ impl Watched {
                     let kept = (!jobs.is_empty()).then(|| {
                         Box::new(KeptPod {
                             name: pod.name.clone(),
+                            keep: pod.keep,
                             jobs,
                         })
                     });

@@ -242,7 +242,7 @@ fn only_the_planned_deletes_that_still_qualify_go() {
     let mut recreated = listed(pod("recreated", Phase::Succeeded, 0), "7");
     recreated.uid = "uid-new".into();
     let mut marked = listed(pod("marked", Phase::Succeeded, 0), "8");
-    marked.keep = true;
+    marked.keep = crate::model::Keep::MARKED;
     marked.labels.insert(KEEP_KEY, "true");
     let inv = Inventory {
         pods: shared(vec![
@@ -339,7 +339,11 @@ fn guards_of_the_moment_still_hold() {
         ]),
         jobs: shared(vec![j.clone()]),
         owners: [(other.uid.to_string(), OwnerState::Unfinished)].into(),
-        kept_pods: [(j.uid.to_string(), "p-of-j".to_string())].into(),
+        kept_pods: [(
+            j.uid.to_string(),
+            ("p-of-j".to_string(), crate::model::Keep::MARKED),
+        )]
+        .into(),
         ..Default::default()
     };
     let s = |x: &str| x.to_string();

@@ -6,7 +6,7 @@ use crate::select::{Criterion, Matched, Selected};
 
 fn sample() -> Plan {
     let mut kept = with_test(pod("kept-pod", Phase::Succeeded, 5), "t1");
-    kept.keep = true;
+    kept.keep = crate::model::Keep::MARKED;
     let cands = [
         with_test(pod("pod-a", Phase::Succeeded, 0), "t1"),
         kept,

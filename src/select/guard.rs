@@ -1,5 +1,5 @@
-//! Guards: what no strategy may override — the keep marker (across
-//! ownership), terminating objects, pods of unfinished jobs, unfinished
+//! Guards: what no strategy may override — the keep marker and a
+//! `keep-until` still to come (across ownership), terminating objects, pods of unfinished jobs, unfinished
 //! objects without `--include-running`, protected namespaces, retention.
 //! Budgeted strategies ask them to count only what may really go; the plan
 //! applies them to every selected object; and at the moment of each delete,
@@ -8,19 +8,20 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{
-    Candidate, Inventory, Kind, OwnerState, StaleRun, KEEP_KEY, PROTECTED_NAMESPACES,
-};
+use chrono::{DateTime, Utc};
+
+use crate::model::{Candidate, Inventory, Keep, Kind, OwnerState, StaleRun, PROTECTED_NAMESPACES};
 use crate::selector::Selector;
 
 /// Why a guard stopped an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Protection {
-    Kept,
-    /// A job one of whose pods is marked keep: the cascade would take it.
-    KeptPod(String),
-    /// A pod whose job is marked keep.
-    KeptJob(String),
+    /// Its own keep (`model::keep`), which holds.
+    Kept(Keep),
+    /// A job one of whose pods is kept: the cascade would take it.
+    KeptPod(String, Keep),
+    /// A pod whose job is kept.
+    KeptJob(String, Keep),
     Terminating,
     OwnerRunning(String),
     NotFinished,
@@ -37,14 +38,14 @@ impl Protection {
     pub(crate) fn is_keep(&self) -> bool {
         matches!(
             self,
-            Protection::Kept | Protection::KeptPod(_) | Protection::KeptJob(_)
+            Protection::Kept(_) | Protection::KeptPod(..) | Protection::KeptJob(..)
         )
     }
     pub(crate) fn reason(&self) -> String {
         match self {
-            Protection::Kept => format!("{KEEP_KEY}=true"),
-            Protection::KeptPod(pod) => format!("its pod {pod} is marked {KEEP_KEY}=true"),
-            Protection::KeptJob(job) => format!("its job {job} is marked {KEEP_KEY}=true"),
+            Protection::Kept(k) => k.describe(),
+            Protection::KeptPod(pod, k) => format!("its pod {pod} is marked {}", k.describe()),
+            Protection::KeptJob(job, k) => format!("its job {job} is marked {}", k.describe()),
             Protection::Terminating => "terminating".into(),
             Protection::OwnerRunning(job) => format!("job {job} has not finished"),
             Protection::NotFinished => "not finished (add --include-running)".into(),
@@ -55,27 +56,33 @@ impl Protection {
 }
 
 /// What the guards need to know of an object's ties to others: the state of
-/// the jobs that own pods, the jobs marked keep, and the kept pods of jobs.
-/// The inventory answers from its listing; the chokepoint answers a job's
-/// kept pods from a fresh read.
+/// the jobs that own pods, the jobs with a keep, and the kept pods of jobs;
+/// and the time a keep is asked about. The inventory answers from its
+/// listing; the chokepoint answers a job's kept pods from a fresh read.
 pub(crate) trait Ties {
     /// The state of job `uid` (None: unknown).
     fn owner_state(&self, job_uid: &str) -> Option<OwnerState>;
-    /// The name of job `uid` if it is marked keep.
-    fn kept_job(&self, job_uid: &str) -> Option<&str>;
-    /// The name of a pod of job `uid` that is marked keep, if any.
-    fn kept_pod(&self, job_uid: &str) -> Option<&str>;
+    /// The name and keep of job `uid` if it has a keep.
+    fn kept_job(&self, job_uid: &str) -> Option<(&str, Keep)>;
+    /// The pod of job `uid` that is kept longest, and its keep, if any.
+    fn kept_pod(&self, job_uid: &str) -> Option<(&str, Keep)>;
+    /// The time keeps are measured at: when the objects were listed (a
+    /// `keep-until` that ran out since still holds: the safe side).
+    fn now(&self) -> DateTime<Utc>;
 }
 
 impl Ties for Inventory {
     fn owner_state(&self, job_uid: &str) -> Option<OwnerState> {
         self.owners.get(job_uid).copied()
     }
-    fn kept_job(&self, job_uid: &str) -> Option<&str> {
-        self.kept_jobs.get(job_uid).map(String::as_str)
+    fn kept_job(&self, job_uid: &str) -> Option<(&str, Keep)> {
+        self.kept_jobs.get(job_uid).map(|(n, k)| (n.as_str(), *k))
     }
-    fn kept_pod(&self, job_uid: &str) -> Option<&str> {
-        self.kept_pods.get(job_uid).map(String::as_str)
+    fn kept_pod(&self, job_uid: &str) -> Option<(&str, Keep)> {
+        self.kept_pods.get(job_uid).map(|(n, k)| (n.as_str(), *k))
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.taken_at
     }
 }
 
@@ -92,19 +99,21 @@ pub(crate) fn protection(
     if c.terminating {
         return Some(Protection::Terminating);
     }
-    if c.keep {
-        return Some(Protection::Kept);
+    let now = inv.now();
+    if c.keep.holds(now) {
+        return Some(Protection::Kept(c.keep));
     }
     match c.kind {
         Kind::Job => {
-            if let Some(pod) = inv.kept_pod(&c.uid) {
-                return Some(Protection::KeptPod(pod.to_string()));
+            if let Some((pod, k)) = inv.kept_pod(&c.uid).filter(|(_, k)| k.holds(now)) {
+                return Some(Protection::KeptPod(pod.to_string(), k));
             }
         }
         Kind::Pod => {
             // Any job the pod goes with, controller or not.
-            if let Some(job) = c.job_owners().find_map(|o| inv.kept_job(&o.uid)) {
-                return Some(Protection::KeptJob(job.to_string()));
+            let kept = |o: &crate::model::Owner| inv.kept_job(&o.uid).filter(|(_, k)| k.holds(now));
+            if let Some((job, k)) = c.job_owners().find_map(kept) {
+                return Some(Protection::KeptJob(job.to_string(), k));
             }
         }
     }
@@ -202,7 +211,7 @@ impl Rules {
 mod tests {
     use super::*;
     use crate::model::fixtures::*;
-    use crate::model::{Owner, Owners, Phase};
+    use crate::model::{Owner, Owners, Phase, KEEP_KEY};
 
     fn rules(selector: &str) -> Rules {
         Rules {
@@ -218,8 +227,11 @@ mod tests {
         let p = pod("p", Phase::Failed, 0);
         assert_eq!(r.refusal(&p, &inv), None);
         let kept = labelled(p.clone(), KEEP_KEY, "true");
-        let kept = Candidate { keep: true, ..kept };
-        assert_eq!(r.refusal(&kept, &inv), Some(Protection::Kept));
+        let kept = Candidate {
+            keep: Keep::MARKED,
+            ..kept
+        };
+        assert_eq!(r.refusal(&kept, &inv), Some(Protection::Kept(Keep::MARKED)));
         let moved = labelled(p.clone(), "app", "other");
         assert_eq!(
             r.refusal(&moved, &inv),
@@ -297,7 +309,7 @@ mod tests {
                 (running.uid.to_string(), OwnerState::Unfinished),
             ]
             .into(),
-            kept_jobs: [(kept_job.uid.to_string(), "kept".to_string())].into(),
+            kept_jobs: [(kept_job.uid.to_string(), ("kept".to_string(), Keep::MARKED))].into(),
             ..Default::default()
         };
         let tied = |controller: Option<Owner>, others: Vec<Owner>| Candidate {
@@ -311,7 +323,7 @@ mod tests {
         let p = tied(None, vec![job_ref(&kept_job)]);
         assert_eq!(
             protection(&p, &inv, false),
-            Some(Protection::KeptJob("kept".into()))
+            Some(Protection::KeptJob("kept".into(), Keep::MARKED))
         );
         // A running job that does not control the pod does not hold it.
         let p = tied(None, vec![job_ref(&running)]);
@@ -331,5 +343,82 @@ mod tests {
         assert_eq!(p.owner_job(), None);
         assert_eq!(p.job_owners().count(), 0);
         assert_eq!(protection(&p, &inv, false), None);
+    }
+
+    #[test]
+    fn keep_until_holds_until_its_time_on_the_object_and_across_the_cascade() {
+        let until = |secs: i64| Keep::until(t(secs));
+        let inv_at = |now: i64, job: &Candidate, pod_keep: Keep, job_keep: Keep| Inventory {
+            owners: [(job.uid.to_string(), OwnerState::Finished)].into(),
+            kept_pods: [(job.uid.to_string(), ("p1".to_string(), pod_keep))].into(),
+            kept_jobs: [(job.uid.to_string(), ("j1".to_string(), job_keep))].into(),
+            taken_at: t(now),
+            ..Default::default()
+        };
+        let j = job("j1", Phase::Complete, 0);
+        let p = Candidate {
+            owners: Some(Box::new(Owners {
+                controller: Some(job_ref(&j)),
+                other_jobs: vec![],
+            })),
+            ..pod("p1", Phase::Succeeded, 0)
+        };
+        // The object's own keep-until: kept before its time, not at or after it.
+        let own = Candidate {
+            keep: until(500),
+            ..pod("own", Phase::Failed, 0)
+        };
+        let none = inv_at(0, &j, Keep::NONE, Keep::NONE);
+        let before = Inventory {
+            taken_at: t(499),
+            ..none.clone()
+        };
+        assert_eq!(
+            protection(&own, &before, false),
+            Some(Protection::Kept(until(500)))
+        );
+        let at = Inventory {
+            taken_at: t(500),
+            ..none.clone()
+        };
+        assert_eq!(protection(&own, &at, false), None);
+        // A malformed keep-until keeps at any time.
+        let bad = Candidate {
+            keep: Keep::MALFORMED,
+            ..own.clone()
+        };
+        let later = Inventory {
+            taken_at: t(1_000_000),
+            ..none.clone()
+        };
+        assert_eq!(
+            protection(&bad, &later, false),
+            Some(Protection::Kept(Keep::MALFORMED))
+        );
+        // A kept pod keeps its job, a kept job its pod, while the keep holds.
+        let kept_pod = inv_at(100, &j, until(200), Keep::NONE);
+        assert_eq!(
+            protection(&j, &kept_pod, false),
+            Some(Protection::KeptPod("p1".into(), until(200)))
+        );
+        assert_eq!(
+            Protection::KeptPod("p1".into(), until(200)).reason(),
+            format!("its pod p1 is marked crucible-clean/keep-until={}", {
+                t(200).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+        );
+        assert_eq!(
+            protection(&j, &inv_at(200, &j, until(200), Keep::NONE), false),
+            None
+        );
+        let kept_job = inv_at(100, &j, Keep::NONE, until(200));
+        assert_eq!(
+            protection(&p, &kept_job, false),
+            Some(Protection::KeptJob("j1".into(), until(200)))
+        );
+        assert_eq!(
+            protection(&p, &inv_at(300, &j, Keep::NONE, until(200)), false),
+            None
+        );
     }
 }

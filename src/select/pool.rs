@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn the_pool_marks_what_may_really_go() {
         let mut kept = pod("kept", Phase::Succeeded, 0);
-        kept.keep = true;
+        kept.keep = crate::model::Keep::MARKED;
         let inv = Inventory {
             pods: shared(vec![
                 kept,

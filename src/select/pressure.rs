@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn not_enough_finished_objects_is_a_shortfall() {
         let mut pods = finished(3);
-        pods[0].keep = true;
+        pods[0].keep = crate::model::Keep::MARKED;
         let inv = Inventory {
             pods: shared(pods),
             quotas: vec![quota("objects", &[("count/pods", 10.0, 10.0)])],

@@ -12,11 +12,16 @@ fn names(v: &[Arc<Candidate>]) -> Vec<String> {
 }
 
 fn mark(ns: &str, kept: Option<(&[&str], &str)>) -> Record {
+    mark_with(ns, kept, Keep::MARKED)
+}
+
+fn mark_with(ns: &str, kept: Option<(&[&str], &str)>, keep: Keep) -> Record {
     Record::PodMark(PodMark {
         namespace: ns.into(),
         kept: kept.map(|(jobs, name)| {
             Box::new(KeptPod {
                 name: name.into(),
+                keep,
                 jobs: jobs.iter().map(|j| Box::<str>::from(*j)).collect(),
             })
         }),
@@ -50,14 +55,14 @@ fn a_relist_keeps_what_it_saw_and_drops_the_rest() {
     assert!(!c.synced());
     c.apply(Resource::Pods, Step::Begin);
     let mut kept = pod("c", Phase::Succeeded, 0);
-    kept.keep = true;
+    kept.keep = Keep::MARKED;
     put_pod(&mut c, kept);
     assert!(!c.synced(), "not before the list is complete");
     c.apply(Resource::Pods, Step::Done);
     assert!(c.synced());
     let snap = c.snapshot(t(5));
     assert_eq!(names(&snap.pods), ["c"]);
-    assert!(snap.pods[0].keep);
+    assert_eq!(snap.pods[0].keep, Keep::MARKED);
     assert_eq!(snap.taken_at, t(5));
     assert_eq!(c.sizes(), [(Resource::Pods, 1), (Resource::Jobs, 0)]);
 }
@@ -148,15 +153,43 @@ fn a_kept_pod_names_each_job_it_belongs_to_whatever_its_labels() {
     assert_eq!(
         snap.kept_pods,
         BTreeMap::from([
-            ("job-1".to_string(), "abe".to_string()),
-            ("job-2".to_string(), "abe".to_string())
+            ("job-1".to_string(), ("abe".to_string(), Keep::MARKED)),
+            ("job-2".to_string(), ("abe".to_string(), Keep::MARKED))
         ])
     );
     c.apply(Resource::PodCounts, Step::Remove("2".into()));
     assert_eq!(
         c.snapshot(t(0)).kept_pods,
-        BTreeMap::from([("job-1".to_string(), "zed".to_string())])
+        BTreeMap::from([("job-1".to_string(), ("zed".to_string(), Keep::MARKED))])
     );
     c.apply(Resource::PodCounts, Step::Remove("1".into()));
     assert!(c.snapshot(t(0)).kept_pods.is_empty());
+}
+
+#[test]
+fn the_pod_kept_longest_speaks_for_its_job() {
+    let mut c = Cache::new(vec![Resource::PodCounts]);
+    let put = |c: &mut Cache, uid: &str, m: Record| {
+        c.apply(Resource::PodCounts, Step::Put(uid.into(), m));
+    };
+    let job: &[&str] = &["job-1"];
+    put(
+        &mut c,
+        "1",
+        mark_with("crucible", Some((job, "a")), Keep::until(t(50))),
+    );
+    put(
+        &mut c,
+        "2",
+        mark_with("crucible", Some((job, "b")), Keep::until(t(100))),
+    );
+    let kept = |c: &Cache| c.snapshot(t(0)).kept_pods["job-1"].clone();
+    assert_eq!(kept(&c), ("b".to_string(), Keep::until(t(100))));
+    // The marker keeps for good: longer than any keep-until.
+    put(
+        &mut c,
+        "3",
+        mark_with("crucible", Some((job, "c")), Keep::MARKED),
+    );
+    assert_eq!(kept(&c), ("c".to_string(), Keep::MARKED));
 }
