@@ -1,7 +1,8 @@
 //! When the plan changes next by the clock alone: the earliest moment after
 //! the inventory was taken at which an object crosses a rule of time (its
 //! `--older-than` age, from creation or finish, or the end of its
-//! retention), each scaled by its priority as selection scales it. `--watch`
+//! retention), each scaled by its priority as selection scales it, or the
+//! end of a `keep-until` (its own, or one its job or pod holds it by). `--watch`
 //! sets its timer there, as the TTL-after-finished controller does. A
 //! moment where nothing ends up changing (an object still held by another
 //! rule) costs one re-plan, never a missed one. Pure.
@@ -20,10 +21,19 @@ pub(crate) fn next_change(req: &Request, inv: &Inventory) -> Option<DateTime<Utc
         .filter(|c| req.base.matches(&c.labels))
         .collect();
     let from = req.criteria.age_from.unwrap_or(AgeFrom::Created);
+    // A keep-until ends by the clock too: on the object itself, or on a
+    // pod that keeps its job (or a job that keeps its pods).
+    let keeps = units
+        .iter()
+        .map(|c| c.keep)
+        .chain(inv.kept_jobs.values().map(|(_, k)| *k))
+        .chain(inv.kept_pods.values().map(|(_, k)| *k))
+        .filter_map(|k| k.until_time());
     groups(req, &units)
         .iter()
         .flat_map(|g| g.members.iter().map(move |c| (g.params, *c)))
         .flat_map(|(params, c)| moments(params, c, from, priority(req, c).map_or(1.0, |p| p.1)))
+        .chain(keeps)
         .filter(|t| *t > inv.taken_at)
         .min()
 }
@@ -140,6 +150,26 @@ mod tests {
             "finished",
         ]);
         assert_eq!(next_change(&r, &i), Some(t(1010)));
+    }
+
+    #[test]
+    fn a_keep_until_ahead_sets_the_timer_at_its_end() {
+        use crate::model::Keep;
+        let mut kept = pod("kept", Phase::Succeeded, 0);
+        kept.keep = Keep::until(t(300));
+        let mut marked = pod("marked", Phase::Succeeded, 0);
+        marked.keep = Keep::MARKED;
+        let mut i = inv(vec![kept, marked], 150);
+        // --all has no rule of time: only the keep-until ends.
+        assert_eq!(next_change(&req(&["--all"]), &i), Some(t(300)));
+        // A pod whose keep-until holds its job.
+        i.kept_pods
+            .insert("job-uid".into(), ("p".into(), Keep::until(t(250))));
+        assert_eq!(next_change(&req(&["--all"]), &i), Some(t(250)));
+        // Past ones set nothing.
+        let mut past = pod("past", Phase::Succeeded, 0);
+        past.keep = Keep::until(t(100));
+        assert_eq!(next_change(&req(&["--all"]), &inv(vec![past], 150)), None);
     }
 
     #[test]
