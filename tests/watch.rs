@@ -3,7 +3,8 @@
 //! what these tests wait for within their deadlines, so what they see was
 //! done by the watch — a finished pod deleted once its age rule holds, a
 //! quota relieved once it crossed its high watermark (and not further), no
-//! second LIST while reconciles come and go, a restarted API server, and a
+//! second LIST while reconciles come and go, a restarted API server, a
+//! keep-until that ends by the clock, and a
 //! decoy set through compressed churn. Deadlines are generous (CI has two
 //! loaded cores) and always polled.
 
@@ -993,5 +994,45 @@ async fn a_kept_pod_keeps_its_finished_job_under_the_watch() {
         "the kept pod's job stays"
     );
     assert!(ns.pod_names().await.contains(&kept_pod));
+    stop(plugin);
+}
+
+/// A keep-until ends by the clock alone: no event says so, and the next
+/// re-list is ten minutes away, so only the watch's timer can delete the
+/// pod soon after that moment (and not before it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_kept_until_a_moment_is_deleted_soon_after_it() {
+    let ns = TestNamespace::for_current_test().await;
+    let until = chrono::Utc::now() + chrono::Duration::seconds(10);
+    let until_text = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // What the annotation says (whole seconds).
+    let until = time_of(&until_text);
+    ns.create_pods([
+        BarePod::succeeded("until")
+            .evaluation("e-until")
+            .annotation("crucible-clean/keep-until", &until_text)
+            .finished_ago(Duration::from_secs(3600)),
+        BarePod::succeeded("kept")
+            .evaluation("e-kept")
+            .label(KEEP, "true")
+            .finished_ago(Duration::from_secs(3600)),
+    ])
+    .await;
+    let (mut plugin, _) = watcher(&ns, &["--older-than", "1m", "--age-from", "finished"]).await;
+    pods_become(&ns, &["kept"], Duration::from_secs(120)).await;
+    let deletes: Vec<AuditEvent> = mutating_requests(ns.name(), &AuditFilter::plugin())
+        .await
+        .into_iter()
+        .filter(|e| e.verb == "delete")
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:#?}");
+    assert_eq!(deletes[0].name(), "until");
+    let at = time_of(&deletes[0].request_received_timestamp);
+    assert!(at >= until, "deleted at {at:?}, kept until {until_text}");
+    eprintln!(
+        "deleted {:.2}s after its keep-until",
+        at.duration_since(until).unwrap_or_default().as_secs_f64()
+    );
+    assert!(!plugin.exited(), "the watch runs on until a signal");
     stop(plugin);
 }
