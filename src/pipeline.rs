@@ -14,6 +14,8 @@ use crate::stop::{self, Stop};
 use crate::{client, execute, inventory, model, plan, quota, report, select};
 
 mod deletes;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod holds;
 mod mark;
 mod output;

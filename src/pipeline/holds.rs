@@ -102,11 +102,10 @@ impl Holds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execute::{Deletion, Outcome};
+    use crate::execute::Outcome;
     use crate::model::fixtures::*;
-    use crate::model::{Candidate, Inventory, Phase};
+    use crate::model::{Candidate, Phase};
     use crate::request::Mode;
-    use crate::select::{Criterion, Matched, Selected};
     use std::sync::Arc;
 
     fn candidate(name: &str, version: &str) -> Candidate {
@@ -116,39 +115,7 @@ mod tests {
     }
 
     fn report(cands: &[Candidate], went: &[(&str, Outcome)]) -> CleanupReport {
-        let selected = cands
-            .iter()
-            .map(|c| Selected {
-                candidate: c,
-                matched_by: Matched::of(Criterion::Age),
-            })
-            .collect();
-        let plan = crate::plan::plan(selected, &Inventory::default(), false);
-        let results: Vec<Deletion> = went
-            .iter()
-            .map(|(n, outcome)| Deletion {
-                uid: format!("uid-{n}"),
-                outcome: *outcome,
-                error: None,
-                code: None,
-            })
-            .collect();
-        crate::report::build(
-            plan,
-            &results,
-            &crate::report::Context {
-                namespace: Some("crucible"),
-                context: "admin",
-                cluster: crate::report::Cluster {
-                    server: "https://127.0.0.1:6443/".into(),
-                    kube_system_uid: None,
-                },
-                mode: Mode::Apply,
-                strategy: "age",
-                selector: "app=evaluation".into(),
-                now: t(3600),
-            },
-        )
+        crate::pipeline::fixtures::report(Mode::Apply, cands, went)
     }
 
     fn snap(cands: &[Candidate]) -> Snapshot {
